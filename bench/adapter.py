@@ -1,0 +1,267 @@
+"""The adapter API: the one thing a contributor learns.
+
+An adapter owns its networks and its optimisation step; the harness owns the loop, the budget, seeding,
+the device, timing, evaluation, files and reports. An adapter never writes a file or computes FID.
+
+    @register_adapter("my_gan")
+    class MyGAN(Adapter):
+        family = "gan"
+
+        @dataclass
+        class Config:
+            width: int = 64
+
+        def __init__(self, config, info, device): ...
+        def parts(self): return {"generator": Part(self.G, "decoder", dim=self.z_dim), ...}
+        def train_step(self, batch, step): ...   # -> {"loss_d": tensor, "loss_g": tensor}
+        def sample(self, n, generator): ...      # -> uint8 N×C×H×W
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from bench.errors import ConfigError
+from bench.registry import Registry
+
+Role = Literal["encoder", "decoder", "sequence"]
+ROLES: tuple[str, ...] = ("encoder", "decoder", "sequence")
+FAMILIES: tuple[str, ...] = ("gan", "vae", "autoregressive", "flow", "diffusion", "other")
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What an adapter may know about its data: shapes, pixel levels and label count."""
+
+    name: str
+    channels: int
+    image_size: int
+    levels: int  # number of distinct pixel values per channel (17 for digits, 256 for 8-bit images)
+    num_classes: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.image_size, self.image_size)
+
+    @property
+    def dims(self) -> int:
+        return self.channels * self.image_size * self.image_size
+
+
+@dataclass
+class Batch:
+    """A training batch on the run's device. `u8` holds the raw pixels; `x` is the same in [-1, 1]."""
+
+    u8: torch.Tensor  # uint8, N×C×H×W, values on the data set's `levels` grid
+    y: torch.Tensor  # int64 labels, -1 where unknown
+    levels: int = 256
+    _x: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def x(self) -> torch.Tensor:
+        if self._x is None:
+            self._x = self.u8.float().div_(127.5).sub_(1.0)
+        return self._x
+
+    def tokens(self) -> torch.Tensor:
+        """Pixels as level indices 0..levels-1 (int64), N×C×H×W."""
+        return to_levels(self.u8, self.levels)
+
+    def __len__(self) -> int:
+        return self.u8.shape[0]
+
+
+def to_levels(u8: torch.Tensor, levels: int) -> torch.Tensor:
+    """uint8 pixels → level index in 0..levels-1 (the inverse of `from_levels`)."""
+    if levels == 256:
+        return u8.long()
+    return torch.round(u8.float() * ((levels - 1) / 255.0)).long()
+
+
+def from_levels(idx: torch.Tensor, levels: int) -> torch.Tensor:
+    """Level index → uint8 pixels on the 0..255 scale."""
+    if levels == 256:
+        return idx.to(torch.uint8)
+    return torch.round(idx.float() * (255.0 / (levels - 1))).clamp_(0, 255).to(torch.uint8)
+
+
+def to_uint8(x: torch.Tensor, levels: int = 256) -> torch.Tensor:
+    """Images in [-1, 1] → uint8, snapped to the data's `levels` grid so samples live where data lives."""
+    unit = ((x.float() + 1.0) / 2.0).clamp_(0.0, 1.0)
+    return from_levels(torch.round(unit * (levels - 1)).long(), levels)
+
+
+@dataclass
+class Part:
+    """A network piece that pretraining can initialise.
+
+    role: `encoder` (image → features, `dim` = feature size), `decoder` (latent → image, `dim` = latent
+    size) or `sequence` (tokens → next-token logits, `dim` = vocabulary size).
+    blocks: the part's blocks in input-to-output order; `freeze: {part: N}` freezes the first N.
+    """
+
+    module: nn.Module
+    role: Role
+    dim: int
+    blocks: list[nn.Module] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"Part role must be one of {ROLES}, got {self.role!r}")
+
+
+class Adapter:
+    """Base class for a model under benchmark. Subclass, set `family` and `Config`, register."""
+
+    key: ClassVar[str] = ""
+    family: ClassVar[str] = "other"
+    Config: ClassVar[type] = dataclass(type("Config", (), {}))
+    # True when log_likelihood is exact; False when it is a bound (reported beside bpd).
+    likelihood_exact: ClassVar[bool] = True
+
+    def __init__(self, config: Any, info: DataInfo, device: torch.device):
+        self.config, self.info, self.device = config, info, torch.device(device)
+
+    # --- what every adapter implements ---------------------------------------------------------
+    def parts(self) -> dict[str, Part]:
+        return {}
+
+    def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} must implement train_step(batch, step) -> dict of losses")
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement sample(n, generator) -> uint8 N×C×H×W")
+
+    def log_likelihood(self, batch: Batch) -> torch.Tensor | None:
+        """Per-example log p(x) in nats over the discrete pixel values, or None if the model has none."""
+        return None
+
+    # --- sensible defaults -----------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, nn.Module)}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, torch.optim.Optimizer)}
+
+    def train(self, mode: bool = True) -> None:
+        for m in self.modules().values():
+            m.train(mode)
+
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f"module.{k}": m.state_dict() for k, m in self.modules().items()}
+        out.update({f"optim.{k}": o.state_dict() for k, o in self.optimizers().items()})
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state[f"module.{k}"])
+        for k, o in self.optimizers().items():
+            o.load_state_dict(state[f"optim.{k}"])
+
+    def num_params(self) -> int:
+        seen: set[int] = set()
+        total = 0
+        for m in self.modules().values():
+            for p in m.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    total += p.numel()
+        return total
+
+
+# --- registry ------------------------------------------------------------------------------------
+def _load_builtin() -> None:
+    importlib.import_module("baselines")
+    for ep in entry_points(group="bench.adapters"):
+        cls = ep.load()
+        if ep.name not in ADAPTERS._items:  # a plugin may have registered itself on import
+            ADAPTERS.add(ep.name, cls)
+            cls.key = cls.key or ep.name
+
+
+ADAPTERS: Registry[type[Adapter]] = Registry("adapter", _load_builtin)
+
+
+def register_adapter(key: str):
+    """Class decorator: `@register_adapter("cnn_gan")`. A duplicate key is an error."""
+
+    def deco(cls: type[Adapter]) -> type[Adapter]:
+        check_adapter_class(cls)
+        cls.key = key
+        return ADAPTERS.add(key, cls)
+
+    return deco
+
+
+def check_adapter_class(cls: type) -> None:
+    """Fail early, with the contract spelled out, when a class cannot be an adapter."""
+    if not (isinstance(cls, type) and issubclass(cls, Adapter)):
+        raise TypeError(f"{cls!r} must subclass bench.Adapter")
+    if not dataclasses.is_dataclass(cls.Config):
+        raise TypeError(f"{cls.__name__}.Config must be a @dataclass (the suite's adapter block is validated against it)")
+    for meth in ("train_step", "sample"):
+        if getattr(cls, meth) is getattr(Adapter, meth):
+            raise TypeError(f"{cls.__name__} must implement {meth}() (see bench.Adapter)")
+    if cls.family not in FAMILIES:
+        raise TypeError(f"{cls.__name__}.family must be one of {FAMILIES}, got {cls.family!r}")
+
+
+def get_adapter(key: str, *, where: str | None = None) -> type[Adapter]:
+    """Look up a registry key, or import `module.path:ClassName` (registering it under that name)."""
+    if ":" not in key:
+        return ADAPTERS.get(key, where=where)
+    mod_name, _, cls_name = key.partition(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as err:
+        raise ConfigError(
+            f"cannot import adapter module '{mod_name}' ({err})",
+            key=where,
+            fix="check the module is on PYTHONPATH or installed",
+        ) from None
+    cls = getattr(mod, cls_name, None)
+    if cls is None:
+        raise ConfigError(f"module '{mod_name}' has no class '{cls_name}'", key=where, fix="check the class name")
+    try:
+        check_adapter_class(cls)
+    except TypeError as err:
+        raise ConfigError(str(err), key=where) from None
+    if key not in ADAPTERS:
+        ADAPTERS.add(key, cls)
+    if not cls.key:
+        cls.key = key
+    return cls
+
+
+def validate_sample(x: Any, n: int, info: DataInfo, name: str) -> torch.Tensor:
+    """Check a sample() result against the contract, with a message that says what is expected."""
+    want = (n, *info.shape)
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or tuple(x.shape) != want:
+        got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"{name}.sample({n}) must return a uint8 tensor of shape {want}, got {got}")
+    return x
+
+
+def validate_log_likelihood(ll: Any, n: int, name: str) -> torch.Tensor | None:
+    if ll is None:
+        return None
+    if not isinstance(ll, torch.Tensor) or tuple(ll.shape) != (n,):
+        got = tuple(ll.shape) if isinstance(ll, torch.Tensor) else type(ll).__name__
+        raise TypeError(f"{name}.log_likelihood(batch) must return a float tensor of shape ({n},) in nats, got {got}")
+    if not torch.isfinite(ll).all():
+        raise ValueError(f"{name}.log_likelihood(batch) returned non-finite values; it must be finite log p(x) in nats")
+    if (ll > 1e-4).any():
+        raise ValueError(f"{name}.log_likelihood(batch) returned log p(x) > 0; discrete likelihoods are <= 0 nats")
+    return ll
+
+
+def bits_per_dim(ll_nats: torch.Tensor, dims: int) -> float:
+    return float(-ll_nats.double().mean() / (dims * math.log(2.0)))

@@ -1,0 +1,75 @@
+"""EvalContext: the shared, lazily computed inputs of every metric for one evaluation."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from bench.adapter import Adapter
+    from bench.data import ImageData
+    from bench.suite import EvalSpec
+
+
+class NotApplicable(Exception):
+    """Raised by a metric that has no meaning here; the message is the reason shown in reports."""
+
+
+class EvalContext:
+    """Everything a metric may read. Samples and features are computed once and shared.
+
+    Samples are drawn with a generator seeded from the run seed, so an evaluation is repeatable, and
+    in chunks of `spec.batch_size` so that the batch size changes speed only, never the numbers.
+    """
+
+    def __init__(self, adapter: Adapter, data: ImageData, spec: EvalSpec, device: torch.device, cache_dir: Path, seed: int, num_samples: int | None = None):
+        self.adapter, self.data, self.spec, self.device = adapter, data, spec, torch.device(device)
+        self.cache_dir = Path(cache_dir)
+        self.seed = seed
+        self.num_samples = num_samples or spec.num_samples
+        self.info: dict[str, Any] = {}  # provenance metrics add (e.g. the domain classifier's accuracy)
+
+    @property
+    def family(self) -> str:
+        return self.adapter.family
+
+    @cached_property
+    def samples(self) -> torch.Tensor:
+        """uint8 N×C×H×W generated images, on the CPU."""
+        from bench.adapter import validate_sample
+
+        gen_device = self.device if self.device.type == "cuda" else torch.device("cpu")
+        gen = torch.Generator(device=gen_device).manual_seed(10_000 + self.seed)
+        out, left = [], self.num_samples
+        self.adapter.train(False)
+        try:
+            with torch.inference_mode():
+                while left > 0:
+                    n = min(left, self.spec.batch_size)
+                    x = validate_sample(self.adapter.sample(n, gen), n, self.data.info, type(self.adapter).__name__)
+                    out.append(x.cpu())
+                    left -= n
+        finally:
+            self.adapter.train(True)
+        return torch.cat(out)
+
+    @cached_property
+    def domain(self):
+        """The harness's domain classifier for this data set (trained once, cached by content hash)."""
+        from bench.metrics.domain import get_domain_classifier
+
+        clf = get_domain_classifier(self.data, self.device, self.cache_dir)
+        self.info["domain_classifier"] = clf.describe()
+        return clf
+
+    @cached_property
+    def real_features(self) -> dict[str, torch.Tensor]:
+        """Domain features and logits of the real test split (cached on disk by content hash)."""
+        return self.domain.real_features(self.data.test_x, self.cache_dir, self.spec.batch_size)
+
+    @cached_property
+    def fake_features(self) -> dict[str, torch.Tensor]:
+        return self.domain.features(self.samples, self.spec.batch_size)

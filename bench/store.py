@@ -1,0 +1,106 @@
+"""Run folders, atomic writes and resume.
+
+Layout (the run folder is the unit of resume and of distribution):
+    <out>/<suite>/suite.yaml                resolved copy
+    <out>/<suite>/<run_id>/result.json      written atomically, last; a valid one means the run is done
+    <out>/<suite>/<run_id>/history.csv
+    <out>/<suite>/<run_id>/samples.png
+    <out>/<suite>/<run_id>/checkpoint.pt    while running (weights_only-loadable), removed when done
+    <out>/<suite>/results.csv, summary.csv
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DONE_STATUSES = ("completed", "diverged", "not_applicable")
+STATUSES = (*DONE_STATUSES, "failed")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers see old or new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    # allow_nan=False keeps files strict JSON; non-finite numbers must be None before this.
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=False) + "\n")
+
+
+def read_json(path: Path) -> dict | None:
+    """A parsed JSON object, or None when missing, truncated or corrupt (never trusted then)."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def read_result(run_dir: Path) -> dict | None:
+    res = read_json(Path(run_dir) / "result.json")
+    if res is None or res.get("status") not in STATUSES or "run_id" not in res:
+        return None
+    return res
+
+
+def is_done(run_dir: Path) -> bool:
+    res = read_result(run_dir)
+    return res is not None and res["status"] in DONE_STATUSES
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    """Load with weights_only=True (no pickled code runs); a corrupt file is ignored and the run redone."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # truncated zip, bad magic, disallowed type: all mean "not trustworthy"
+        return None
+    return state if isinstance(state, dict) and "step" in state else None
+
+
+def list_results(suite_dir: Path) -> list[dict]:
+    """Every readable result.json under a suite folder, in run_id order."""
+    out = []
+    for p in sorted(Path(suite_dir).glob("*/result.json")):
+        res = read_result(p.parent)
+        if res is not None:
+            out.append(res)
+    return out
