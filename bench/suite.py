@@ -25,7 +25,6 @@ class Budget:
     steps: int = 300
     eval_every: int = 0  # 0: evaluate only at the end
     batch_size: int = 64
-    lr_scale: float = 1.0  # multiplies every adapter's learning rates (same protocol across adapters)
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.eval_every < 0:
