@@ -267,9 +267,13 @@ def validate_log_likelihood(ll: Any, n: int, name: str) -> torch.Tensor | None:
 FUSED_OPTIM = {"enabled": True}
 
 
-def adam(params, lr: float, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, device: torch.device | str = "cpu") -> torch.optim.Optimizer:
+def adam(
+    params, lr: float, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, device: torch.device | str = "cpu"
+) -> torch.optim.Optimizer:
     """Adam(W) as every baseline should build it: fused kernels on CUDA (one launch per step, not per tensor)."""
-    params = [p for p in params if p.requires_grad] if not isinstance(params, list) or not params or not isinstance(params[0], dict) else params
+    params = (
+        [p for p in params if p.requires_grad] if not isinstance(params, list) or not params or not isinstance(params[0], dict) else params
+    )
     fused = torch.device(device).type == "cuda" and FUSED_OPTIM["enabled"]
     cls = torch.optim.AdamW if weight_decay else torch.optim.Adam
     return cls(params, lr=lr, betas=betas, weight_decay=weight_decay, **({"fused": True} if fused else {}))

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from bench.data import DatasetSpec
-from bench.errors import BenchError, ConfigError
+from bench.errors import BenchError
 from bench.schema import parse, to_dict
 
 PROTOCOL_VERSION = "1"  # bump whenever evaluation changes; stored in every result, never mixed silently

@@ -38,7 +38,18 @@ def register_metric(name: str, *, higher_is_better: bool, families=None, descrip
     """Decorator for a metric function `fn(ctx) -> float`."""
 
     def deco(fn):
-        METRICS.add(name, Metric(name, higher_is_better, fn, tuple(families) if families else None, description or (fn.__doc__ or "").strip().split("\n")[0], periodic, unit))
+        METRICS.add(
+            name,
+            Metric(
+                name,
+                higher_is_better,
+                fn,
+                tuple(families) if families else None,
+                description or (fn.__doc__ or "").strip().split("\n")[0],
+                periodic,
+                unit,
+            ),
+        )
         return fn
 
     return deco

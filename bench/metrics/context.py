@@ -25,7 +25,16 @@ class EvalContext:
     in chunks of `spec.batch_size` so that the batch size changes speed only, never the numbers.
     """
 
-    def __init__(self, adapter: Adapter, data: ImageData, spec: EvalSpec, device: torch.device, cache_dir: Path, seed: int, num_samples: int | None = None):
+    def __init__(
+        self,
+        adapter: Adapter,
+        data: ImageData,
+        spec: EvalSpec,
+        device: torch.device,
+        cache_dir: Path,
+        seed: int,
+        num_samples: int | None = None,
+    ):
         self.adapter, self.data, self.spec, self.device = adapter, data, spec, torch.device(device)
         self.cache_dir = Path(cache_dir)
         self.seed = seed

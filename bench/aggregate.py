@@ -1,0 +1,104 @@
+"""Aggregation: result.json files → results.csv (one row per run) and summary.csv (per adapter × strategy)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from bench import store
+
+ID_COLS = ["run_id", "adapter", "family", "strategy", "task", "seed", "status", "error"]
+
+
+def results_frame(results: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in results:
+        row = {k: r.get(k) for k in ID_COLS}
+        row["protocol_version"] = (r.get("protocol") or {}).get("version")
+        row["suite_version"] = (r.get("spec") or {}).get("suite_version")
+        row["pretrain_cached"] = (r.get("timings") or {}).get("pretrain_cached")
+        for k, v in (r.get("metrics") or {}).items():
+            row[k] = v
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=None if rows else ID_COLS)
+    return df.sort_values(["adapter", "strategy", "seed"], kind="stable").reset_index(drop=True) if rows else df
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    skip = set(ID_COLS) | {"protocol_version", "suite_version", "pretrain_cached"}
+    return [c for c in df.columns if c not in skip and pd.api.types.is_numeric_dtype(df[c])]
+
+
+def ci95(std: float, n: int) -> float:
+    """Half-width of the 95% t-interval of a mean over n seeds (NaN for n < 2: one seed has no spread)."""
+    if n < 2 or not math.isfinite(std):
+        return math.nan
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1) * std / math.sqrt(n))
+
+
+def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Per adapter × strategy: counts by status, and mean/std/ci95/n over seeds of every metric.
+    Only completed runs enter the statistics; the counts make diverged and failed runs visible."""
+    if df.empty:
+        return pd.DataFrame(columns=["adapter", "strategy", "n_runs"])
+    metrics = metric_columns(df)
+    out = []
+    for (adapter, strategy), g in df.groupby(["adapter", "strategy"], sort=True):
+        row = {
+            "adapter": adapter,
+            "family": g["family"].dropna().iloc[0] if g["family"].notna().any() else None,
+            "strategy": strategy,
+            "n_runs": len(g),
+        }
+        for s in store.STATUSES:
+            row[f"n_{s}"] = int((g["status"] == s).sum())
+        done = g[g["status"] == "completed"]
+        for m in metrics:
+            vals = done[m].dropna().astype(float)
+            n = len(vals)
+            std = float(vals.std(ddof=1)) if n > 1 else math.nan
+            row[f"{m}_mean"] = float(vals.mean()) if n else math.nan
+            row[f"{m}_std"] = std
+            row[f"{m}_ci95"] = ci95(std, n)
+            row[f"{m}_n"] = n
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def write_tables(suite_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = results_frame(store.list_results(suite_dir))
+    summary = summary_frame(df)
+    store.atomic_write_text(Path(suite_dir) / "results.csv", df.to_csv(index=False))
+    store.atomic_write_text(Path(suite_dir) / "summary.csv", summary.to_csv(index=False))
+    return df, summary
+
+
+def fmt(mean: float, ci: float, digits: int = 3) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    m = f"{mean:.{digits}g}" if abs(mean) < 1e4 else f"{mean:.0f}"
+    return m if ci is None or math.isnan(ci) else f"{m} ± {ci:.2g}"
+
+
+def terminal_table(summary: pd.DataFrame, metrics: list[str]) -> str:
+    """A plain-text table for the terminal: one row per adapter × strategy, mean ± 95% CI."""
+    if summary.empty:
+        return "(no results)"
+    cols = [m for m in metrics if f"{m}_mean" in summary.columns]
+    header = ["adapter", "strategy", "runs", *cols]
+    rows = []
+    for _, r in summary.iterrows():
+        status = f"{r['n_completed']}/{r['n_runs']}"
+        extra = [f"{r[f'n_{s}']} {s}" for s in ("diverged", "failed", "not_applicable") if r.get(f"n_{s}", 0)]
+        if extra:
+            status += " (" + ", ".join(extra) + ")"
+        rows.append([str(r["adapter"]), str(r["strategy"]), status, *[fmt(r[f"{m}_mean"], r[f"{m}_ci95"]) for m in cols]])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join([line, sep, *body])

@@ -1,0 +1,123 @@
+"""`bench`: a thin click shell over bench.api. Exit codes: 0 all runs finished, 1 some run raised,
+2 invalid input (one line naming the file, the key and the fix; no traceback)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bench.errors import BenchError
+
+LISTABLE = ("adapters", "strategies", "datasets", "metrics", "suites")
+
+
+def _fail(err: BenchError) -> None:
+    click.echo(f"error: {err}", err=True)
+    sys.exit(2)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BenchError as err:
+            _fail(err)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bench-pretrain", prog_name="bench")
+def main() -> None:
+    """Benchmark pretraining strategies for image generative models."""
+
+
+@main.command()
+@click.argument("suite", type=click.Path(path_type=Path))
+@click.option("--out", default="runs", show_default=True, type=click.Path(path_type=Path), help="Run folders go to OUT/<suite>/.")
+@click.option(
+    "--reports",
+    default="reports",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The report goes to REPORTS/<suite>/index.html.",
+)
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]))
+@click.option("--ray-address", default=None, help="Ray cluster address (with --executor ray); default starts a local one.")
+@click.option("--gpus-per-run", default=None, type=float, help="Ray: GPUs per run; a fraction lets tiny models share a GPU.")
+@click.option("--only", default=None, metavar="GLOB", help="Run only run ids matching GLOB, e.g. 'cnn_gan-*'.")
+@click.option("--force", is_flag=True, help="Rerun runs that are already done.")
+@click.option("--dry-run", is_flag=True, help="List the runs and whether they are done; train nothing.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(
+    suite: Path,
+    out: Path,
+    reports: Path,
+    device: str,
+    executor: str,
+    ray_address: str | None,
+    gpus_per_run: float | None,
+    only: str | None,
+    force: bool,
+    dry_run: bool,
+    quiet: bool,
+) -> None:
+    """Train and evaluate every adapter × strategy × seed of SUITE, then write tables and the report."""
+    from bench.api import run_suite
+
+    opts = {}
+    if executor == "ray":
+        opts = {"address": ray_address, "num_gpus": gpus_per_run}
+    df = run_suite(
+        suite,
+        out=out,
+        reports=reports,
+        device=device,
+        executor=executor,
+        only=only,
+        force=force,
+        dry_run=dry_run,
+        progress=not quiet,
+        echo=click.echo,
+        **opts,
+    )
+    if df.attrs.get("failed"):
+        click.echo(f"{df.attrs['failed']} run(s) failed; see result.json 'error' and 'traceback'.", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("suite", type=click.Path(path_type=Path))
+def validate(suite: Path) -> None:
+    """Check SUITE (schema, adapter configs, metrics, strategies) without running anything."""
+    from bench.suite import expand, load_suite
+
+    s = load_suite(suite)
+    n = len(expand(s))
+    click.echo(f"{suite}: ok — {len(s.adapters)} adapters × {len(s.strategies)} strategies × {len(s.seeds)} seeds = {n} runs")
+
+
+@main.command(name="list")
+@click.argument("what", type=click.Choice(LISTABLE))
+def list_(what: str) -> None:
+    """List registered adapters, strategies (tasks), datasets, metrics, or bundled suites."""
+    from bench import listing
+
+    click.echo(listing.render(what))
+
+
+@main.command()
+@click.argument("runs_dir", type=click.Path(path_type=Path))
+@click.option("--out", default=None, type=click.Path(path_type=Path), help="Report folder (default reports/<suite>).")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["html", "md", "tex", "csv"]), default=("html",), show_default=True)
+def report(runs_dir: Path, out: Path | None, formats: tuple[str, ...]) -> None:
+    """Regenerate tables and the HTML report from RUNS_DIR (runs/<suite>) without training."""
+    from bench.api import render_report
+
+    path = render_report(runs_dir, out, formats=formats)
+    click.echo(f"report: {Path(path).resolve().as_uri()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,332 @@
+"""One run: data → pretraining → training loop (budget, periodic eval, checkpoints) → metrics → result.json.
+
+The harness owns the loop; the adapter only answers `train_step`, `sample` and `log_likelihood`.
+Losses stay on the device and are synced every `runner.log_every` steps, so the loop never waits on the
+host per step. A checkpoint (models, optimisers, RNG states, history) is written atomically at every
+evaluation and every `runner.checkpoint_every` steps; an interrupted run resumes from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import env, store
+from bench.adapter import Adapter, Batch, get_adapter
+from bench.data import ImageData, load_dataset
+from bench.metrics import EvalContext, evaluate
+from bench.pretrain import PretrainOutcome, StrategyNotApplicable, apply_freeze, pretrain
+from bench.schema import parse
+from bench.suite import RunSpec
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    compile_seconds: float = 0.0
+    first_losses: dict[str, float] = field(default_factory=dict)
+    pretrain: dict[str, Any] = field(default_factory=dict)
+
+
+class Diverged(Exception):
+    def __init__(self, step: int, reason: str):
+        super().__init__(reason)
+        self.step, self.reason = step, reason
+
+
+def build_adapter(run: RunSpec, data: ImageData, device: torch.device) -> Adapter:
+    cls = get_adapter(run.adapter, where=f"adapters.{run.adapter}")
+    config = parse(cls.Config, run.adapter_config, f"adapters.{run.adapter}")
+    return cls(config, data.info, device)
+
+
+def _speed_setup(run: RunSpec, adapter: Adapter, device: torch.device) -> None:
+    from bench import adapter as adapter_mod
+
+    adapter_mod.FUSED_OPTIM["enabled"] = run.runner.fused_optim
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = run.runner.tf32
+        torch.backends.cudnn.allow_tf32 = run.runner.tf32
+        if run.runner.channels_last:
+            for m in adapter.modules().values():
+                if any(isinstance(x, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for x in m.modules()):
+                    m.to(memory_format=torch.channels_last)
+
+
+def _autocast(run: RunSpec, device: torch.device):
+    if device.type == "cuda" and run.runner.amp:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Runner:
+    """Executes one RunSpec into `suite_dir/<run_id>/`. Create, then call `run()` → result dict."""
+
+    def __init__(self, run: RunSpec, suite_dir: Path, device: torch.device, cache_dir: Path, progress: bool = True):
+        self.spec, self.device, self.cache_dir, self.progress = run, torch.device(device), Path(cache_dir), progress
+        self.dir = Path(suite_dir) / run.run_id
+        self.ckpt_path = self.dir / "checkpoint.pt"
+        self.memory = env.PeakMemory(self.device)
+
+    # --- the whole run ----------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        run = self.spec
+        self.dir.mkdir(parents=True, exist_ok=True)
+        env.configure_threads(run.runner.threads)
+        env.seed_everything(run.seed)
+        self.memory.reset()
+        data = load_dataset(run.dataset).to(self.device)
+        adapter = build_adapter(run, data, self.device)
+        _speed_setup(run, adapter, self.device)
+        state = LoopState()
+        ckpt = store.load_checkpoint(self.ckpt_path)
+        base = self._base_result(adapter)
+        if ckpt is not None:
+            adapter.load_state_dict(ckpt["adapter"])
+            state = self._restore(ckpt)
+        else:
+            try:
+                outcome = pretrain(adapter, run, self.device, self.cache_dir)
+            except StrategyNotApplicable as why:
+                return self._finish(base, state, status="not_applicable", error=str(why))
+            state.pretrain = _outcome_dict(outcome)
+            env.seed_everything(run.seed + 1)  # training randomness independent of how much pretraining drew
+        try:
+            state.pretrain["frozen"] = len(apply_freeze(adapter, run.strategy_spec.freeze))
+        except StrategyNotApplicable as why:
+            return self._finish(base, state, status="not_applicable", error=str(why))
+        gen = torch.Generator(device=self.device).manual_seed(run.seed)
+        if ckpt is not None and "data_rng" in ckpt:
+            gen.set_state(ckpt["data_rng"])
+        try:
+            final_metrics, na, ctx_info, samples = self._loop(adapter, data, state, gen)
+        except Diverged as d:
+            base["diverged_at"] = d.step
+            return self._finish(base, state, status="diverged", error=d.reason)
+        base.update(metric_info=ctx_info)
+        self._save_samples(samples, data.levels)
+        return self._finish(base, state, status="completed", metrics=final_metrics, na=na)
+
+    # --- training loop ----------------------------------------------------------------------------
+    def _loop(self, adapter: Adapter, data: ImageData, state: LoopState, gen: torch.Generator):
+        run = self.spec
+        steps, bs = run.budget.steps, run.budget.batch_size
+        eval_every, log_every = run.budget.eval_every, max(1, run.runner.log_every)
+        ckpt_every = run.runner.checkpoint_every
+        if run.runner.compile and state.step == 0:
+            self._compile(adapter)
+        if eval_every and state.step == 0 and not state.history:
+            self._periodic_eval(adapter, data, state)
+        pending: list[tuple[int, dict[str, torch.Tensor]]] = []
+        bar = self._bar(steps, state.step)
+        adapter.train(True)
+        n_train = data.train_x.shape[0]
+        t0 = time.perf_counter()
+        while state.step < steps:
+            idx = torch.randint(0, n_train, (bs,), device=self.device, generator=gen)
+            batch = Batch(data.train_x[idx], data.train_y[idx], data.levels)
+            with _autocast(run, self.device):
+                losses = adapter.train_step(batch, state.step)
+            state.step += 1
+            if state.step == 1 and run.runner.compile:
+                _sync(self.device)
+                state.compile_seconds = time.perf_counter() - t0
+            pending.append((state.step, losses))
+            at_eval = bool(eval_every) and state.step % eval_every == 0 and state.step < steps
+            at_ckpt = bool(ckpt_every) and state.step % ckpt_every == 0
+            if state.step == 1 or state.step % log_every == 0 or state.step == steps or at_eval or at_ckpt:
+                _sync(self.device)
+                state.train_seconds += time.perf_counter() - t0
+                self._flush(pending, state, bar)
+                pending = []
+                if at_eval:
+                    self._periodic_eval(adapter, data, state)
+                if at_eval or at_ckpt:
+                    self._checkpoint(adapter, state, gen)
+                t0 = time.perf_counter()
+        if bar is not None:
+            bar.close()
+        return self._final_eval(adapter, data, state)
+
+    def _flush(self, pending: list[tuple[int, dict[str, torch.Tensor]]], state: LoopState, bar) -> None:
+        if not pending:
+            return
+        names = sorted(pending[0][1])
+        # One host transfer for the whole window: a (steps × losses) matrix.
+        mat = torch.stack([torch.stack([torch.as_tensor(ls[n]).detach().float().reshape(()) for n in names]) for _, ls in pending]).cpu()
+        thr = self.spec.runner.diverge_threshold
+        bad = ~torch.isfinite(mat).all(dim=1)
+        if thr is not None:
+            bad |= (mat.abs() > thr).any(dim=1)
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            step = pending[i][0]
+            vals = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, mat[i].tolist(), strict=True))
+            raise Diverged(step, f"non-finite or exploding loss at step {step}: {vals}")
+        if not state.first_losses and pending[0][0] == 1:
+            state.first_losses = dict(zip(names, mat[0].tolist(), strict=True))
+        means = mat.mean(dim=0).tolist()
+        row = {"step": state.step, "train_seconds": round(state.train_seconds, 4), **dict(zip(names, means, strict=True))}
+        state.history.append(row)
+        if bar is not None:
+            bar.update(state.step - bar.n)
+            bar.set_postfix({n: f"{v:.3g}" for n, v in zip(names, means, strict=True)}, refresh=False)
+
+    def _bar(self, total: int, initial: int):
+        if not self.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=initial, desc=self.spec.run_id[:48], unit="step", leave=False, dynamic_ncols=True)
+
+    def _compile(self, adapter: Adapter) -> None:
+        # nn.Module.compile() compiles in place, so state_dict keys (and checkpoints) stay the same.
+        # Compilation is lazy; its cost is paid in step 1, which the loop times as compile_seconds.
+        for m in adapter.modules().values():
+            m.compile()
+
+    # --- evaluation -------------------------------------------------------------------------------
+    def _context(self, adapter: Adapter, data: ImageData) -> EvalContext:
+        return EvalContext(adapter, data, self.spec.eval, self.device, self.cache_dir, self.spec.seed)
+
+    def _periodic_names(self) -> list[str]:
+        from bench.metrics import METRICS
+
+        ev = self.spec.eval
+        names = ev.history_metrics if ev.history_metrics is not None else [m for m in ev.metrics if METRICS.get(m).periodic]
+        return names
+
+    def _periodic_eval(self, adapter: Adapter, data: ImageData, state: LoopState) -> None:
+        t = time.perf_counter()
+        values, _ = evaluate(self._periodic_names(), self._context(adapter, data))
+        _sync(self.device)
+        state.eval_seconds += time.perf_counter() - t
+        state.history.append({"step": state.step, "train_seconds": round(state.train_seconds, 4), **values})
+
+    def _final_eval(self, adapter: Adapter, data: ImageData, state: LoopState):
+        t = time.perf_counter()
+        ctx = self._context(adapter, data)
+        values, na = evaluate(self.spec.eval.metrics, ctx)
+        samples = ctx.samples[:64]
+        _sync(self.device)
+        state.eval_seconds += time.perf_counter() - t
+        state.history.append({"step": state.step, "train_seconds": round(state.train_seconds, 4), **values})
+        values.update(self._cost(adapter, state))
+        return values, na, ctx.info, samples
+
+    def _cost(self, adapter: Adapter, state: LoopState) -> dict[str, float]:
+        b = self.spec.budget
+        pre = float(state.pretrain.get("seconds", 0.0))
+        return {
+            "pretrain_seconds": pre,
+            "train_seconds": state.train_seconds,
+            "eval_seconds": state.eval_seconds,
+            "total_seconds": pre + state.train_seconds,
+            "images_per_second": (b.steps * b.batch_size / state.train_seconds) if state.train_seconds > 0 else math.nan,
+            "peak_memory_mb": self.memory.peak_mb(),
+            "params": float(adapter.num_params()),
+        }
+
+    # --- files ------------------------------------------------------------------------------------
+    def _checkpoint(self, adapter: Adapter, state: LoopState, gen: torch.Generator) -> None:
+        store.save_checkpoint(
+            self.ckpt_path,
+            {
+                "step": state.step,
+                "adapter": adapter.state_dict(),
+                "history": state.history,
+                "loop": {k: v for k, v in vars(state).items() if k not in ("history",)},
+                "rng": env.rng_state(),
+                "data_rng": gen.get_state(),
+            },
+        )
+
+    def _restore(self, ckpt: dict) -> LoopState:
+        state = LoopState(**ckpt["loop"])
+        state.history = ckpt["history"]
+        env.set_rng_state(ckpt["rng"])
+        return state
+
+    def _save_samples(self, samples: torch.Tensor, levels: int) -> None:
+        from bench.images import save_grid
+
+        save_grid(samples, self.dir / "samples.png")
+
+    def _base_result(self, adapter: Adapter) -> dict[str, Any]:
+        from bench.metrics.protocol import describe
+
+        run = self.spec
+        data = load_dataset(run.dataset)
+        return {
+            "run_id": run.run_id,
+            "suite": run.suite,
+            "adapter": run.adapter,
+            "family": adapter.family,
+            "strategy": run.strategy,
+            "task": run.strategy_spec.task,
+            "seed": run.seed,
+            "protocol": describe(run.eval, data),
+            "spec": run.resolved(),
+            "env": {"versions": env.versions(), "device": env.device_name(self.device), "git_commit": env.git_commit()},
+        }
+
+    def _finish(self, base: dict, state: LoopState, *, status: str, error: str | None = None, metrics=None, na=None) -> dict:
+        result = dict(base)
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in (metrics or {}).items()}
+        result.update(
+            status=status,
+            error=error,
+            metrics=clean,
+            not_applicable=na or {},
+            first_losses=state.first_losses,
+            pretrain=state.pretrain,
+            timings={
+                "pretrain": float(state.pretrain.get("seconds", 0.0)),
+                "pretrain_cached": bool(state.pretrain.get("cached", False)),
+                "train": state.train_seconds,
+                "eval": state.eval_seconds,
+                "compile": state.compile_seconds,
+            },
+            steps_done=state.step,
+            finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+        write_history(self.dir / "history.csv", state.history)
+        store.atomic_write_json(self.dir / "result.json", result)  # last: its presence means done
+        self.ckpt_path.unlink(missing_ok=True)
+        return result
+
+
+def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+    import io
+
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols or ["step"])
+    w.writeheader()
+    w.writerows(rows)
+    store.atomic_write_text(path, buf.getvalue())
+
+
+def _outcome_dict(o: PretrainOutcome) -> dict[str, Any]:
+    return {"seconds": o.seconds, "cached": o.cached, "parts": o.parts, **o.info}
+
+
+def run_one(run: RunSpec, suite_dir: Path, device: torch.device, cache_dir: Path, progress: bool = True) -> dict[str, Any]:
+    return Runner(run, suite_dir, device, cache_dir, progress).run()
