@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -122,10 +123,9 @@ class PeakMemory:
     def reset(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        try:  # Linux: writing 5 resets VmHWM, so each run in a long suite gets its own peak
+        # Linux: writing 5 resets VmHWM, so each run in a long suite gets its own peak.
+        with contextlib.suppress(OSError):
             Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            pass
 
     def peak_mb(self) -> float:
         if self.device.type == "cuda":
