@@ -15,6 +15,7 @@ _EXPORTS = {
     "Batch": "bench.adapter",
     "DataInfo": "bench.adapter",
     "register_adapter": "bench.adapter",
+    "adam": "bench.adapter",
     "to_uint8": "bench.adapter",
     "from_levels": "bench.adapter",
     "to_levels": "bench.adapter",
@@ -26,7 +27,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from bench.adapter import Adapter, Batch, DataInfo, Part, from_levels, register_adapter, to_levels, to_uint8  # noqa: F401
+    from bench.adapter import Adapter, Batch, DataInfo, Part, adam, from_levels, register_adapter, to_levels, to_uint8  # noqa: F401
     from bench.api import load_results, render_report, run_suite  # noqa: F401
     from bench.errors import BenchError  # noqa: F401
     from bench.suite import load_suite  # noqa: F401
