@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
-os.environ.setdefault("BENCH_NO_PROGRESS", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
