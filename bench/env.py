@@ -8,6 +8,7 @@ import os
 import platform
 import random
 import subprocess
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -72,6 +73,18 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block without moving the global RNGs. Evaluation runs inside this, so a training trajectory
+    never depends on how often it is evaluated or on whether an eval cache was warm (which differs
+    between a resumed run and an uninterrupted one)."""
+    saved = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(saved)
 
 
 def _pkg(name: str) -> str | None:

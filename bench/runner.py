@@ -35,6 +35,7 @@ class LoopState:
     compile_seconds: float = 0.0
     first_losses: dict[str, float] = field(default_factory=dict)
     pretrain: dict[str, Any] = field(default_factory=dict)
+    resumed_from: list[int] = field(default_factory=list)  # the step of each resume, for provenance
 
 
 class Diverged(Exception):
@@ -86,19 +87,31 @@ class Runner:
     def run(self) -> dict[str, Any]:
         run = self.spec
         self.dir.mkdir(parents=True, exist_ok=True)
+        store.remove_partial_writes(self.dir)  # a run is only ever written by one process at a time
         env.configure_threads(run.runner.threads)
         env.seed_everything(run.seed)
         self.memory.reset()
         data = load_dataset(run.dataset).to(self.device)
         adapter = build_adapter(run, data, self.device)
-        _speed_setup(run, adapter, self.device)
         state = LoopState()
+        gen = torch.Generator(device=self.device).manual_seed(run.seed)  # draws the batch indices
         ckpt = store.load_checkpoint(self.ckpt_path)
-        base = self._base_result(adapter)
         if ckpt is not None:
-            adapter.load_state_dict(ckpt["adapter"])
-            state = self._restore(ckpt)
-        else:
+            try:
+                adapter.load_state_dict(ckpt["adapter"])
+                gen.set_state(ckpt["data_rng"])
+                state = self._restore(ckpt)
+            except Exception:
+                # It unpickled safely but does not fit this run (missing keys, wrong shapes): never
+                # trusted. Start over exactly as a fresh run would, from a fresh seed and adapter.
+                ckpt, state = None, LoopState()
+                gen = torch.Generator(device=self.device).manual_seed(run.seed)
+                self.ckpt_path.unlink(missing_ok=True)
+                env.seed_everything(run.seed)
+                adapter = build_adapter(run, data, self.device)
+        _speed_setup(run, adapter, self.device)
+        base = self._base_result(adapter)
+        if ckpt is None:
             try:
                 outcome = pretrain(adapter, run, self.device, self.cache_dir)
             except StrategyNotApplicable as why:
@@ -109,9 +122,6 @@ class Runner:
             state.pretrain["frozen"] = len(apply_freeze(adapter, run.strategy_spec.freeze))
         except StrategyNotApplicable as why:
             return self._finish(base, state, status="not_applicable", error=str(why))
-        gen = torch.Generator(device=self.device).manual_seed(run.seed)
-        if ckpt is not None and "data_rng" in ckpt:
-            gen.set_state(ckpt["data_rng"])
         try:
             final_metrics, na, ctx_info, samples = self._loop(adapter, data, state, gen)
         except Diverged as d:
@@ -127,7 +137,7 @@ class Runner:
         steps, bs = run.budget.steps, run.budget.batch_size
         eval_every, log_every = run.budget.eval_every, max(1, run.runner.log_every)
         ckpt_every = run.runner.checkpoint_every
-        if run.runner.compile and state.step == 0:
+        if run.runner.compile:  # also after a resume: the restored modules are fresh, uncompiled ones
             self._compile(adapter)
         if eval_every and state.step == 0 and not state.history:
             self._periodic_eval(adapter, data, state)
@@ -212,7 +222,8 @@ class Runner:
 
     def _periodic_eval(self, adapter: Adapter, data: ImageData, state: LoopState) -> None:
         t = time.perf_counter()
-        values, _ = evaluate(self._periodic_names(), self._context(adapter, data))
+        with env.preserved_rng():
+            values, _ = evaluate(self._periodic_names(), self._context(adapter, data))
         _sync(self.device)
         state.eval_seconds += time.perf_counter() - t
         state.history.append({"step": state.step, "train_seconds": round(state.train_seconds, 4), **values})
@@ -220,7 +231,8 @@ class Runner:
     def _final_eval(self, adapter: Adapter, data: ImageData, state: LoopState):
         t = time.perf_counter()
         ctx = self._context(adapter, data)
-        values, na = evaluate(self.spec.eval.metrics, ctx)
+        with env.preserved_rng():
+            values, na = evaluate(self.spec.eval.metrics, ctx)
         samples = ctx.samples[:64]
         _sync(self.device)
         state.eval_seconds += time.perf_counter() - t
@@ -258,6 +270,9 @@ class Runner:
     def _restore(self, ckpt: dict) -> LoopState:
         state = LoopState(**ckpt["loop"])
         state.history = ckpt["history"]
+        if state.step != ckpt["step"]:
+            raise ValueError("checkpoint step does not match its loop state")
+        state.resumed_from.append(state.step)
         env.set_rng_state(ckpt["rng"])
         return state
 
@@ -302,6 +317,7 @@ class Runner:
                 "compile": state.compile_seconds,
             },
             steps_done=state.step,
+            resumed_from=state.resumed_from,
             finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
         write_history(self.dir / "history.csv", state.history)

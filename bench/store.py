@@ -67,8 +67,14 @@ def read_json(path: Path) -> dict | None:
 
 
 def read_result(run_dir: Path) -> dict | None:
-    res = read_json(Path(run_dir) / "result.json")
-    if res is None or res.get("status") not in STATUSES or "run_id" not in res:
+    """A run's result, or None when it is missing or not trustworthy: unparsable, another run's
+    (run_id is the folder name), an unknown status, or metrics that are not a name → number mapping."""
+    run_dir = Path(run_dir)
+    res = read_json(run_dir / "result.json")
+    if res is None or res.get("status") not in STATUSES or res.get("run_id") != run_dir.name:
+        return None
+    metrics = res.get("metrics")
+    if not isinstance(metrics, dict) or not all(v is None or isinstance(v, int | float) for v in metrics.values()):
         return None
     return res
 
@@ -84,8 +90,12 @@ def save_checkpoint(path: Path, state: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+CHECKPOINT_KEYS = ("step", "adapter", "history", "loop", "rng", "data_rng")
+
+
 def load_checkpoint(path: Path) -> dict | None:
-    """Load with weights_only=True (no pickled code runs); a corrupt file is ignored and the run redone."""
+    """Load with weights_only=True (no pickled code runs); a corrupt, foreign or incomplete file is
+    ignored (the run is redone from the start) rather than trusted."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -93,7 +103,15 @@ def load_checkpoint(path: Path) -> dict | None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # truncated zip, bad magic, disallowed type: all mean "not trustworthy"
         return None
-    return state if isinstance(state, dict) and "step" in state else None
+    if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS) or not isinstance(state["step"], int):
+        return None
+    return state
+
+
+def remove_partial_writes(run_dir: Path) -> None:
+    """Delete temp files a killed writer left behind (`.<name>.*.tmp`); the real files are untouched."""
+    for tmp in Path(run_dir).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def list_results(suite_dir: Path) -> list[dict]:
