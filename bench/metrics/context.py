@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from bench.suite import EvalSpec
 
 
+# Samples are drawn in chunks of this fixed size: a sampler's random stream depends on how many images each
+# call asks for, so tying chunks to `spec.batch_size` would let the batch size change the numbers.
+SAMPLE_CHUNK = 250
+
+
 class NotApplicable(Exception):
     """Raised by a metric that has no meaning here; the message is the reason shown in reports."""
 
@@ -22,7 +27,8 @@ class EvalContext:
     """Everything a metric may read. Samples and features are computed once and shared.
 
     Samples are drawn with a generator seeded from the run seed, so an evaluation is repeatable, and
-    in chunks of `spec.batch_size` so that the batch size changes speed only, never the numbers.
+    in chunks of the fixed SAMPLE_CHUNK, and features in chunks of `spec.batch_size`, so that the batch size
+    changes speed only, never the numbers.
     """
 
     def __init__(
@@ -40,6 +46,7 @@ class EvalContext:
         self.seed = seed
         self.num_samples = num_samples or spec.num_samples
         self.info: dict[str, Any] = {}  # provenance metrics add (e.g. the domain classifier's accuracy)
+        self.cache: dict[str, Any] = {}  # intermediate results metrics share (e.g. precision and recall together)
 
     @property
     def family(self) -> str:
@@ -57,7 +64,7 @@ class EvalContext:
         try:
             with torch.inference_mode():
                 while left > 0:
-                    n = min(left, self.spec.batch_size)
+                    n = min(left, SAMPLE_CHUNK)
                     x = validate_sample(self.adapter.sample(n, gen), n, self.data.info, type(self.adapter).__name__)
                     out.append(x.cpu())
                     left -= n

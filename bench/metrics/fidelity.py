@@ -1,0 +1,115 @@
+"""Sample-fidelity metrics in the domain classifier's feature space (`*_domain`).
+
+fid, kid, precision and recall are torch-fidelity's own functions applied to the features of the registered
+domain extractor (input1 = generated, input2 = the real test split, as in `calculate_metrics`), so a number
+here equals `torch_fidelity.calculate_metrics(input1=..., input2=..., feature_extractor="bench-domain-<hash8>")`
+on the same images. Density and coverage (Naeem et al. 2020, https://arxiv.org/abs/2002.09797, k = 5) are
+not in torch-fidelity and are computed here on the same features.
+
+KID uses subsets of min(eval.kid_subset_size, generated, real) images (KID needs equal-sized subsets, and a
+small test split would otherwise make it undefined), KID_SUBSETS of them, drawn with the fixed KID_SEED.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metric
+from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
+
+from bench.metrics import register_metric
+from bench.metrics.context import EvalContext, NotApplicable
+
+KID_SUBSETS = 100
+KID_SEED = 2020  # torch-fidelity's default rng_seed: fixed by the protocol, not by the run seed
+PRC_NEIGHBORHOOD = 3  # torch-fidelity's default (Kynkäänniemi et al. 2019)
+DC_NEIGHBORHOOD = 5  # density/coverage k (Naeem et al. 2020)
+
+
+def kid_subset_size(requested: int, n_fake: int, n_real: int) -> int:
+    return min(requested, n_fake, n_real)
+
+
+def _pair(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """(generated, real) domain features; input1 and input2 in torch-fidelity's terms."""
+    return ctx.fake_features["features"], ctx.real_features["features"]
+
+
+def _once(ctx: EvalContext, key: str, fn: Any) -> Any:
+    if key not in ctx.cache:
+        ctx.cache[key] = fn()
+    return ctx.cache[key]
+
+
+def fid_from_features(fake: torch.Tensor, real: torch.Tensor) -> float:
+    stats_fake, stats_real = fid_features_to_statistics(fake), fid_features_to_statistics(real)
+    return float(fid_statistics_to_metric(stats_fake, stats_real, False)[KEY_METRIC_FID])
+
+
+def kid_from_features(fake: torch.Tensor, real: torch.Tensor, subset_size: int) -> float:
+    m = kid_subset_size(subset_size, len(fake), len(real))
+    out = kid_features_to_metric(fake, real, kid_subsets=KID_SUBSETS, kid_subset_size=m, rng_seed=KID_SEED, verbose=False)
+    return float(out[KEY_METRIC_KID_MEAN])
+
+
+def prc_from_features(fake: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    out = prc_features_to_metric(fake, real, prc_neighborhood=PRC_NEIGHBORHOOD, save_cpu_ram=len(fake) * len(real) > 10**8, verbose=False)
+    return {"precision": float(out[KEY_METRIC_PRECISION]), "recall": float(out[KEY_METRIC_RECALL])}
+
+
+def _kth_radii(real: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
+    """Distance of each real point to its k-th nearest other real point (the row's 0 to itself is skipped)."""
+    return torch.cat([torch.cdist(r, real).kthvalue(k + 1, dim=1).values for r in real.split(chunk)])
+
+
+def density_coverage(fake: torch.Tensor, real: torch.Tensor, k: int = DC_NEIGHBORHOOD, chunk: int = 2048) -> dict[str, float]:
+    """Naeem et al. 2020 (as in their `prdc` code, strict `<`):
+    density = 1/(kM) Σ_j Σ_i 1[fake_j inside ball(real_i, r_k(real_i))];
+    coverage = 1/N Σ_i 1[some fake inside ball(real_i, r_k(real_i))]."""
+    real, fake = real.double(), fake.double()  # float64: ties at the radius are decided the same way every time
+    radii = _kth_radii(real, k, chunk)
+    hits = 0.0
+    covered = torch.zeros(len(real), dtype=torch.bool)
+    for f in fake.split(chunk):
+        inside = torch.cdist(real, f) < radii[:, None]  # N × chunk
+        hits += float(inside.sum())
+        covered |= inside.any(dim=1)
+    return {"density": hits / (k * len(fake)), "coverage": float(covered.double().mean())}
+
+
+@register_metric("fid_domain", higher_is_better=False, description="Fréchet distance in the domain classifier's feature space")
+def fid_domain(ctx: EvalContext) -> float:
+    return fid_from_features(*_pair(ctx))
+
+
+@register_metric("kid_domain", higher_is_better=False, description="kernel (MMD²) distance in the domain classifier's feature space")
+def kid_domain(ctx: EvalContext) -> float:
+    fake, real = _pair(ctx)
+    if min(len(fake), len(real)) < 2:
+        raise NotApplicable("KID needs at least 2 generated and 2 real images")
+    ctx.info["kid_subset_size"] = kid_subset_size(ctx.spec.kid_subset_size, len(fake), len(real))
+    return kid_from_features(fake, real, ctx.spec.kid_subset_size)
+
+
+@register_metric("precision_domain", higher_is_better=True, description="share of generated samples on the real manifold (k=3)")
+def precision_domain(ctx: EvalContext) -> float:
+    return _once(ctx, "prc_domain", lambda: prc_from_features(*_pair(ctx)))["precision"]
+
+
+@register_metric("recall_domain", higher_is_better=True, description="share of real samples on the generated manifold (k=3)")
+def recall_domain(ctx: EvalContext) -> float:
+    return _once(ctx, "prc_domain", lambda: prc_from_features(*_pair(ctx)))["recall"]
+
+
+@register_metric("density_domain", higher_is_better=True, description="density (Naeem et al. 2020, k=5); about 1 for real data")
+def density_domain(ctx: EvalContext) -> float:
+    return _once(ctx, "dc_domain", lambda: density_coverage(*_pair(ctx)))["density"]
+
+
+@register_metric(
+    "coverage_domain", higher_is_better=True, description="coverage (Naeem et al. 2020, k=5): share of real neighbourhoods hit"
+)
+def coverage_domain(ctx: EvalContext) -> float:
+    return _once(ctx, "dc_domain", lambda: density_coverage(*_pair(ctx)))["coverage"]

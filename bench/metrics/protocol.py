@@ -1,0 +1,60 @@
+"""The evaluation protocol, as data: written into every result so numbers from different protocols are never
+silently compared. See DESIGN.md, "Evaluation protocol"."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.metrics.context import SAMPLE_CHUNK
+from bench.metrics.domain import ARCH_VERSION, TrainConfig, cached_description, classifier_hash, is_stacked, working_size
+from bench.metrics.fidelity import DC_NEIGHBORHOOD, KID_SEED, KID_SUBSETS, PRC_NEIGHBORHOOD, kid_subset_size
+from bench.metrics.likelihood import BPD_CONVENTION
+from bench.metrics.modes import MODES_DEFINITION
+
+if TYPE_CHECKING:
+    from bench.data import ImageData
+    from bench.suite import EvalSpec
+
+
+def _domain_resize(size: int) -> str:
+    work = working_size(size)
+    if work == size:
+        return f"no resizing ({size} px)"
+    return f"{'bilinear up' if work > size else 'area down'} from {size} to {work} px"
+
+
+def describe(spec: EvalSpec, data: ImageData, cache_dir: Path | None = None) -> dict[str, Any]:
+    """The protocol a result was measured under. With `cache_dir`, the domain classifier's test accuracy is
+    included when it has been trained already (describing never trains one)."""
+    from bench.suite import PROTOCOL_VERSION
+
+    n_real = len(data.test_x)
+    size = int(data.train_x.shape[-1])
+    extractor: dict[str, Any] = {
+        "name": "domain classifier",
+        "arch": ARCH_VERSION + ("/stacked-per-channel" if is_stacked(data) else ""),
+        "hash": classifier_hash(data),
+        "train_config": asdict(TrainConfig()),
+        "trained_on": "training split",
+    }
+    known = cached_description(data, cache_dir) if cache_dir is not None else None
+    if known:
+        extractor.update({k: known[k] for k in ("accuracy", "digit_accuracy", "feature_dim", "weights_sha256") if k in known})
+    return {
+        "protocol_version": PROTOCOL_VERSION,
+        "reference": {"split": "test", "size": n_real},
+        "num_samples": spec.num_samples,
+        "sample_chunk": SAMPLE_CHUNK,
+        "extractor": extractor,
+        "resizing": (
+            f"domain metrics: pixels to [-1, 1], {_domain_resize(size)}; "
+            "fid/kid/isc/precision/recall: torch-fidelity TF1 bilinear to 299 px (Inception) / 224 px (VGG16), grey repeated to RGB"
+        ),
+        "kid": {"subset_size": kid_subset_size(spec.kid_subset_size, spec.num_samples, n_real), "subsets": KID_SUBSETS, "seed": KID_SEED},
+        "precision_recall_k": PRC_NEIGHBORHOOD,
+        "density_coverage_k": DC_NEIGHBORHOOD,
+        "bpd": BPD_CONVENTION,
+        "modes": MODES_DEFINITION,
+    }
