@@ -16,7 +16,7 @@ def results_frame(results: list[dict]) -> pd.DataFrame:
     rows = []
     for r in results:
         row = {k: r.get(k) for k in ID_COLS}
-        row["protocol_version"] = (r.get("protocol") or {}).get("version")
+        row["protocol_version"] = (r.get("protocol") or {}).get("protocol_version")
         row["suite_version"] = (r.get("spec") or {}).get("suite_version")
         row["pretrain_cached"] = (r.get("timings") or {}).get("pretrain_cached")
         for k, v in (r.get("metrics") or {}).items():

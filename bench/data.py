@@ -57,6 +57,16 @@ class ImageData:
     levels: int
     num_classes: int
     meta: dict = field(default_factory=dict)
+    # The training split before `limit`: the domain classifier (the evaluator) learns from all of it, so a
+    # few-shot suite is judged by the same yardstick as a full-data one.
+    full_train: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def reference(self) -> ImageData:
+        """This data set with its full (pre-`limit`) training split: what evaluators are trained on."""
+        if self.full_train is None:
+            return self
+        x, y = self.full_train
+        return ImageData(self.name, x, y, self.test_x, self.test_y, self.levels, self.num_classes, self.meta)
 
     @property
     def info(self) -> DataInfo:
@@ -65,7 +75,8 @@ class ImageData:
 
     def to(self, device: torch.device | str) -> ImageData:
         mv = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y")}
-        return ImageData(self.name, **mv, levels=self.levels, num_classes=self.num_classes, meta=self.meta)
+        full = None if self.full_train is None else tuple(t.to(device) for t in self.full_train)
+        return ImageData(self.name, **mv, levels=self.levels, num_classes=self.num_classes, meta=self.meta, full_train=full)
 
     def fingerprint(self) -> str:
         """Content hash of the pixels and labels: caches key on this, never on a name."""
@@ -224,11 +235,13 @@ def load_dataset(spec: DatasetSpec, where: str = "dataset") -> ImageData:
         keep = torch.tensor(spec.classes)
         mtr, mte = torch.isin(ytr, keep), torch.isin(yte, keep)
         xtr, ytr, xte, yte = xtr[mtr], ytr[mtr], xte[mte], yte[mte]
-    if spec.limit is not None:
+    full_train = None
+    if spec.limit is not None and spec.limit < len(xtr):
+        full_train = (xtr.contiguous(), ytr)
         xtr, ytr = xtr[: spec.limit], ytr[: spec.limit]
     if len(xtr) == 0:
         raise ConfigError("no training images left after classes/limit", key=where, fix="widen classes or raise limit")
     meta = {"train_size": len(xtr), "test_size": len(xte), "levels": levels}
-    data = ImageData(spec.name, xtr.contiguous(), ytr, xte.contiguous(), yte, levels, num_classes, meta)
+    data = ImageData(spec.name, xtr.contiguous(), ytr, xte.contiguous(), yte, levels, num_classes, meta, full_train)
     _CACHE[key] = data
     return data

@@ -294,13 +294,17 @@ class Runner:
             "strategy": run.strategy,
             "task": run.strategy_spec.task,
             "seed": run.seed,
-            "protocol": describe(run.eval, data),
+            "protocol": describe(run.eval, data, self.cache_dir),
             "spec": run.resolved(),
             "env": {"versions": env.versions(), "device": env.device_name(self.device), "git_commit": env.git_commit()},
         }
 
     def _finish(self, base: dict, state: LoopState, *, status: str, error: str | None = None, metrics=None, na=None) -> dict:
         result = dict(base)
+        if status == "completed":  # the evaluator now exists, so the protocol can name its accuracy
+            from bench.metrics.protocol import describe
+
+            result["protocol"] = describe(self.spec.eval, load_dataset(self.spec.dataset), self.cache_dir)
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in (metrics or {}).items()}
         result.update(
             status=status,

@@ -77,7 +77,7 @@ class EvalContext:
         """The harness's domain classifier for this data set (trained once, cached by content hash)."""
         from bench.metrics.domain import get_domain_classifier
 
-        clf = get_domain_classifier(self.data, self.device, self.cache_dir)
+        clf = get_domain_classifier(self.data.reference(), self.device, self.cache_dir)
         self.info["domain_classifier"] = clf.describe()
         return clf
 

@@ -30,6 +30,7 @@ def describe(spec: EvalSpec, data: ImageData, cache_dir: Path | None = None) -> 
     included when it has been trained already (describing never trains one)."""
     from bench.suite import PROTOCOL_VERSION
 
+    data = data.reference()
     n_real = len(data.test_x)
     size = int(data.train_x.shape[-1])
     extractor: dict[str, Any] = {
@@ -37,7 +38,7 @@ def describe(spec: EvalSpec, data: ImageData, cache_dir: Path | None = None) -> 
         "arch": ARCH_VERSION + ("/stacked-per-channel" if is_stacked(data) else ""),
         "hash": classifier_hash(data),
         "train_config": asdict(TrainConfig()),
-        "trained_on": "training split",
+        "trained_on": "the full training split of the target (before `limit`), never the test split",
     }
     known = cached_description(data, cache_dir) if cache_dir is not None else None
     if known:
