@@ -69,6 +69,8 @@ def run(
     opts = {}
     if executor == "ray":
         opts = {"address": ray_address, "num_gpus": gpus_per_run}
+    elif ray_address is not None or gpus_per_run is not None:  # silently ignoring them would surprise
+        raise BenchError("--ray-address and --gpus-per-run only apply to the Ray executor", fix="add --executor ray")
     df = run_suite(
         suite,
         out=out,
