@@ -1,0 +1,124 @@
+"""Focused tests for the GAN adapters (cnn_gan, transformer_gan): sizing, parts, freezing and augmentation.
+
+Generic contract tests over the whole registry live in test_adapters.py; these cover what is GAN-specific.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from baselines.cnn_gan import CNNGAN, diff_augment
+from baselines.transformer_gan import TransformerGAN
+from bench import schema
+from bench.adapter import Batch, DataInfo, from_levels
+from bench.errors import ConfigError
+from bench.pretrain import apply_freeze
+
+CPU = torch.device("cpu")
+TINY_CNN = {"z_dim": 8, "width": 8, "feature_dim": 16}
+TINY_VIT = {"z_dim": 8, "dim": 16, "depth": 1, "heads": 2, "g_width": 8}
+
+
+def _make(cls, size: int, channels: int, **cfg):
+    torch.manual_seed(0)
+    info = DataInfo("test", channels, size, 17, 10)
+    return cls(schema.parse(cls.Config, cfg), info, CPU), info
+
+
+def _batch(info: DataInfo, n: int = 4) -> Batch:
+    idx = torch.randint(0, info.levels, (n, *info.shape))
+    return Batch(u8=from_levels(idx, info.levels), y=torch.zeros(n, dtype=torch.long), levels=info.levels)
+
+
+def _step_and_sample(adapter, info: DataInfo) -> None:
+    losses = adapter.train_step(_batch(info), 0)
+    assert {"loss_d", "loss_g"} <= set(losses)
+    for v in losses.values():
+        assert v.ndim == 0 and not v.requires_grad and torch.isfinite(v)
+    x = adapter.sample(3, torch.Generator().manual_seed(0))
+    assert x.dtype == torch.uint8 and tuple(x.shape) == (3, *info.shape)
+
+
+# 13 is odd (centre crop after the doublings), 28 is MNIST's (a 7×7 start grid).
+@pytest.mark.parametrize("size,channels", [(8, 1), (13, 3), (28, 1), (32, 3)])
+def test_cnn_gan_any_size(size: int, channels: int) -> None:
+    adapter, info = _make(CNNGAN, size, channels, **TINY_CNN)
+    _step_and_sample(adapter, info)
+
+
+@pytest.mark.parametrize("generator", ["transformer", "cnn"])
+@pytest.mark.parametrize("size,channels", [(8, 1), (16, 3), (32, 1), (32, 3)])
+def test_transformer_gan_sizes_and_generators(generator: str, size: int, channels: int) -> None:
+    adapter, info = _make(TransformerGAN, size, channels, generator=generator, **TINY_VIT)
+    _step_and_sample(adapter, info)
+
+
+@pytest.mark.parametrize("cls,cfg,feat", [(CNNGAN, TINY_CNN, 16), (TransformerGAN, TINY_VIT, 16)])
+def test_parts_roles_and_dims(cls, cfg, feat: int) -> None:
+    adapter, info = _make(cls, 8, 1, **cfg)
+    parts = adapter.parts()
+    g, d = parts["generator"], parts["discriminator"]
+    assert (g.role, g.dim, d.role, d.dim) == ("decoder", 8, "encoder", feat)
+    img = g.module(torch.randn(2, g.dim))
+    assert img.shape == (2, *info.shape) and img.abs().max() <= 1
+    assert d.module(img).shape == (2, feat)
+    # Every parameter of a part sits in some block, except the final norm of a ViT (trained by FreezeD too).
+    in_blocks = {id(p) for b in d.blocks for p in b.parameters()}
+    assert len(in_blocks) >= sum(p.numel() > 0 for p in d.module.parameters()) - 2
+
+
+@pytest.mark.parametrize("cls,cfg", [(CNNGAN, TINY_CNN), (TransformerGAN, TINY_VIT)])
+def test_freeze_first_blocks_of_discriminator(cls, cfg) -> None:
+    adapter, info = _make(cls, 8, 1, **cfg)
+    blocks = adapter.parts()["discriminator"].blocks
+    frozen = apply_freeze(adapter, {"discriminator": 1})
+    assert frozen
+    before = [p.detach().clone() for p in blocks[0].parameters()]
+    later = [p.detach().clone() for p in blocks[-1].parameters()]
+    for step in range(2):
+        adapter.train_step(_batch(info), step)
+    for p, p0 in zip(blocks[0].parameters(), before, strict=True):
+        assert p.grad is None and torch.equal(p, p0)
+    assert any(not torch.equal(p, p0) for p, p0 in zip(blocks[-1].parameters(), later, strict=True))
+
+
+def test_vit_input_block_freezes_tokens_and_position() -> None:
+    adapter, _ = _make(TransformerGAN, 8, 1, **TINY_VIT)
+    apply_freeze(adapter, {"discriminator": 1})
+    vit = adapter.D.trunk
+    assert not vit.cls_token.requires_grad and not vit.pos_embed.requires_grad
+    assert all(not p.requires_grad for p in vit.patch_embed.parameters())
+    assert all(p.requires_grad for p in vit.blocks[0].parameters())
+    # The freezing wrapper is not registered on the adapter: state dicts keep timm's key names.
+    assert all(not k.startswith("_") for k in adapter.D.state_dict())
+
+
+def test_diff_augment_is_differentiable_and_shape_preserving() -> None:
+    x = torch.randn(5, 3, 8, 8, requires_grad=True)
+    y = diff_augment(x, "translation,cutout")
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert torch.equal(diff_augment(x, ""), x)
+
+
+def test_bad_augment_policy_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="augment"):
+        _make(TransformerGAN, 8, 1, augment="rotate", **TINY_VIT)
+
+
+def test_state_dict_round_trip_restores_samples() -> None:
+    a, info = _make(TransformerGAN, 8, 1, **TINY_VIT)
+    a.train_step(_batch(info), 0)
+    b, _ = _make(TransformerGAN, 8, 1, **TINY_VIT)
+    b.load_state_dict(a.state_dict())
+    a.train(False), b.train(False)
+    s = [m.sample(4, torch.Generator().manual_seed(1)) for m in (a, b)]
+    assert torch.equal(*s)
+
+
+@pytest.mark.parametrize("cls,cfg", [(CNNGAN, TINY_CNN), (TransformerGAN, TINY_VIT)])
+def test_r1_and_cutout_paths_train(cls, cfg) -> None:
+    adapter, info = _make(cls, 8, 3, r1_gamma=0.1, augment="translation,cutout", **cfg)
+    _step_and_sample(adapter, info)
