@@ -14,7 +14,8 @@ LISTABLE = ("adapters", "strategies", "datasets", "metrics", "suites")
 
 
 def _fail(err: BenchError) -> None:
-    click.echo(f"error: {err}", err=True)
+    # One line whatever the message holds: YAML keys and values may carry \r, \x85 or U+2028.
+    click.echo("error: " + " ".join(str(err).splitlines()), err=True)
     sys.exit(2)
 
 

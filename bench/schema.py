@@ -36,6 +36,12 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
+def _show(value: Any, limit: int = 60) -> str:
+    """A value as the message shows it: its repr, cut short so one bad value never floods the line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
@@ -54,45 +60,48 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 errors.append(err)
         if len(errors) == 1:
             raise errors[0]
-        raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", key=key)
+        raise ConfigError(f"expected {_type_name(tp)}, got {_show(value)}", key=key)
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
             hint = did_you_mean(str(value), [str(c) for c in choices])
-            raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", key=key, fix=hint)
+            raise ConfigError(f"expected {_type_name(tp)}, got {_show(value)}", key=key, fix=hint)
         return value
     if origin in (list, tuple):
         if not isinstance(value, list):
-            raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", key=key)
+            raise ConfigError(f"expected {_type_name(tp)}, got {_show(value)}", key=key)
         (inner, *_) = get_args(tp) or (Any,)
         return [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"expected a mapping, got {value!r}", key=key)
+            raise ConfigError(f"expected a mapping, got {_show(value)}", key=key)
         kt, vt = get_args(tp) or (Any, Any)
         out = {}
         for k, v in value.items():
             if kt is str and not isinstance(k, str):
-                raise ConfigError(f"keys must be strings, got {k!r}", key=key)
+                raise ConfigError(f"keys must be strings, got {_show(k)}", key=key)
             out[k] = _coerce(v, vt, f"{key}.{k}")
         return out
     if dataclasses.is_dataclass(tp):
         return parse(tp, value, key)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"expected true or false, got {value!r}", key=key)
+            raise ConfigError(f"expected true or false, got {_show(value)}", key=key)
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"expected an integer, got {value!r}", key=key)
+            raise ConfigError(f"expected an integer, got {_show(value)}", key=key)
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"expected a number, got {value!r}", key=key)
-        return float(value)
+            raise ConfigError(f"expected a number, got {_show(value)}", key=key)
+        try:
+            return float(value)
+        except OverflowError:  # an integer literal too large for a float
+            raise ConfigError(f"number too large: {_show(value)}", key=key) from None
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"expected a string, got {value!r}", key=key)
+            raise ConfigError(f"expected a string, got {_show(value)}", key=key)
         return value
     raise TypeError(f"schema type {tp!r} is not supported")  # a bug in a Config, not user input
 
@@ -103,7 +112,7 @@ def parse(cls: type[T], data: Any, key: str = "") -> T:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping, got {data!r}", key=where)
+        raise ConfigError(f"expected a mapping, got {_show(data)}", key=where)
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
@@ -119,7 +128,7 @@ def parse(cls: type[T], data: Any, key: str = "") -> T:
             raise ConfigError(f"missing required key '{name}'", key=sub, fix=f"add {name}: <{_type_name(hints[name])}>")
     try:
         obj = cls(**kwargs)
-    except (ValueError, TypeError) as err:  # __post_init__ checks raise ValueError with the reason
+    except (ValueError, TypeError, ArithmeticError) as err:  # __post_init__ checks raise ValueError with the reason
         raise ConfigError(str(err), key=where) from None
     return obj
 

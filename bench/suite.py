@@ -6,6 +6,7 @@ import copy
 import fnmatch
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import yaml
 
 from bench.data import DatasetSpec
-from bench.errors import BenchError
+from bench.errors import BenchError, ConfigError
 from bench.schema import parse, to_dict
 
 PROTOCOL_VERSION = "1"  # bump whenever evaluation changes; stored in every result, never mixed silently
@@ -41,8 +42,8 @@ class EvalSpec:
     history_metrics: list[str] | None = None  # metrics at periodic evals; None: the cheap ones in `metrics`
 
     def __post_init__(self) -> None:
-        if self.num_samples < 2 or self.batch_size < 1:
-            raise ValueError("num_samples must be >= 2 and batch_size >= 1")
+        if self.num_samples < 2 or self.batch_size < 1 or self.kid_subset_size < 2:
+            raise ValueError("num_samples must be >= 2, batch_size >= 1 and kid_subset_size >= 2")
 
 
 @dataclass
@@ -70,6 +71,13 @@ class StrategySpec:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
         if self.steps < 0:
             raise ValueError("steps must be >= 0")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        bad = {k: n for k, n in self.freeze.items() if n < 0}
+        if bad:
+            raise ValueError(f"freeze counts must be >= 0, got {bad}")
 
 
 @dataclass
@@ -85,6 +93,14 @@ class RunnerSpec:
     checkpoint_every: int = 0  # 0: only at eval points
     threads: int | None = None  # CPU threads; None: all cores
     diverge_threshold: float | None = None  # |loss| above this counts as diverged
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError("threads must be >= 1 (or null for all cores)")
+        if self.log_every < 1 or self.checkpoint_every < 0:
+            raise ValueError("log_every must be >= 1 and checkpoint_every >= 0")
+        if self.diverge_threshold is not None and not self.diverge_threshold > 0:
+            raise ValueError("diverge_threshold must be a positive number")
 
 
 @dataclass
@@ -102,14 +118,25 @@ class Suite:
     include: str | None = None  # resolved at load time; kept for provenance
 
     def __post_init__(self) -> None:
-        if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
-            raise ValueError(f"name must be a plain folder name, got {self.name!r}")
+        if not _plain_name(self.name):
+            raise ValueError(f"name must be a plain folder name, got {self.name[:80]!r}")
         if not self.adapters:
             raise ValueError("adapters: at least one adapter is needed")
         if not self.seeds:
             raise ValueError("seeds: at least one seed is needed")
+        # Seeds feed numpy (32-bit) and torch; a repeated seed would be the same run twice.
+        if any(not 0 <= s < 2**32 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct integers in [0, 2^32), got {self.seeds}")
+        bad = [n for n in self.strategies if not _plain_name(n)]
+        if bad:  # strategy names are part of run folder names
+            raise ValueError(f"strategy names must be plain names (no '/', '\\', control characters or leading '.'), got {bad[0][:80]!r}")
         if not self.strategies:
             raise ValueError("strategies: at least one strategy is needed (scratch: {})")
+
+
+def _plain_name(name: str) -> bool:
+    """Usable as (part of) a folder name on every OS: short, no separators, no control characters."""
+    return 0 < len(name) <= 128 and not name.startswith(".") and not any(c in "/\\:" or not c.isprintable() for c in name)
 
 
 @dataclass
@@ -155,6 +182,14 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise BenchError("suite file not found", file=str(path), fix="check the path; `bench list suites` shows the bundled ones")
     try:
         data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise BenchError(
+            f"cannot read the suite file ({err.strerror or err})", file=str(path), fix="check the path and its permissions"
+        ) from None
+    except (ValueError, OverflowError) as err:  # a scalar YAML could not build, e.g. the date 2024-13-01
+        raise BenchError(f"invalid YAML value: {str(err).splitlines()[0][:120]}", file=str(path), fix="quote the value") from None
+    except RecursionError:
+        raise BenchError("invalid YAML: nested too deeply", file=str(path), fix="flatten the file") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -169,6 +204,8 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         if not isinstance(inc, str):
             raise BenchError("expected a file path string", file=str(path), key="include")
         base_path = (path.parent / inc).resolve()
+        if not base_path.is_file():  # name the including file: that is where the fix goes
+            raise BenchError(f"included file not found: {base_path}", file=str(path), key="include", fix="paths are relative to this file")
         if base_path in seen:
             raise BenchError("include cycle", file=str(path), key="include", fix="remove the circular include")
         base = read_yaml(base_path, (*seen, path.resolve()))
@@ -186,14 +223,19 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
     try:
         suite = parse(Suite, data)
         for key, block in suite.adapters.items():
-            cls = get_adapter(key, where=f"adapters.{key}")
+            try:
+                cls = get_adapter(key, where=f"adapters.{key}")
+            except BenchError:
+                raise
+            except Exception as err:  # importing a user's `module:Class` may raise anything
+                raise ConfigError(f"cannot load adapter: {type(err).__name__}: {err}", key=f"adapters.{key}") from None
             parse(cls.Config, block or {}, f"adapters.{key}")
         for i, m in enumerate(suite.eval.metrics + (suite.eval.history_metrics or [])):
             METRICS.get(m, where=f"eval.metrics[{i}]")
         for name, strat in suite.strategies.items():
             check_strategy(name, strat)
-    except BenchError as err:
-        raise err.located(file) from None
+    except BenchError as err:  # same class (callers catch ConfigError), now naming the file
+        raise type(err)(err.message, file=err.file or file, key=err.key, fix=err.fix) from None
     return suite
 
 

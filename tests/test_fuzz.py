@@ -1,0 +1,176 @@
+"""Fuzz `bench validate`: whatever the suite file holds, the answer is exit 0 (valid) or exit 2 with one
+line of error, never a traceback (exit 1 from an uncaught exception is a bug).
+
+Three sources of input: arbitrary text in a YAML-ish alphabet, arbitrary bytes, and suites of the valid
+shape whose values (and a few keys) are drawn at random. The number of cases tried is printed at the end
+(`pytest -s tests/test_fuzz.py`) and checked against a floor."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.cli import main
+
+CASES: dict[str, int] = {}
+_files = itertools.count()
+FUZZ = settings(max_examples=250, deadline=None, database=None, suppress_health_check=list(HealthCheck), derandomize=False)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_count():
+    yield
+    print(f"\nfuzz cases tried: {sum(CASES.values())} ({', '.join(f'{k}: {v}' for k, v in CASES.items())})")
+
+
+def validate(folder: Path, content: str | bytes, kind: str) -> None:
+    CASES[kind] = CASES.get(kind, 0) + 1
+    path = folder / f"suite{next(_files)}.yaml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+    res = CliRunner().invoke(main, ["validate", str(path)])
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise AssertionError(f"uncaught {type(res.exception).__name__} on {content!r}") from res.exception
+    assert res.exit_code in (0, 2), (res.exit_code, content, res.output)
+    if res.exit_code == 2:
+        lines = res.output.strip("\n").split("\n")
+        assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+        assert "Traceback" not in res.output
+        assert str(path) in lines[0]  # names the file
+    path.unlink()
+
+
+YAMLISH = st.text(alphabet=st.sampled_from(list("abnmsedt_0123456789.:-[]{},!&*#|>'\"%@`?\n\t ") + ["\u2028", "é", "\x85"]), max_size=120)
+KEYWORDS = st.sampled_from(
+    ["name: x\n", "dataset: {name: digits}\n", "adapters: {dummy: {}}\n", "seeds: [0]\n", "budget: {steps: 3}\n", "include: base.yaml\n"]
+)
+
+
+@FUZZ
+@given(body=st.lists(st.one_of(YAMLISH, KEYWORDS), max_size=6).map("".join))
+def test_random_yaml_text(folder: Path, body: str) -> None:
+    validate(folder, body, "yaml_text")
+
+
+@FUZZ
+@given(data=st.binary(max_size=200))
+def test_random_bytes(folder: Path, data: bytes) -> None:
+    validate(folder, data, "bytes")
+
+
+# --- valid-shaped suites with random values ------------------------------------------------------
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(10**40), max_value=10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["digits", "dummy", "cnn_gan", "bpd", "scratch", "supervised", "encoder", "0" * 64, "x" * 300, "a/b", ".", ""]),
+)
+values = st.recursive(
+    scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)), max_leaves=6
+)
+
+
+def maybe(valid, p_valid: float = 0.6):
+    """Mostly a valid value, sometimes anything: valid-shaped suites reach deeper checks than pure noise."""
+    return st.one_of(valid, values) if p_valid < 1 else valid
+
+
+adapter_keys = st.sampled_from(
+    ["dummy", "cnn_gan", "dumy", "vae", "no_such_module_xyz:Cls", ":Cls", "json:", "json:JSONDecoder", "bench.adapter:Adapter", "a:b:c"]
+)
+datasets = st.fixed_dictionaries(
+    {"name": maybe(st.sampled_from(["digits", "digts", "mnist", "nope"]))},
+    optional={
+        "image_size": maybe(st.integers(-5, 300)),
+        "channels": maybe(st.integers(0, 4)),
+        "classes": maybe(st.lists(st.integers(-2, 12), max_size=4)),
+        "limit": maybe(st.integers(-2, 100)),
+        "levels": maybe(st.integers(0, 300)),
+        "download": values,
+        "colour": values,  # unknown key
+    },
+)
+strategies = st.fixed_dictionaries(
+    {},
+    optional={
+        "task": maybe(st.sampled_from(["scratch", "supervised", "autoencode", "autoregressive", "generative", "external", "superv1sed"])),
+        "source": maybe(datasets),
+        "parts": maybe(st.lists(st.sampled_from(["discriminator", "generator", "encoder", "decoder", "x"]), max_size=2)),
+        "steps": maybe(st.integers(-3, 50)),
+        "freeze": maybe(st.dictionaries(st.sampled_from(["discriminator", "generator"]), st.integers(-2, 5), max_size=2)),
+        "lr": maybe(st.floats()),
+        "batch_size": maybe(st.integers(-1, 64)),
+        "mask_ratio": maybe(st.floats(-1, 2)),
+        "path": maybe(st.text(max_size=20)),
+        "sha256": maybe(st.sampled_from(["0" * 64, "g" * 64, "abc"])),
+    },
+)
+suites = st.fixed_dictionaries(
+    {
+        "name": maybe(st.text(min_size=0, max_size=20)),
+        "dataset": maybe(datasets),
+        "adapters": maybe(
+            st.dictionaries(adapter_keys, maybe(st.fixed_dictionaries({}, optional={"lr": values, "width": values})), max_size=2)
+        ),
+    },
+    optional={
+        "version": values,
+        "description": values,
+        "budget": maybe(
+            st.fixed_dictionaries({}, optional={"steps": values, "eval_every": values, "batch_size": maybe(st.integers(-1, 99))})
+        ),
+        "eval": maybe(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "num_samples": maybe(st.integers(-1, 5000)),
+                    "metrics": maybe(st.lists(st.sampled_from(["bpd", "fid_domain", "modes", "fid", "fdi_domain"]), max_size=3)),
+                    "batch_size": values,
+                    "kid_subset_size": values,
+                    "history_metrics": values,
+                },
+            )
+        ),
+        "seeds": maybe(st.lists(st.integers(-5, 2**70), max_size=3)),
+        "strategies": maybe(st.dictionaries(st.text(max_size=10), maybe(strategies), max_size=2)),
+        "runner": maybe(
+            st.fixed_dictionaries(
+                {},
+                optional={k: values for k in ("amp", "compile", "log_every", "checkpoint_every", "threads", "diverge_threshold", "speed")},
+            )
+        ),
+        "include": maybe(st.sampled_from(["base.yaml", "missing.yaml", "suite0.yaml", "."])),
+        "adapterz": values,  # misspelled top-level key
+    },
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def base_file(folder: Path) -> None:
+    """`include: base.yaml` resolves to a real file, so includes get exercised too."""
+    (folder / "base.yaml").write_text("name: base\ndataset: {name: digits}\nadapters: {dummy: {}}\nbudget: {steps: 5}\n")
+
+
+@settings(FUZZ, max_examples=400)
+@given(suite=suites)
+def test_valid_shaped_suites_with_random_values(folder: Path, suite: dict) -> None:
+    validate(folder, yaml.safe_dump(suite, allow_unicode=True), "valid_shaped")
+
+
+def test_enough_cases_were_tried() -> None:
+    # Runs last in this file; guards against a settings change silently disabling the fuzzing.
+    if len(CASES) == 3:
+        assert sum(CASES.values()) >= 800, CASES
