@@ -302,3 +302,35 @@ def test_stale_temp_files_are_cleaned(tmp_path: Path) -> None:
     assert not store.is_done(run_dir)
     store.remove_partial_writes(run_dir)
     assert not any(run_dir.iterdir())
+
+
+def test_corrupt_cache_files_are_rebuilt(tmp_path: Path, monkeypatch) -> None:
+    """Every file under the cache (pretrained checkpoints, the domain classifier, real features) is verified
+    on load; a damaged one is rebuilt, and the run's numbers equal those from the intact cache."""
+    from bench.metrics import domain
+
+    suite = tiny_suite(
+        name="cached",
+        budget={"steps": 10, "eval_every": 0},
+        eval={"metrics": ["bpd", "modes"]},
+        strategies={"gen": {"task": "generative", "source": {"name": "digits", "classes": [0, 1, 2]}, "steps": 5}},
+    )
+    # The classifier is memoised per process; forget it so this cache folder gets its own files, as a new process would.
+    monkeypatch.setattr(domain, "_MEMO", {})
+    (first,) = run(suite, tmp_path)
+    assert first["status"] == "completed" and not first["pretrain"]["cached"]
+    files = sorted(p for p in (tmp_path / ".cache").rglob("*") if p.is_file())
+    assert any("pretrain" in p.parts for p in files) and any("domain" in p.parts for p in files)
+    for i, p in enumerate(files):  # half-written or bit-rotted, alternately
+        raw = bytearray(p.read_bytes())
+        if i % 2 == 0:
+            p.write_bytes(bytes(raw[: len(raw) // 2]))
+        else:
+            raw[len(raw) // 2] ^= 0xFF
+            p.write_bytes(bytes(raw))
+    monkeypatch.setattr(domain, "_MEMO", {})
+    df = run_suite(suite, out=tmp_path, reports=tmp_path / "reports", device="cpu", progress=False, force=True)
+    (again,) = store.list_results(tmp_path / "cached")
+    assert not df.attrs["failed"] and again["status"] == "completed"
+    assert not again["pretrain"]["cached"]  # rebuilt, not trusted
+    assert quality(again) == quality(first)
