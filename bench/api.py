@@ -100,12 +100,21 @@ def load_results(runs_dir: str | Path) -> pd.DataFrame:
 
 
 def render_report(suite_dir: str | Path, out: str | Path | None = None, formats: tuple[str, ...] = ("html",)) -> Path:
-    """Re-render the HTML report (and tables) of a run folder without training anything."""
+    """Re-render the report of a run folder without training anything.
+
+    formats: any of html (index.html, per-run pages, figures), md (summary.md), tex (summary.tex, booktabs)
+    and csv (summary.csv with Δ vs scratch and Welch p-values), all written into `out`
+    (default reports/<suite>). Returns index.html when html is asked for, else the first file written.
+    """
     from bench.aggregate import write_tables
     from bench.report import render_report as _render
 
     suite_dir = Path(suite_dir)
     if not suite_dir.is_dir() or not any(suite_dir.glob("*/result.json")):
         raise BenchError("no results here", file=str(suite_dir), fix="pass the runs/<suite> folder of a suite that has run")
+    unknown = [f for f in formats if f not in ("html", "md", "tex", "csv")]
+    if unknown or not formats:
+        raise BenchError(f"unknown report format {', '.join(unknown) or '(none)'}", fix="use html, md, tex or csv")
     write_tables(suite_dir)
-    return _render(suite_dir, Path(out) if out else Path("reports") / suite_dir.name)
+    written = _render(suite_dir, Path(out) if out else Path("reports") / suite_dir.name, tuple(formats))
+    return written.get("html") or next(iter(written.values()))

@@ -115,11 +115,17 @@ def list_(what: str) -> None:
 @click.option("--out", default=None, type=click.Path(path_type=Path), help="Report folder (default reports/<suite>).")
 @click.option("--format", "formats", multiple=True, type=click.Choice(["html", "md", "tex", "csv"]), default=("html",), show_default=True)
 def report(runs_dir: Path, out: Path | None, formats: tuple[str, ...]) -> None:
-    """Regenerate tables and the HTML report from RUNS_DIR (runs/<suite>) without training."""
-    from bench.api import render_report
+    """Regenerate tables and the report from RUNS_DIR (runs/<suite>) without training.
 
-    path = render_report(runs_dir, out, formats=formats)
-    click.echo(f"report: {Path(path).resolve().as_uri()}")
+    --format may be repeated: html (index.html + per-run pages), md (summary.md), tex (summary.tex,
+    booktabs), csv (summary.csv with Δ vs scratch and Welch p-values)."""
+    from bench.api import render_report
+    from bench.report.export import FILES
+
+    path = Path(render_report(runs_dir, out, formats=formats))
+    for f in dict.fromkeys(formats):
+        shown = path if f == "html" else path.parent / FILES[f]
+        click.echo(f"report: {shown.resolve().as_uri()}" if f == "html" else f"{f}: {shown}")
 
 
 if __name__ == "__main__":

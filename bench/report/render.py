@@ -1,72 +1,229 @@
-"""Render reports/<suite>/index.html from a run folder. Self-contained: images are copied beside the page,
-so the folder works from file:// and when copied elsewhere. User strings are autoescaped by jinja2."""
+"""Render reports/<suite>/: index.html (headline table, figures, samples, provenance), a page per run,
+and the md/tex/csv exports. Self-contained: CSS is inlined, images are files beside the page (img/),
+there are no scripts or fonts from the network, so the folder works from file:// and when copied.
+User strings (suite names, adapter configs, errors) are autoescaped by jinja2; autoescape stays on.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
 from bench import store
-from bench.aggregate import fmt, metric_columns, results_frame, summary_frame
+from bench.report import export, plots, runpage
+from bench.report.stats import Cell, MetricMeta, Row, baseline_strategy, build_rows, fmt_delta, fmt_num, fmt_p, metric_meta, ordered_metrics
+
+COLLAPSE_ROWS = 30  # more headline rows than this: one collapsible table per adapter
+COLLAPSE_RUNS = 100  # more runs than this: run lists start closed
+STATUS_CLASS = {"completed": "ok", "diverged": "div", "failed": "fail", "not_applicable": "na"}
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("bench.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "xml"], default=True),
         undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
+    env.globals.update(fmt_num=fmt_num, status_class=STATUS_CLASS)
+    return env
 
 
-def render_report(suite_dir: Path, out_dir: Path) -> Path:
-    from bench.metrics import METRICS
+def _cell_view(c: Cell, notes: export.Footnotes) -> dict[str, Any]:
+    if not c.has_value:
+        return {"na": True, "reason": c.na or "no value", "ref": notes.ref(c.na or "no value")}
+    return {
+        "na": False,
+        "mean": fmt_num(c.mean),
+        "ci": fmt_num(c.ci95, 2) if c.ci95 == c.ci95 else "",
+        "n": c.n,
+        "best": c.best,
+        "baseline": c.baseline,
+        "delta": fmt_delta(c.delta) if c.delta is not None else "",
+        "stars": c.stars,
+        "p": fmt_p(c.p) if c.delta is not None else "",
+        "values": ", ".join(fmt_num(v) for v in c.values),
+    }
 
-    suite_dir, out_dir = Path(suite_dir), Path(out_dir)
-    results = store.list_results(suite_dir)
-    df = results_frame(results)
-    summary = summary_frame(df)
-    metrics = metric_columns(df)
-    img_dir = out_dir / "img"
-    img_dir.mkdir(parents=True, exist_ok=True)
-    samples = []
+
+def _row_view(r: Row, metrics: list[str], notes: export.Footnotes, by_id: dict[str, dict]) -> dict[str, Any]:
+    seeds = [
+        {"href": f"runs/{runpage.safe_name(i)}.html", "seed": by_id[i].get("seed"), "status": by_id[i].get("status"), "run_id": i}
+        for i in sorted(r.run_ids, key=lambda i: (by_id[i].get("seed") is None, by_id[i].get("seed")))
+    ]
+    return {"row": r, "runs": export.runs_text(r), "seeds": seeds, "cells": [_cell_view(r.cells[m], notes) for m in metrics]}
+
+
+def _distinct(values: list[Any]) -> list[tuple[Any, int]]:
+    """Distinct values (dicts compared by their JSON) with how many runs had each, most common first."""
+    counts: Counter[str] = Counter(json.dumps(v, sort_keys=True, default=str) for v in values if v not in (None, {}, ""))
+    return [(json.loads(k), n) for k, n in counts.most_common()]
+
+
+def _acc(clf: Any, key: str) -> str:
+    v = clf.get(key) if isinstance(clf, dict) else None
+    return f"{v:.4f}" if isinstance(v, int | float) else ""
+
+
+def _provenance(results: list[dict], suite_dir: Path) -> dict[str, Any]:
+    env = [r.get("env") or {} for r in results]
+    dates = sorted(str(r["finished_at"]) for r in results if r.get("finished_at"))
+    yaml_path = suite_dir / "suite.yaml"
+    return {
+        "suite_yaml": yaml_path.read_text() if yaml_path.is_file() else "",
+        "protocols": [(json.dumps(p, indent=2, sort_keys=True), n) for p, n in _distinct([r.get("protocol") for r in results])],
+        "classifiers": [
+            {
+                "accuracy": _acc(c, "accuracy"),
+                "digit_accuracy": _acc(c, "digit_accuracy"),
+                "json": json.dumps(c, indent=2, sort_keys=True),
+                "n": n,
+            }
+            for c, n in _distinct([(r.get("metric_info") or {}).get("domain_classifier") for r in results])
+        ],
+        "versions": [(json.dumps(v, indent=2, sort_keys=True), n) for v, n in _distinct([e.get("versions") for e in env])],
+        "commits": _distinct([e.get("git_commit") for e in env]),
+        "devices": _distinct([e.get("device") for e in env]),
+        "first": dates[0] if dates else "",
+        "last": dates[-1] if dates else "",
+    }
+
+
+def _suite_name(results: list[dict], suite_dir: Path) -> str:
+    names = [r.get("suite") for r in results if r.get("suite")]
+    return str(Counter(names).most_common(1)[0][0]) if names else suite_dir.name
+
+
+def _copy_samples(results: list[dict], suite_dir: Path, img_dir: Path) -> dict[str, str]:
+    """Copy each run's samples.png beside the page; run_id → relative src (from the report root)."""
+    out: dict[str, str] = {}
     for r in results:
-        src = suite_dir / r["run_id"] / "samples.png"
+        src = suite_dir / str(r["run_id"]) / "samples.png"
         if src.is_file():
-            shutil.copyfile(src, img_dir / f"{r['run_id']}.png")
-            samples.append(
+            name = f"{runpage.safe_name(str(r['run_id']))}.png"
+            shutil.copyfile(src, img_dir / name)
+            out[str(r["run_id"])] = f"img/runs/{name}"
+    return out
+
+
+def _sample_grid(rows: list[Row], samples: dict[str, str], by_id: dict[str, dict]) -> list[dict[str, Any]]:
+    """One image per adapter × strategy (the lowest completed seed), whatever the number of seeds."""
+    grid = []
+    for adapter in sorted({r.adapter for r in rows}):
+        cells = []
+        for r in (r for r in rows if r.adapter == adapter):
+            done = sorted((i for i in r.run_ids if i in samples), key=lambda i: by_id[i].get("seed") or 0)
+            pick = done[0] if done else None
+            cells.append(
                 {
-                    "run_id": r["run_id"],
-                    "adapter": r["adapter"],
-                    "strategy": r["strategy"],
-                    "seed": r["seed"],
-                    "src": f"img/{r['run_id']}.png",
+                    "strategy": r.strategy,
+                    "src": samples[pick] if pick else None,
+                    "href": f"runs/{runpage.safe_name(pick)}.html" if pick else None,
+                    "seed": by_id[pick].get("seed") if pick else None,
+                    "why": "" if pick else (r.problems or "no samples.png"),
                 }
             )
-    direction = {m: ("↑" if METRICS.get(m).higher_is_better else "↓") if m in METRICS else "" for m in metrics}
-    rows = []
-    for _, r in summary.iterrows():
-        cells = [fmt(r[f"{m}_mean"], r[f"{m}_ci95"]) for m in metrics]
-        rows.append(
-            {"adapter": r["adapter"], "strategy": r["strategy"], "n": int(r["n_completed"]), "runs": int(r["n_runs"]), "cells": cells}
-        )
-    suite_yaml = (suite_dir / "suite.yaml").read_text() if (suite_dir / "suite.yaml").is_file() else ""
-    html = (
-        _env()
-        .get_template("index.html")
-        .render(
-            suite=suite_dir.name,
-            metrics=metrics,
-            direction=direction,
-            rows=rows,
-            samples=samples,
-            failures=[r for r in results if r["status"] != "completed"],
-            suite_yaml=suite_yaml,
-            generated=time.strftime("%Y-%m-%d %H:%M:%S"),
-            n_runs=len(results),
-        )
+        grid.append({"adapter": adapter, "cells": cells})
+    return grid
+
+
+def _figures(rows: list[Row], results: list[dict], histories: dict[str, Any], quality: list[str], meta, fig_dir: Path) -> dict[str, Any]:
+    colors = plots.strategy_colors(sorted({r.strategy for r in rows}))
+    figs: dict[str, Any] = {"bars": None, "compute": None, "curves": []}
+    if plots.bar_charts(rows, quality, meta, colors, fig_dir / "bars.png"):
+        figs["bars"] = "img/bars.png"
+    if plots.quality_vs_compute(rows, quality, meta, colors, fig_dir / "quality_vs_compute.png"):
+        figs["compute"] = "img/quality_vs_compute.png"
+    for i, adapter in enumerate(sorted({r.adapter for r in rows})):
+        per: dict[str, list] = {}
+        for r in results:
+            if r.get("adapter") == adapter and r.get("status") == "completed" and histories[str(r["run_id"])][1]:
+                per.setdefault(str(r.get("strategy")), []).append(histories[str(r["run_id"])][1])
+        name = f"curves_{i}.png"
+        if per and plots.learning_curves(adapter, per, quality, meta, colors, fig_dir / name):
+            figs["curves"].append({"adapter": adapter, "src": f"img/{name}"})
+    return figs
+
+
+def render_report(suite_dir: Path, out_dir: Path, formats: tuple[str, ...] = ("html",)) -> dict[str, Path]:
+    """Render the requested formats of suite_dir's results into out_dir; returns format → written path."""
+    suite_dir, out_dir = Path(suite_dir), Path(out_dir)
+    t0 = time.perf_counter()
+    results = store.list_results(suite_dir)
+    metrics = ordered_metrics(results)
+    meta: dict[str, MetricMeta] = metric_meta(metrics)
+    quality = [m for m in metrics if not meta[m].cost]
+    cost = [m for m in metrics if meta[m].cost]
+    rows = build_rows(results, metrics, meta)
+    suite = _suite_name(results, suite_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = export.write_exports(formats, out_dir, suite, rows, quality, cost, meta)
+    if "html" in formats:
+        written["html"] = _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cost, meta, t0)
+    return written
+
+
+def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cost, meta, t0) -> Path:
+    # img/ and runs/ are generated wholesale; clearing them drops pages of runs that no longer exist.
+    for sub in ("img", "runs"):
+        shutil.rmtree(out_dir / sub, ignore_errors=True)
+    (out_dir / "img" / "runs").mkdir(parents=True)
+    (out_dir / "runs").mkdir()
+    by_id = {str(r["run_id"]): r for r in results}
+    histories = {i: runpage.read_history(suite_dir / i / "history.csv") for i in by_id}
+    samples = _copy_samples(results, suite_dir, out_dir / "img" / "runs")
+    env = _env()
+    run_tpl = env.get_template("run.html")
+    for i, r in by_id.items():
+        src = f"../{samples[i]}" if i in samples else None
+        page = run_tpl.render(suite=suite, **runpage.context(r, histories[i], meta, src))
+        (out_dir / "runs" / f"{runpage.safe_name(i)}.html").write_text(page, encoding="utf-8")
+    headline = quality + (["total_seconds"] if "total_seconds" in cost else [])
+    notes = export.Footnotes()
+    views = [_row_view(r, headline, notes, by_id) for r in rows]
+    cost_views = [_row_view(r, cost, notes, by_id) for r in rows]
+    adapters = sorted({r.adapter for r in rows})
+    status_totals = Counter(str(r.get("status")) for r in results)
+    problems = [r for r in results if r.get("status") != "completed"]
+    # Run folders without a valid result.json: still running, interrupted, or corrupt. Never silently dropped.
+    unfinished = sorted(d.name for d in suite_dir.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in by_id)
+    prov = _provenance(results, suite_dir)
+    figs = _figures(rows, results, histories, quality, meta, out_dir / "img")
+    html = env.get_template("index.html").render(
+        suite=suite,
+        description=next((str(r["spec"].get("description")) for r in results if (r.get("spec") or {}).get("description")), ""),
+        synthetic=any(r.get("synthetic") for r in results),
+        generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        n_runs=len(results),
+        status_totals=[(s, status_totals.get(s, 0)) for s in STATUS_CLASS],
+        headline=headline,
+        cost=cost,
+        meta=meta,
+        groups=[(a, [v for v in views if v["row"].adapter == a]) for a in adapters],
+        cost_groups=[(a, [v for v in cost_views if v["row"].adapter == a]) for a in adapters],
+        collapse=len(rows) > COLLAPSE_ROWS,
+        collapse_runs=len(results) > COLLAPSE_RUNS,
+        notes=notes.items,
+        baseline=baseline_strategy(rows),
+        figs=figs,
+        sample_grid=_sample_grid(rows, samples, by_id),
+        strategies=sorted({r.strategy for r in rows}),
+        unfinished=unfinished,
+        problems=[{**p, "href": f"runs/{runpage.safe_name(str(p['run_id']))}.html"} for p in problems],
+        runs_by_adapter=[
+            (a, [{**r, "href": f"runs/{runpage.safe_name(str(r['run_id']))}.html"} for r in results if r.get("adapter") == a])
+            for a in adapters
+        ],
+        exports=[(f, n) for f, n in export.FILES.items() if (out_dir / n).is_file()],
+        prov=prov,
+        render_seconds=time.perf_counter() - t0,
     )
     store.atomic_write_text(out_dir / "index.html", html)
     return out_dir / "index.html"

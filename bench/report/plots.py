@@ -1,0 +1,212 @@
+"""Report figures (matplotlib, Agg, PNG files beside the page).
+
+The number of figures grows with adapters and metrics, never with runs: learning curves are one figure
+per adapter (strategies as lines, mean over seeds), so a 1,000-run suite renders as fast as a 10-run one.
+`matplotlib.figure.Figure` is used directly (no pyplot) so no global state or GUI backend is involved.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from bench.report.stats import MetricMeta, Row
+
+History = list[dict[str, float]]  # rows of history.csv, numbers only (blank cells dropped)
+SKIP_COLS = {"step", "train_seconds"}
+MAX_PANELS = 4
+
+
+def _figure(w: float, h: float):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)  # no display needed; never opens a window
+    from matplotlib.figure import Figure
+
+    # Fixed margins instead of a layout engine: constrained/tight layout re-draws the figure to measure
+    # it, which was most of the render time.
+    return Figure(figsize=(w, h), dpi=90)
+
+
+def _margins(fig, w: float, h: float, right: float = 0.15, rows: int = 1) -> None:
+    fig.subplots_adjust(left=0.7 / w, right=1 - right / w, bottom=0.6 / h, top=1 - 0.55 / h, wspace=0.3, hspace=0.55 if rows > 1 else 0.2)
+
+
+def strategy_colors(strategies: list[str]) -> dict[str, str]:
+    """A stable colour per strategy, the same in every figure of the report."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if len(strategies) <= 10 else "tab20"]
+    return {s: matplotlib.colors.to_hex(cmap(i % cmap.N)) for i, s in enumerate(sorted(strategies))}
+
+
+def curve_columns(histories: list[History], quality: list[str]) -> list[str]:
+    """Which history columns to draw: up to two evaluated quality metrics, then training losses, at most
+    MAX_PANELS. A column logged at one step only (eval_every: 0 logs only the final evaluation) is no
+    curve, so columns with more points win."""
+    points: dict[str, set[float]] = defaultdict(set)
+    for h in histories:
+        for row in h:
+            for k in row:
+                if k not in SKIP_COLS:
+                    points[k].add(row["step"])
+    curves = [k for k in points if len(points[k]) > 1]
+    evals = [m for m in quality if m in curves][:2]
+    losses = sorted(k for k in curves if k not in quality and "loss" in k)
+    return (evals + losses)[:MAX_PANELS]
+
+
+def mean_curve(histories: list[History], col: str) -> tuple[list[float], list[float], list[float]]:
+    """Steps, mean and std over seeds of `col` (steps where any seed logged it)."""
+    by_step: dict[float, list[float]] = defaultdict(list)
+    for h in histories:
+        for row in h:
+            v = row.get(col)
+            if v is not None and math.isfinite(v):
+                by_step[row["step"]].append(v)
+    steps = sorted(by_step)
+    means = [sum(by_step[s]) / len(by_step[s]) for s in steps]
+    stds = [
+        math.sqrt(sum((v - m) ** 2 for v in by_step[s]) / (len(by_step[s]) - 1)) if len(by_step[s]) > 1 else 0.0
+        for s, m in zip(steps, means, strict=True)
+    ]
+    return steps, means, stds
+
+
+def learning_curves(
+    adapter: str, histories: dict[str, list[History]], quality: list[str], meta: dict[str, MetricMeta], colors: dict[str, str], path: Path
+) -> bool:
+    """One figure for one adapter: a panel per curve column, a line per strategy (mean over seeds, ±1 std band)."""
+    cols = curve_columns([h for hs in histories.values() for h in hs], quality)
+    if not cols:
+        return False
+    fig = _figure(3.2 * len(cols), 2.6)
+    _margins(fig, 3.2 * len(cols), 2.6)
+    axes = fig.subplots(1, len(cols), squeeze=False)[0]
+    for ax, col in zip(axes, cols, strict=True):
+        for strategy, hs in sorted(histories.items()):
+            steps, mean, std = mean_curve(hs, col)
+            if not steps:
+                continue
+            ax.plot(
+                steps, mean, color=colors[strategy], label=f"{strategy} (n={len(hs)})", lw=1.4, marker="o" if len(steps) < 6 else None, ms=3
+            )
+            if any(std):
+                ax.fill_between(
+                    steps,
+                    [m - s for m, s in zip(mean, std, strict=True)],
+                    [m + s for m, s in zip(mean, std, strict=True)],
+                    color=colors[strategy],
+                    alpha=0.15,
+                    lw=0,
+                )
+        arrow = f" {meta[col].arrow}" if col in meta else ""
+        ax.set_title(f"{col}{arrow}", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.suptitle(f"{adapter}: learning curves (mean over seeds, band ±1 std)", fontsize=9)
+    fig.savefig(path)
+    return True
+
+
+def quality_vs_compute(rows: list[Row], quality: list[str], meta: dict[str, MetricMeta], colors: dict[str, str], path: Path) -> bool:
+    """Each adapter × strategy as a point: metric mean against total compute (pretrain + train seconds)."""
+    cols = [m for m in quality if any(r.cells[m].has_value for r in rows) and "total_seconds" in rows[0].cells][:MAX_PANELS]
+    if not cols:
+        return False
+    from matplotlib.collections import LineCollection
+
+    markers = "osD^v<>phX*"
+    adapters = sorted({r.adapter for r in rows})
+    fig = _figure(3.3 * len(cols) + 1.6, 3.0)
+    _margins(fig, 3.3 * len(cols) + 1.6, 3.0, right=1.6)
+    axes = fig.subplots(1, len(cols), squeeze=False)[0]
+    for ax, m in zip(axes, cols, strict=True):
+        # One LineCollection for all error bars and one scatter per adapter: an errorbar() call per point
+        # made this figure the slowest part of a 1,000-run report.
+        segs, seg_colors = [], []
+        points: dict[str, tuple[list[float], list[float], list[str]]] = {a: ([], [], []) for a in adapters}
+        for r in rows:
+            c, t = r.cells[m], r.cells["total_seconds"]
+            if not (c.has_value and t.has_value):
+                continue
+            if math.isfinite(t.ci95):
+                segs.append([(t.mean - t.ci95, c.mean), (t.mean + t.ci95, c.mean)])
+                seg_colors.append(colors[r.strategy])
+            if math.isfinite(c.ci95):
+                segs.append([(t.mean, c.mean - c.ci95), (t.mean, c.mean + c.ci95)])
+                seg_colors.append(colors[r.strategy])
+            xs, ys, cs = points[r.adapter]
+            xs.append(t.mean), ys.append(c.mean), cs.append(colors[r.strategy])
+        if segs:
+            ax.add_collection(LineCollection(segs, colors=seg_colors, linewidths=0.8))
+        for i, (xs, ys, cs) in enumerate(points.values()):
+            if xs:
+                ax.scatter(xs, ys, c=cs, marker=markers[i % len(markers)], s=22, zorder=3, edgecolors="white", linewidths=0.4)
+        ax.autoscale_view()
+        ax.set_title(f"{m} {meta[m].arrow}", fontsize=9)
+        ax.set_xlabel("total seconds (pretrain + train)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    _legend(axes[-1], colors, adapters, markers)
+    fig.suptitle("Quality against compute (mean ± 95% CI over seeds)", fontsize=9)
+    fig.savefig(path)
+    return True
+
+
+def _legend(ax, colors: dict[str, str], adapters: list[str], markers: str) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, lw=6, label=s) for s, c in colors.items()]
+    handles += [Line2D([], [], color="#444", ls="", marker=markers[i % len(markers)], label=a) for i, a in enumerate(adapters)]
+    ax.legend(handles=handles, fontsize=6, frameon=False, loc="center left", bbox_to_anchor=(1.02, 0.5))
+
+
+def bar_charts(rows: list[Row], metrics: list[str], meta: dict[str, MetricMeta], colors: dict[str, str], path: Path) -> bool:
+    """Grouped bars per metric: adapters on x, strategies as bars, 95% CI error bars."""
+    cols = [m for m in metrics if any(r.cells[m].has_value for r in rows)][: 2 * MAX_PANELS]
+    if not cols:
+        return False
+    adapters = sorted({r.adapter for r in rows})
+    strategies = sorted(colors)
+    ncol = min(len(cols), 3)
+    nrow = math.ceil(len(cols) / ncol)
+    width = max(3.2, min(0.12 * len(adapters) * len(strategies) + 1.2, 9.0))
+    fig = _figure(width * ncol, 2.6 * nrow)
+    _margins(fig, width * ncol, 2.6 * nrow, rows=nrow)
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    bw = 0.8 / max(len(strategies), 1)
+    index = {(r.adapter, r.strategy): r for r in rows}
+    from matplotlib.collections import LineCollection
+
+    for ax, m in zip(axes, cols, strict=False):
+        # One bar() and one LineCollection per panel: per-strategy bar(yerr=...) calls cost a container each.
+        xs, ys, cs, segs = [], [], [], []
+        for j, s in enumerate(strategies):
+            for i, a in enumerate(adapters):
+                r = index.get((a, s))
+                if r is None or not r.cells[m].has_value:
+                    continue
+                c = r.cells[m]
+                x = i - 0.4 + bw * (j + 0.5)
+                xs.append(x), ys.append(c.mean), cs.append(colors[s])
+                if math.isfinite(c.ci95):
+                    segs.append([(x, c.mean - c.ci95), (x, c.mean + c.ci95)])
+        ax.bar(xs, ys, bw, color=cs)
+        ax.add_collection(LineCollection(segs, colors="black", linewidths=0.7))
+        ax.autoscale_view()
+        ax.set_xticks(range(len(adapters)), adapters, fontsize=7, rotation=30 if len(adapters) > 4 else 0)
+        ax.set_title(f"{m} {meta[m].arrow}", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes[len(cols) :]:
+        ax.set_visible(False)
+    from matplotlib.patches import Patch
+
+    axes[0].legend(handles=[Patch(color=colors[s], label=s) for s in strategies], fontsize=6, frameon=False)
+    fig.suptitle("Mean ± 95% CI over completed seeds", fontsize=9)
+    fig.savefig(path)
+    return True
