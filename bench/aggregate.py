@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -35,9 +36,14 @@ def ci95(std: float, n: int) -> float:
     """Half-width of the 95% t-interval of a mean over n seeds (NaN for n < 2: one seed has no spread)."""
     if n < 2 or not math.isfinite(std):
         return math.nan
+    return _t975(n - 1) * std / math.sqrt(n)
+
+
+@functools.lru_cache(maxsize=256)
+def _t975(dof: int) -> float:
     from scipy.stats import t
 
-    return float(t.ppf(0.975, n - 1) * std / math.sqrt(n))
+    return float(t.ppf(0.975, dof))
 
 
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:

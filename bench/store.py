@@ -18,8 +18,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 DONE_STATUSES = ("completed", "diverged", "not_applicable")
 STATUSES = (*DONE_STATUSES, "failed")
 
@@ -86,6 +84,8 @@ def is_done(run_dir: Path) -> bool:
 
 def save_checkpoint(path: Path, state: dict) -> None:
     buf = io.BytesIO()
+    import torch  # lazily: `bench report` needs no torch
+
     torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
 
@@ -97,6 +97,8 @@ def load_checkpoint(path: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
+        import torch
+
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # truncated zip, bad magic, disallowed type: all mean "not trustworthy"
         return None
