@@ -63,12 +63,16 @@ class Batch:
     u8: torch.Tensor  # uint8, N×C×H×W, values on the data set's `levels` grid
     y: torch.Tensor  # int64 labels, -1 where unknown
     levels: int = 256
+    # The layout `x` is made in: channels_last when the runner put the adapter's conv nets in it, so the
+    # first convolution does not convert its input (or fall back to a slower kernel) on every step.
+    memory_format: torch.memory_format = field(default=torch.contiguous_format, repr=False)
     _x: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def x(self) -> torch.Tensor:
         if self._x is None:
-            self._x = self.u8.float().div_(127.5).sub_(1.0)
+            fmt = self.memory_format if self.u8.dim() == 4 else torch.contiguous_format
+            self._x = self.u8.to(torch.float32, memory_format=fmt).div_(127.5).sub_(1.0)
         return self._x
 
     def tokens(self) -> torch.Tensor:
@@ -270,11 +274,12 @@ FUSED_OPTIM = {"enabled": True}
 def adam(
     params, lr: float, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, device: torch.device | str = "cpu"
 ) -> torch.optim.Optimizer:
-    """Adam(W) as every baseline should build it: fused kernels on CUDA (one launch per step, not per tensor)."""
+    """Adam(W) as every baseline should build it: fused kernels (one pass over all parameters per step, not a
+    loop of small ops per tensor), which PyTorch has for CUDA and for the CPU."""
     params = (
         [p for p in params if p.requires_grad] if not isinstance(params, list) or not params or not isinstance(params[0], dict) else params
     )
-    fused = torch.device(device).type == "cuda" and FUSED_OPTIM["enabled"]
+    fused = torch.device(device).type in ("cuda", "cpu") and FUSED_OPTIM["enabled"]
     cls = torch.optim.AdamW if weight_decay else torch.optim.Adam
     return cls(params, lr=lr, betas=betas, weight_decay=weight_decay, **({"fused": True} if fused else {}))
 

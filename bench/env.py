@@ -43,12 +43,42 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def configure_threads(threads: int | None) -> None:
-    # One intra-op pool sized to the cores we may use; inter-op threads only add contention for small models.
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    n = threads or cores
+# Intra-op threads per run when the suite does not say (`runner.threads: null`). Measured with
+# benchmarks/runner_overhead.py on the 2-core CI/dev box: the smoke models (8×8 digits, batch 64) train
+# 8-20x slower with 2 threads than with 1 whenever the box is shared, because every op's OpenMP barrier waits
+# for a descheduled thread, and their ops are too small to gain much from a second thread on an idle box.
+# A fixed default also keeps CPU numbers independent of the core count (conv results change with it in
+# the last bits). Many short runs parallelise better across runs (`--executor ray`) than within one.
+DEFAULT_THREADS = 1
+
+
+def usable_cores() -> int:
+    """CPUs this process may use: its affinity set, capped by a cgroup v2 CPU quota (containers, CI)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, int(quota) // int(period)))
+    return max(1, n)
+
+
+_INTEROP_SET = False
+
+
+def configure_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads for a run: `threads` capped at the usable cores (more only oversubscribes
+    them), or DEFAULT_THREADS. Returns the number set."""
+    global _INTEROP_SET
+    n = min(threads, usable_cores()) if threads else DEFAULT_THREADS
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+    if not _INTEROP_SET:
+        # The harness never runs ops concurrently (no torch.jit.fork), so the inter-op pool would only add
+        # idle threads. PyTorch allows setting it once, before any inter-op work; later it raises.
+        _INTEROP_SET = True
+        with contextlib.suppress(RuntimeError):
+            torch.set_num_interop_threads(1)
+    return n
 
 
 def rng_state() -> dict:

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from bench import adapter as adapter_mod
 from bench import env, store
 from bench.adapter import Adapter, Batch, get_adapter
 from bench.data import ImageData, load_dataset
@@ -32,7 +33,8 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
-    compile_seconds: float = 0.0
+    compile_seconds: float = 0.0  # the first step after each compile(): tracing and code generation
+    compile_steps: int = 0  # steps timed as compile_seconds, so not in train_seconds
     first_losses: dict[str, float] = field(default_factory=dict)
     pretrain: dict[str, Any] = field(default_factory=dict)
     resumed_from: list[int] = field(default_factory=list)  # the step of each resume, for provenance
@@ -50,23 +52,70 @@ def build_adapter(run: RunSpec, data: ImageData, device: torch.device) -> Adapte
     return cls(config, data.info, device)
 
 
-def _speed_setup(run: RunSpec, adapter: Adapter, device: torch.device) -> None:
-    from bench import adapter as adapter_mod
+@dataclass(frozen=True)
+class FastPath:
+    """The speed switches that apply to one run on one device, decided once before the loop.
 
-    adapter_mod.FUSED_OPTIM["enabled"] = run.runner.fused_optim
+    Pure data, so the CUDA decisions can be checked on a CPU-only machine (tests/test_gpu.py)."""
+
+    amp_dtype: torch.dtype | None  # autocast dtype, or None for full float32
+    tf32: bool
+    channels_last: bool
+    fused_optim: bool
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=self.amp_dtype)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+def fast_path(run: RunSpec, device: torch.device, bf16_ok: bool | None = None) -> FastPath:
+    """What `run.runner` turns on for `device`. bf16 autocast and TF32 are CUDA-only: on the CPU, bf16 would
+    change the numbers far beyond float rounding. channels_last also helps the CPU's oneDNN convolutions
+    (cnn_gan 1.25x, vae 1.07x faster on the 2-core dev box), and fused Adam has CPU and CUDA kernels (one pass
+    over all parameters instead of a loop of small ops per tensor). MPS keeps the plain path."""
+    r, cuda = run.runner, device.type == "cuda"
+    if bf16_ok is None:  # pre-Ampere GPUs have no bf16; fp16 would need a GradScaler the adapters do not run
+        bf16_ok = cuda and torch.cuda.is_bf16_supported()
+    return FastPath(
+        amp_dtype=torch.bfloat16 if (cuda and r.amp and bf16_ok) else None,
+        tf32=cuda and r.tf32,
+        channels_last=r.channels_last and device.type in ("cuda", "cpu"),
+        fused_optim=r.fused_optim and device.type in ("cuda", "cpu"),
+    )
+
+
+def _has_conv(m: torch.nn.Module) -> bool:
+    return any(isinstance(x, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for x in m.modules())
+
+
+def apply_fast_path(fp: FastPath, adapter: Adapter, device: torch.device) -> None:
+    """Process-wide backend flags and the adapter's memory layout. Called after a checkpoint is loaded."""
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = run.runner.tf32
-        torch.backends.cudnn.allow_tf32 = run.runner.tf32
-        if run.runner.channels_last:
-            for m in adapter.modules().values():
-                if any(isinstance(x, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for x in m.modules()):
-                    m.to(memory_format=torch.channels_last)
+        torch.backends.cuda.matmul.allow_tf32 = fp.tf32
+        torch.backends.cudnn.allow_tf32 = fp.tf32
+    for m in adapter.modules().values():
+        if _has_conv(m):
+            # Either way, so a run with channels_last off after one with it on gets plain layouts back.
+            m.to(memory_format=fp.memory_format)
+    align_optimizer_state(adapter)
 
 
-def _autocast(run: RunSpec, device: torch.device):
-    if device.type == "cuda" and run.runner.amp:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def align_optimizer_state(adapter: Adapter) -> None:
+    """Give every per-parameter optimiser state tensor its parameter's strides.
+
+    Fused Adam walks params and states as flat memory: a channels_last parameter with a contiguous
+    `exp_avg` (restored from a checkpoint written with another layout, or made before the layout
+    change) is updated with the wrong elements, silently (seen with the CPU kernel). The copy is exact."""
+    for opt in adapter.optimizers().values():
+        for p, st in opt.state.items():
+            for k, v in list(st.items()):
+                if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                    st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def _sync(device: torch.device) -> None:
@@ -82,6 +131,7 @@ class Runner:
         self.dir = Path(suite_dir) / run.run_id
         self.ckpt_path = self.dir / "checkpoint.pt"
         self.memory = env.PeakMemory(self.device)
+        self.fast = fast_path(run, self.device)
 
     # --- the whole run ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -91,6 +141,8 @@ class Runner:
         env.configure_threads(run.runner.threads)
         env.seed_everything(run.seed)
         self.memory.reset()
+        # Before any adapter is built: adapters build their optimisers in __init__ through bench.adapter.adam.
+        adapter_mod.FUSED_OPTIM["enabled"] = self.fast.fused_optim
         data = load_dataset(run.dataset).to(self.device)
         adapter = build_adapter(run, data, self.device)
         state = LoopState()
@@ -109,7 +161,7 @@ class Runner:
                 self.ckpt_path.unlink(missing_ok=True)
                 env.seed_everything(run.seed)
                 adapter = build_adapter(run, data, self.device)
-        _speed_setup(run, adapter, self.device)
+        apply_fast_path(self.fast, adapter, self.device)
         base = self._base_result(adapter)
         if ckpt is None:
             try:
@@ -145,23 +197,33 @@ class Runner:
         bar = self._bar(steps, state.step)
         adapter.train(True)
         n_train = data.train_x.shape[0]
+        fast = self.fast
+        fmt = fast.memory_format
+        compiling = run.runner.compile
         t0 = time.perf_counter()
         while state.step < steps:
+            # Nothing in this loop waits on the device: the indices are drawn by a generator on the data's
+            # device, index_select never checks bounds on the host, and losses are only read at a flush.
             idx = torch.randint(0, n_train, (bs,), device=self.device, generator=gen)
-            batch = Batch(data.train_x[idx], data.train_y[idx], data.levels)
-            with _autocast(run, self.device):
+            batch = Batch(data.train_x.index_select(0, idx), data.train_y.index_select(0, idx), data.levels, memory_format=fmt)
+            with fast.autocast(self.device):
                 losses = adapter.train_step(batch, state.step)
             state.step += 1
-            if state.step == 1 and run.runner.compile:
-                _sync(self.device)
-                state.compile_seconds = time.perf_counter() - t0
             pending.append((state.step, losses))
+            if compiling:  # also after a resume, which compiles afresh
+                _sync(self.device)
+                now = time.perf_counter()
+                state.compile_seconds += now - t0
+                state.compile_steps += 1
+                compiling, t0 = False, now
             at_eval = bool(eval_every) and state.step % eval_every == 0 and state.step < steps
             at_ckpt = bool(ckpt_every) and state.step % ckpt_every == 0
             if state.step == 1 or state.step % log_every == 0 or state.step == steps or at_eval or at_ckpt:
                 _sync(self.device)
-                state.train_seconds += time.perf_counter() - t0
+                t1 = time.perf_counter()
+                state.train_seconds += t1 - t0
                 self._flush(pending, state, bar)
+                state.train_seconds += time.perf_counter() - t1  # the host transfer and checks are loop cost too
                 pending = []
                 if at_eval:
                     self._periodic_eval(adapter, data, state)
@@ -176,8 +238,10 @@ class Runner:
         if not pending:
             return
         names = sorted(pending[0][1])
-        # One host transfer for the whole window: a (steps × losses) matrix.
-        mat = torch.stack([torch.stack([torch.as_tensor(ls[n]).detach().float().reshape(()) for n in names]) for _, ls in pending]).cpu()
+        # One stack and one host transfer for the whole window: a (steps × losses) matrix. Stacking promotes
+        # mixed dtypes (bf16 and float32 losses) to the wider one, which holds both exactly.
+        flat = [torch.as_tensor(ls[n], device=self.device).detach().reshape(()) for _, ls in pending for n in names]
+        mat = torch.stack(flat).float().view(len(pending), len(names)).cpu()
         thr = self.spec.runner.diverge_threshold
         bad = ~torch.isfinite(mat).all(dim=1)
         if thr is not None:
@@ -205,7 +269,8 @@ class Runner:
 
     def _compile(self, adapter: Adapter) -> None:
         # nn.Module.compile() compiles in place, so state_dict keys (and checkpoints) stay the same.
-        # Compilation is lazy; its cost is paid in step 1, which the loop times as compile_seconds.
+        # Compilation is lazy; its cost is paid in the first step, which the loop times as compile_seconds
+        # (sampling in eval mode compiles once more, inside the first evaluation's time).
         for m in adapter.modules().values():
             m.compile()
 
@@ -243,12 +308,13 @@ class Runner:
     def _cost(self, adapter: Adapter, state: LoopState) -> dict[str, float]:
         b = self.spec.budget
         pre = float(state.pretrain.get("seconds", 0.0))
+        timed = (b.steps - state.compile_steps) * b.batch_size  # compile steps are timed apart
         return {
             "pretrain_seconds": pre,
             "train_seconds": state.train_seconds,
             "eval_seconds": state.eval_seconds,
-            "total_seconds": pre + state.train_seconds,
-            "images_per_second": (b.steps * b.batch_size / state.train_seconds) if state.train_seconds > 0 else math.nan,
+            "total_seconds": pre + state.train_seconds + state.compile_seconds,
+            "images_per_second": (timed / state.train_seconds) if state.train_seconds > 0 else math.nan,
             "peak_memory_mb": self.memory.peak_mb(),
             "params": float(adapter.num_params()),
         }

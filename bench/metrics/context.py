@@ -66,11 +66,12 @@ class EvalContext:
                 while left > 0:
                     n = min(left, SAMPLE_CHUNK)
                     x = validate_sample(self.adapter.sample(n, gen), n, self.data.info, type(self.adapter).__name__)
-                    out.append(x.cpu())
+                    out.append(x)  # kept on the device: a .cpu() per chunk would wait for each chunk in turn
                     left -= n
         finally:
             self.adapter.train(True)
-        return torch.cat(out)
+        # One device-to-host transfer for all chunks.
+        return torch.cat(out).cpu()
 
     @cached_property
     def domain(self):
