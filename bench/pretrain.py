@@ -45,6 +45,10 @@ def check_strategy(name: str, spec: StrategySpec) -> None:
             raise ConfigError(f"task {spec.task} needs steps > 0", key=f"{where}.steps", fix="add steps: 300")
     if spec.task == "external" and not (spec.path or spec.timm_model):
         raise ConfigError("task external needs path or timm_model", key=where, fix="add path: weights.safetensors")
+    if spec.task == "external" and spec.path and spec.timm_model:
+        raise ConfigError("task external takes path or timm_model, not both", key=where, fix="keep one of them")
+    if spec.mask_ratio > 0 and spec.task != "autoencode":
+        raise ConfigError(f"mask_ratio applies to task autoencode, not {spec.task}", key=f"{where}.mask_ratio", fix="remove mask_ratio")
     if spec.sha256 is not None and (len(spec.sha256) != 64 or any(c not in "0123456789abcdef" for c in spec.sha256.lower())):
         raise ConfigError("sha256 must be 64 hex digits", key=f"{where}.sha256")
 

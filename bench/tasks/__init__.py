@@ -1,0 +1,182 @@
+"""Pretraining tasks: the registry, `run_task` (what bench.pretrain.pretrain calls) and `describe_tasks`.
+
+One flow for every training task (supervised, autoencode, autoregressive, generative):
+  1. resolve `parts:` against the adapter (StrategyNotApplicable, recorded as n/a, when nothing fits);
+  2. load the source converted to the target's size, channels and levels (common.source_spec);
+  3. hash everything that determines the result (`cache_fields`) and look it up in the cache;
+  4. on a miss, build a fresh copy of the adapter under the fixed PRETRAIN_SEED, train it, cache its weights;
+  5. load the weights into the run's own adapter parts (shapes match: same class, config and data shape).
+`external` skips 2–4: the file is its own cache.
+
+The seed: pretraining uses PRETRAIN_SEED (0) whatever the run's seed, so a checkpoint is shared by every
+seed of a suite (seed 1's run is a cache hit) and across suites; seeds vary only the fine-tuning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.adapter import Adapter
+from bench.pretrain import PretrainOutcome, StrategyNotApplicable
+from bench.schema import to_dict
+from bench.suite import RunSpec
+from bench.tasks import autoencode, autoregressive, cache, external, generative, supervised
+from bench.tasks.common import ALL_PARTS, PRETRAIN_SEED, Context, load_source, precision, select_parts
+from bench.tasks.weights import load_weights
+
+# Bump when any task's code changes the weights it produces: old cache entries then stop matching.
+TASK_VERSION = 1
+
+TrainFn = Callable[[Context], tuple[dict[str, torch.Tensor], dict[str, Any], float]]
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    description: str
+    roles: tuple[str, ...]  # part roles the task can initialise
+    train: TrainFn | None  # None: not a training task (scratch, external)
+    whole_model: bool = False  # trains every module, whatever `parts:` loads afterwards
+
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("scratch", "no pretraining: every part starts from its random initialisation", (), None),
+        Task(
+            "supervised",
+            "encoder part + linear head trained on the source's labels (e.g. a GAN's D trunk)",
+            supervised.ROLES,
+            supervised.train,
+        ),
+        Task(
+            "autoencode",
+            "encoder or decoder part + generic partner on reconstruction; mask_ratio: MAE-style (transformers) or denoising (CNNs)",
+            autoencode.ROLES,
+            autoencode.train,
+        ),
+        Task(
+            "autoregressive",
+            "sequence part trained on next-token prediction over the source's pixels",
+            autoregressive.ROLES,
+            autoregressive.train,
+        ),
+        Task(
+            "generative",
+            "whole adapter trained on the source with its own objective, then fine-tuned (Transferring GANs)",
+            generative.ROLES,
+            generative.train,
+            whole_model=True,
+        ),
+        Task("external", "state dict from a file (safetensors / torch weights_only, sha256-pinned) or a timm name", external.ROLES, None),
+    )
+}
+
+
+def describe_tasks() -> list[tuple[str, str]]:
+    """(name, description) rows for `bench list strategies`, plus the options that combine with any task."""
+    rows = [(t.name, t.description) for t in TASKS.values()]
+    rows.append(("freeze: {part: N}", "option: keep the first N blocks of a part fixed during training (FreezeD)"))
+    rows.append(("parts: [...]", "option: what is initialised: part names, roles (encoder/decoder/sequence) or all/both"))
+    return rows
+
+
+def cache_fields(
+    adapter: Adapter, run: RunSpec, task: Task, parts: list[str], source_fp: str, batch_size: int, device: torch.device
+) -> dict[str, Any]:
+    """Everything that determines a pretrained checkpoint, and nothing else (names of things are not in it)."""
+    spec = run.strategy_spec
+    cls = type(adapter)
+    return {
+        "task_version": TASK_VERSION,
+        "task": task.name,
+        "adapter": run.adapter,
+        "adapter_class": f"{cls.__module__}.{cls.__qualname__}",
+        "adapter_config": to_dict(adapter.config),
+        "data_info": dataclasses.asdict(adapter.info),
+        "source": source_fp,  # ImageData.fingerprint(): the pixels and labels, not the data set's name
+        "parts": "whole_model" if task.whole_model else sorted(parts),
+        "steps": spec.steps,
+        "lr": spec.lr,
+        "batch_size": batch_size,
+        "mask_ratio": spec.mask_ratio,
+        "seed": PRETRAIN_SEED,
+        "precision": precision(run, device),
+    }
+
+
+def _finite(info: dict[str, Any]) -> dict[str, Any]:
+    # result.json and meta.json are strict JSON: a diverged loss is recorded as None.
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in info.items()}
+
+
+@contextlib.contextmanager
+def seeded(device: torch.device) -> Iterator[None]:
+    """Global RNGs seeded with PRETRAIN_SEED inside, and restored afterwards.
+
+    Pretraining then draws the same initialisation, noise and dropout whatever the run's seed (its output is
+    a function of the cache key alone), and the run's own random stream is left exactly where it was.
+    """
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(PRETRAIN_SEED)
+        yield
+
+
+def run_task(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Path) -> PretrainOutcome:
+    """Apply the run's strategy to `adapter` in place. Raises StrategyNotApplicable when it does not apply."""
+    spec = run.strategy_spec
+    task = TASKS[spec.task]
+    if task.name == "external":
+        return external.run(adapter, run, device)
+    assert task.train is not None, f"task {task.name} has no training function"
+    where = f"strategies.{run.strategy}.source"
+    if task.whole_model:
+        load_parts = (
+            None
+            if spec.parts is None or any(p in ALL_PARTS for p in spec.parts)
+            else select_parts(adapter, spec.parts, task.roles, task.name)
+        )
+        train_parts: list[str] = []
+    else:
+        load_parts = train_parts = select_parts(adapter, spec.parts, task.roles, task.name)
+    source = load_source(spec, adapter.info, where)
+    batch_size = spec.batch_size or run.budget.batch_size
+    fields = cache_fields(adapter, run, task, train_parts, source.fingerprint(), batch_size, device)
+    key = cache.cache_key(fields)
+    hit = cache.load(cache_dir, key)
+    if hit is not None:
+        tensors, meta = hit
+        cached = True
+    else:
+        with seeded(device):
+            # A fresh instance (same class, config and data info): the run's own adapter is only loaded into.
+            fresh = type(adapter)(adapter.config, adapter.info, device)
+            ctx = Context(fresh, run, source.to(device), train_parts, device, batch_size)
+            tensors, info, seconds = task.train(ctx)
+        meta = {
+            "seconds": seconds,
+            "info": _finite(info),
+            "fields": fields,
+            "source_name": source.name,
+            "source_train_size": len(source.train_y),
+        }
+        meta = cache.save(cache_dir, key, tensors, meta)
+        tensors = {k: v.detach() for k, v in tensors.items()}
+        cached = False
+    t = time.perf_counter()
+    loaded = load_weights(adapter, tensors, load_parts, f"pretrain cache {key}")
+    info = {**meta["info"], "cache_key": key, "load_seconds": time.perf_counter() - t, "source_train_size": meta.get("source_train_size")}
+    return PretrainOutcome(seconds=float(meta["seconds"]), cached=cached, parts=loaded, info=info)
+
+
+__all__ = ["TASKS", "TASK_VERSION", "Task", "describe_tasks", "run_task", "StrategyNotApplicable"]

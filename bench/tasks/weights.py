@@ -1,0 +1,105 @@
+"""Flat tensor dicts ⇄ an adapter's parts. One format for the cache, the generative task and external files.
+
+Keys come in two namespaces:
+- `<part>.<param>`: a part's own state dict, e.g. `discriminator.stem.0.weight` (what part tasks produce).
+- `module.<name>.<param>`: a whole adapter module, e.g. `module.D.head.weight`, which is exactly what
+  `torch.save(adapter.state_dict())` flattens to (so an adapter checkpoint is a valid external file;
+  its `optim.*` entries are ignored).
+A file with neither prefix is accepted as the state dict of the single part that `parts:` selects.
+Loading copies into the existing parameters in place, so the adapter's optimisers keep pointing at them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.adapter import Adapter
+from bench.errors import ConfigError
+
+
+def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:
+    """Nested dicts of tensors → one flat dict with dotted keys; non-tensors (optimiser scalars) are dropped."""
+    out: dict[str, torch.Tensor] = {}
+    for k, v in obj.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, torch.Tensor):
+            out[key] = v
+        elif isinstance(v, Mapping) and not key.startswith("optim."):
+            out.update(flatten(v, f"{key}."))
+    return out
+
+
+def part_tensors(adapter: Adapter, names: list[str]) -> dict[str, torch.Tensor]:
+    parts = adapter.parts()
+    return {f"{n}.{k}": v for n in names for k, v in parts[n].module.state_dict().items()}
+
+
+def module_tensors(adapter: Adapter) -> dict[str, torch.Tensor]:
+    return {f"module.{n}.{k}": v for n, m in adapter.modules().items() for k, v in m.state_dict().items()}
+
+
+def _sub(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _module_prefix(adapter: Adapter, target: nn.Module) -> str | None:
+    """Where a part's module sits inside the adapter's top-level modules, as a `module.<name>.<path>.` prefix."""
+    for name, m in adapter.modules().items():
+        for path, sub in m.named_modules():
+            if sub is target:
+                return f"module.{name}." + (f"{path}." if path else "")
+    return None
+
+
+def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], what: str, source: str) -> None:
+    """Strict, shape-checked load, with one-line messages naming the first differences."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    if missing or extra:
+        detail = "; ".join(
+            s for s in (f"missing {', '.join(missing[:4])}" if missing else "", f"unexpected {', '.join(extra[:4])}" if extra else "") if s
+        )
+        raise ConfigError(f"{source}: weights do not fit {what} ({detail})", fix="the file must hold this part's state dict (same config)")
+    bad = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if tuple(state[k].shape) != tuple(v.shape)]
+    if bad:
+        raise ConfigError(
+            f"{source}: shape mismatch for {what}: {'; '.join(bad[:3])}", fix="use weights saved for the same adapter config and data shape"
+        )
+    module.load_state_dict(dict(state), strict=True)
+
+
+def load_weights(adapter: Adapter, tensors: Mapping[str, torch.Tensor], names: list[str] | None, source: str) -> list[str]:
+    """Load `tensors` into the named parts (None: every module the file holds, or every part it holds).
+
+    Returns what was initialised, as part names (or `module.<name>` for whole modules).
+    """
+    parts, modules = adapter.parts(), adapter.modules()
+    by_module = {n for n in modules if any(k.startswith(f"module.{n}.") for k in tensors)}
+    by_part = {n for n in parts if any(k.startswith(f"{n}.") for k in tensors)}
+    if names is None:
+        if by_module:  # whole-model transfer: every module the file holds
+            for n in sorted(by_module):
+                load_into(modules[n], _sub(tensors, f"module.{n}."), f"module '{n}'", source)
+            return [f"module.{n}" for n in sorted(by_module)]
+        names = sorted(by_part)
+        if not names:
+            raise ConfigError(
+                f"{source}: no key starts with a part name ({', '.join(parts)}) or module.<name>",
+                fix="set parts: [<part>] to load a single part's plain state dict",
+            )
+    for n in names:
+        if n in by_part:
+            state = _sub(tensors, f"{n}.")
+        elif by_module and (prefix := _module_prefix(adapter, parts[n].module)) is not None:
+            state = _sub(tensors, prefix)
+        elif len(names) == 1 and not by_part and not by_module:
+            state = dict(tensors)  # a plain state dict of the one selected part
+        else:
+            raise ConfigError(f"{source}: holds no weights for part '{n}'", fix=f"keys must start with '{n}.' or module.<name>.")
+        load_into(parts[n].module, state, f"part '{n}'", source)
+    return list(names)

@@ -1,0 +1,265 @@
+"""The strategy stage: every task changes the initialisation, the cache, external files, n/a pairs, freeze, sources.
+
+Everything runs on CPU with tiny configs and a few dozen pretraining steps, so the file takes seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from bench import env
+from bench.adapter import Adapter, Batch
+from bench.data import DatasetSpec, load_dataset
+from bench.errors import BenchError, ConfigError
+from bench.pretrain import StrategyNotApplicable, apply_freeze, pretrain
+from bench.runner import build_adapter
+from bench.schema import parse
+from bench.suite import Budget, EvalSpec, RunnerSpec, RunSpec, StrategySpec
+from bench.tasks import cache
+from bench.tasks.common import load_source
+from bench.tasks.weights import part_tensors
+
+CPU = torch.device("cpu")
+TINY = {
+    "cnn_gan": {"z_dim": 16, "width": 8, "max_width": 16, "feature_dim": 32},
+    "transformer_gan": {"dim": 16, "depth": 1, "heads": 2, "z_dim": 8},
+    "vae": {"width": 8, "feature_dim": 32, "z_dim": 8, "iw_samples": 2},
+    "lstm_seq": {"emb": 16, "hidden": 32, "layers": 1},
+    "transformer_seq": {"dim": 32, "depth": 1, "heads": 2},
+    "dummy": {},
+}
+DIGITS = {"name": "digits"}
+
+
+def make_run(adapter: str, strategy: dict[str, Any], seed: int = 0, dataset: dict | None = None) -> RunSpec:
+    spec = parse(StrategySpec, strategy, "strategies.s")
+    return RunSpec(
+        "t",
+        adapter,
+        dict(TINY[adapter]),
+        "s",
+        spec,
+        seed,
+        parse(DatasetSpec, dataset or DIGITS),
+        Budget(batch_size=32),
+        EvalSpec(),
+        RunnerSpec(),
+    )
+
+
+def build(run: RunSpec) -> Adapter:
+    env.seed_everything(run.seed)  # as the runner does: the run's seed decides the random initialisation
+    return build_adapter(run, load_dataset(run.dataset), CPU)
+
+
+def first_losses(run: RunSpec, cache_dir: Path) -> dict[str, float]:
+    """What the runner records as result["first_losses"]: the losses of training step 1 after pretraining."""
+    adapter = build(run)
+    pretrain(adapter, run, CPU, cache_dir)
+    env.seed_everything(run.seed + 1)
+    data = load_dataset(run.dataset)
+    idx = torch.randint(0, len(data.train_y), (32,), generator=torch.Generator().manual_seed(run.seed))
+    losses = adapter.train_step(Batch(data.train_x[idx], data.train_y[idx], data.levels), 0)
+    return {k: float(v) for k, v in losses.items()}
+
+
+def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+TASK_CASES = [
+    ("cnn_gan", {"task": "supervised", "source": DIGITS, "steps": 20}),
+    ("cnn_gan", {"task": "autoencode", "source": DIGITS, "steps": 20, "parts": ["generator"], "mask_ratio": 0.3}),
+    ("vae", {"task": "autoencode", "source": DIGITS, "steps": 20}),
+    ("lstm_seq", {"task": "autoregressive", "source": DIGITS, "steps": 20}),
+    ("dummy", {"task": "generative", "source": {"name": "digits", "classes": [0, 1]}, "steps": 20}),
+]
+
+
+@pytest.mark.parametrize("adapter,strategy", TASK_CASES, ids=[f"{a}-{s['task']}" for a, s in TASK_CASES])
+def test_each_task_changes_the_step0_loss(adapter: str, strategy: dict, tmp_path: Path) -> None:
+    scratch = first_losses(make_run(adapter, {}), tmp_path)
+    pre = first_losses(make_run(adapter, strategy), tmp_path)
+    assert scratch.keys() == pre.keys()
+    assert any(abs(scratch[k] - pre[k]) > 1e-4 for k in scratch), (scratch, pre)
+
+
+@pytest.mark.parametrize("adapter,objective", [("transformer_gan", "masked"), ("cnn_gan", "denoise")])
+def test_mask_ratio_is_mae_for_transformers_and_denoising_for_cnns(adapter: str, objective: str, tmp_path: Path) -> None:
+    strategy = {"task": "autoencode", "source": DIGITS, "steps": 10, "parts": ["discriminator"], "mask_ratio": 0.5}
+    run = make_run(adapter, strategy)
+    out = pretrain(build(run), run, CPU, tmp_path)
+    assert out.info["discriminator.objective"] == objective
+    assert out.info["discriminator.loss_final"] < out.info["discriminator.loss_first"]
+    assert first_losses(run, tmp_path) != first_losses(make_run(adapter, {}), tmp_path)
+
+
+def test_supervised_trunk_is_a_good_digit_classifier(tmp_path: Path) -> None:
+    run = make_run("cnn_gan", {"task": "supervised", "source": DIGITS, "steps": 150, "lr": 2e-3})
+    out = pretrain(build(run), run, CPU, tmp_path)
+    assert out.parts == ["discriminator"] and out.seconds > 0 and not out.cached
+    assert out.info["discriminator.head_accuracy"] >= 0.9
+    assert out.info["discriminator.probe_accuracy"] >= 0.9
+    assert out.info["discriminator.loss_final"] < out.info["discriminator.loss_first"]
+
+
+def test_second_seed_hits_the_cache_with_identical_weights(tmp_path: Path) -> None:
+    strategy = {"task": "supervised", "source": DIGITS, "steps": 10}
+    r0, r1 = make_run("cnn_gan", strategy, seed=0), make_run("cnn_gan", strategy, seed=1)
+    a0, a1 = build(r0), build(r1)
+    assert not same(params(a0.D.trunk), params(a1.D.trunk))  # different seeds, different random inits
+    o0 = pretrain(a0, r0, CPU, tmp_path)
+    o1 = pretrain(a1, r1, CPU, tmp_path)
+    assert not o0.cached and o1.cached
+    assert o1.seconds == pytest.approx(o0.seconds)  # the original cost is reported on a hit
+    assert o1.info["cache_key"] == o0.info["cache_key"]
+    assert same(params(a0.D.trunk), params(a1.D.trunk))
+    # Anything that determines the weights changes the key: here, the number of steps.
+    r2 = make_run("cnn_gan", {**strategy, "steps": 11})
+    assert not pretrain(build(r2), r2, CPU, tmp_path).cached
+
+
+@pytest.mark.parametrize("damage", ["truncate_weights", "garble_meta", "delete_meta"])
+def test_corrupt_cache_entry_is_redone(damage: str, tmp_path: Path) -> None:
+    run = make_run("cnn_gan", {"task": "supervised", "source": DIGITS, "steps": 5})
+    a = build(run)
+    key = pretrain(a, run, CPU, tmp_path).info["cache_key"]
+    good = params(a.D.trunk)
+    folder = cache.entry_dir(tmp_path, key)
+    if damage == "truncate_weights":
+        w = folder / cache.WEIGHTS
+        w.write_bytes(w.read_bytes()[:100])
+    elif damage == "garble_meta":
+        (folder / cache.META).write_text('{"key": ')
+    else:
+        (folder / cache.META).unlink()
+    assert cache.load(tmp_path, key) is None
+    b = build(run)
+    out = pretrain(b, run, CPU, tmp_path)
+    assert not out.cached
+    assert same(params(b.D.trunk), good)  # deterministic: the redone entry equals the original
+    assert cache.load(tmp_path, key) is not None
+    assert pretrain(build(run), run, CPU, tmp_path).cached
+
+
+def _save_external(tmp_path: Path, fmt: str) -> tuple[Path, dict[str, torch.Tensor]]:
+    donor = build(make_run("cnn_gan", {}, seed=7))
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        path = tmp_path / "d.safetensors"
+        save_file({k: v.contiguous() for k, v in part_tensors(donor, ["discriminator"]).items()}, str(path))
+    else:  # a whole adapter.state_dict(), as torch.save writes it
+        path = tmp_path / "adapter.pt"
+        torch.save(donor.state_dict(), path)
+    return path, params(donor.D.trunk)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "torch"])
+def test_external_file_loads_into_the_part(fmt: str, tmp_path: Path) -> None:
+    path, want = _save_external(tmp_path, fmt)
+    digest = cache.file_sha256(path)
+    run = make_run("cnn_gan", {"task": "external", "path": str(path), "sha256": digest, "parts": ["discriminator"]})
+    a = build(run)
+    out = pretrain(a, run, CPU, tmp_path)
+    assert out.parts == ["discriminator"] and out.info["file_sha256"] == digest
+    assert same(params(a.D.trunk), want)
+    assert first_losses(run, tmp_path) != first_losses(make_run("cnn_gan", {}), tmp_path)
+
+
+def test_external_wrong_sha256_is_refused(tmp_path: Path) -> None:
+    path, _ = _save_external(tmp_path, "safetensors")
+    run = make_run("cnn_gan", {"task": "external", "path": str(path), "sha256": "0" * 64})
+    with pytest.raises(ConfigError) as err:
+        pretrain(build(run), run, CPU, tmp_path)
+    msg = str(err.value)
+    assert "sha256 mismatch" in msg and str(path) in msg and "\n" not in msg
+    missing = make_run("cnn_gan", {"task": "external", "path": str(tmp_path / "nope.pt")})
+    with pytest.raises(BenchError, match="weights file not found"):
+        pretrain(build(missing), missing, CPU, tmp_path)
+
+
+def test_not_applicable_pairs_are_recorded_through_run_suite(tmp_path: Path) -> None:
+    from bench.api import run_suite
+
+    suite = {
+        "name": "na",
+        "dataset": {"name": "digits", "classes": [5, 6, 7, 8, 9], "limit": 50},
+        "budget": {"steps": 3, "batch_size": 16},
+        "eval": {"num_samples": 20, "metrics": ["bpd"]},
+        "seeds": [0],
+        "adapters": {"dummy": {}, "lstm_seq": TINY["lstm_seq"]},
+        "strategies": {
+            "scratch": {},
+            "supervised": {"task": "supervised", "source": {"name": "digits", "classes": [0, 1, 2, 3, 4]}, "steps": 3},
+            "autoregressive": {"task": "autoregressive", "source": {"name": "digits", "classes": [0, 1, 2, 3, 4]}, "steps": 3},
+            "freezed": {"freeze": {"discriminator": 1}},
+        },
+    }
+    df = run_suite(suite, out=tmp_path / "runs", reports=tmp_path / "reports", progress=False)
+    status = {(r.adapter, r.strategy): r.status for r in df.itertuples()}
+    assert status[("dummy", "scratch")] == "completed"
+    assert status[("lstm_seq", "autoregressive")] == "completed"
+    for pair in [("dummy", "supervised"), ("dummy", "autoregressive"), ("lstm_seq", "supervised"), ("lstm_seq", "freezed")]:
+        assert status[pair] == "not_applicable", pair
+    from bench import store
+
+    res = {(r["adapter"], r["strategy"]): r for r in store.list_results(tmp_path / "runs" / "na")}
+    assert "needs a part with role encoder" in res[("lstm_seq", "supervised")]["error"]
+    ar = res[("lstm_seq", "autoregressive")]
+    assert ar["timings"]["pretrain"] > 0 and ar["pretrain"]["parts"] == ["sequence"]
+    assert ar["first_losses"] != res[("lstm_seq", "scratch")]["first_losses"]
+
+
+def test_selection_errors_are_not_applicable(tmp_path: Path) -> None:
+    for adapter, strategy, why in [
+        ("cnn_gan", {"task": "autoregressive", "source": DIGITS, "steps": 1}, "needs a part with role sequence"),
+        ("cnn_gan", {"task": "supervised", "source": DIGITS, "steps": 1, "parts": ["generator"]}, "is a decoder"),
+        ("vae", {"task": "supervised", "source": DIGITS, "steps": 1, "parts": ["discriminator"]}, "no part or role 'discriminator'"),
+    ]:
+        run = make_run(adapter, strategy)
+        with pytest.raises(StrategyNotApplicable, match=why):
+            pretrain(build(run), run, CPU, tmp_path)
+
+
+def test_freeze_keeps_the_first_blocks_fixed(tmp_path: Path) -> None:
+    run = make_run("cnn_gan", {"task": "generative", "source": DIGITS, "steps": 5, "freeze": {"discriminator": 2}})
+    a = build(run)
+    pretrain(a, run, CPU, tmp_path)
+    frozen = apply_freeze(a, run.strategy_spec.freeze)
+    assert frozen
+    blocks = a.parts()["discriminator"].blocks
+    before = [params(b) for b in blocks]
+    data = load_dataset(run.dataset)
+    for step in range(5):
+        idx = torch.randint(0, len(data.train_y), (32,))
+        a.train_step(Batch(data.train_x[idx], data.train_y[idx], data.levels), step)
+    after = [params(b) for b in blocks]
+    assert all(same(x, y) for x, y in zip(before[:2], after[:2], strict=True))
+    assert not same(before[-1], after[-1])
+
+
+def test_sources_are_converted_to_the_target(tmp_path: Path) -> None:
+    target = load_dataset(DatasetSpec("digits", classes=[5, 6, 7, 8, 9], limit=100))
+    split = parse(StrategySpec, {"task": "supervised", "source": {"name": "digits", "classes": [0, 1, 2, 3, 4]}, "steps": 1})
+    src = load_source(split, target.info, "s")
+    assert set(src.train_y.tolist()) == {0, 1, 2, 3, 4} and src.train_x.shape[1:] == target.train_x.shape[1:]
+    photos = parse(StrategySpec, {"task": "autoencode", "source": {"name": "photos"}, "steps": 1})
+    p = load_source(photos, target.info, "s")
+    assert p.info.shape == target.info.shape and p.levels == target.levels == 17
+    # A class-split supervised run pretrains on 0-4 only and still loads into a 5-9 target's adapter.
+    run = make_run(
+        "cnn_gan",
+        {"task": "supervised", "source": {"name": "digits", "classes": [0, 1, 2, 3, 4]}, "steps": 20},
+        dataset={"name": "digits", "classes": [5, 6, 7, 8, 9], "limit": 100},
+    )
+    out = pretrain(build(run), run, CPU, tmp_path)
+    assert out.info["source_train_size"] == len(src.train_y) and out.info["discriminator.head_accuracy"] > 0.5
