@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from baselines.cnn_gan import CNNGAN, diff_augment
-from baselines.transformer_gan import TransformerGAN
+from baselines.transformer_gan import L2Attention, TransformerGAN
 from bench import schema
-from bench.adapter import Batch, DataInfo, from_levels
+from bench.adapter import Batch, DataInfo, from_levels, to_uint8
 from bench.errors import ConfigError
 from bench.pretrain import apply_freeze
 
 CPU = torch.device("cpu")
 TINY_CNN = {"z_dim": 8, "width": 8, "feature_dim": 16}
-TINY_VIT = {"z_dim": 8, "dim": 16, "depth": 1, "heads": 2, "g_width": 8}
+TINY_VIT = {"z_dim": 8, "dim": 16, "depth": 1, "heads": 2, "g_width": 8, "stem": 8}
 
 
 def _make(cls, size: int, channels: int, **cfg):
@@ -122,3 +122,49 @@ def test_state_dict_round_trip_restores_samples() -> None:
 def test_r1_and_cutout_paths_train(cls, cfg) -> None:
     adapter, info = _make(cls, 8, 3, r1_gamma=0.1, augment="translation,cutout", **cfg)
     _step_and_sample(adapter, info)
+
+
+@pytest.mark.parametrize("generator", ["transformer", "cnn"])
+def test_transformer_gan_samples_from_generator_ema(generator: str) -> None:
+    adapter, info = _make(TransformerGAN, 8, 1, generator=generator, **TINY_VIT)
+    ema0 = [p.detach().clone() for p in adapter.G_ema.parameters()]
+    for step in range(3):
+        adapter.train_step(_batch(info), step)
+    # The average moved towards the trained generator but is not it, and it has no gradients of its own.
+    moved = [not torch.equal(p, p0) for p, p0 in zip(adapter.G_ema.parameters(), ema0, strict=True)]
+    assert any(moved) and all(not p.requires_grad for p in adapter.G_ema.parameters())
+    assert any(not torch.equal(p, q) for p, q in zip(adapter.G_ema.parameters(), adapter.G.parameters(), strict=True))
+    adapter.train(False)
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(adapter.sample(4, torch.Generator().manual_seed(3)), to_uint8(adapter.G_ema(z), info.levels))
+    assert adapter.num_params() == sum(p.numel() for m in (adapter.G, adapter.D) for p in m.parameters())
+    plain, _ = _make(TransformerGAN, 8, 1, generator=generator, ema=0.0, **TINY_VIT)
+    assert plain.G_ema is None and "module.G_ema" not in plain.state_dict()
+    plain.train(False)
+    assert torch.equal(plain.sample(4, torch.Generator().manual_seed(3)), to_uint8(plain.G(z), info.levels))
+
+
+def test_l2_attention_is_timm_compatible_and_uses_distances() -> None:
+    l2, _ = _make(TransformerGAN, 8, 1, attention="l2", **TINY_VIT)
+    dot, _ = _make(TransformerGAN, 8, 1, attention="dot", **TINY_VIT)
+    attn = l2.D.trunk.blocks[0].attn
+    assert isinstance(attn, L2Attention) and not isinstance(dot.D.trunk.blocks[0].attn, L2Attention)
+    shapes = {k: v.shape for k, v in l2.D.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in dot.D.state_dict().items()}
+    # Against the definition: softmax(-||q_i - k_j||² / sqrt(d_head)) v, heads concatenated, then proj.
+    x = torch.randn(2, 5, 16)
+    q, k, v = attn.qkv(x).reshape(2, 5, 3, 2, 8).permute(2, 0, 3, 1, 4)
+    a = (-torch.cdist(q, k).pow(2) / 8**0.5).softmax(-1)
+    want = attn.proj((a @ v).transpose(1, 2).reshape(2, 5, 16))
+    torch.testing.assert_close(attn(x), want, rtol=1e-4, atol=1e-5)
+
+
+def test_vit_patch_embedding_options() -> None:
+    # Defaults: a stride-1 conv stem, then a (patch + 2)-wide patchify conv at stride patch.
+    a, _ = _make(TransformerGAN, 16, 3, **TINY_VIT)
+    pe = a.D.trunk.patch_embed
+    assert pe.stem[0].out_channels == 8 and pe.proj.kernel_size == (4, 4) and pe.proj.stride == (2, 2)
+    assert a.D.trunk(torch.zeros(2, 3, 16, 16)).shape == (2, 16)
+    # overlap 0, stem 0: timm's own patch embedding, with the shapes of timm's weights.
+    b, _ = _make(TransformerGAN, 16, 3, **{**TINY_VIT, "stem": 0, "overlap": 0})
+    assert not hasattr(b.D.trunk.patch_embed, "stem") and b.D.trunk.patch_embed.proj.weight.shape == (16, 3, 2, 2)
