@@ -86,8 +86,11 @@ def write_tables(suite_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def fmt(mean: float, ci: float, digits: int = 3) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "n/a"
-    m = f"{mean:.{digits}g}" if abs(mean) < 1e4 else f"{mean:.0f}"
-    return m if ci is None or math.isnan(ci) else f"{m} ± {ci:.2g}"
+    if abs(mean) >= 1000:  # counts and throughputs: whole numbers read better than 1.58e+03
+        m, c = f"{mean:.0f}", None if ci is None or math.isnan(ci) else f"{ci:.0f}"
+    else:
+        m, c = f"{mean:.{digits}g}", None if ci is None or math.isnan(ci) else f"{ci:.2g}"
+    return m if c is None else f"{m} ± {c}"
 
 
 def terminal_table(summary: pd.DataFrame, metrics: list[str]) -> str:

@@ -15,6 +15,7 @@ from bench import store
 from bench.errors import BenchError
 
 Echo = Callable[[str], None]
+TERMINAL_METRICS = 5
 
 
 def _quiet(_: str) -> None:
@@ -79,9 +80,13 @@ def run_suite(
     EXECUTORS[executor](todo, suite_dir, str(dev) if device != "auto" else "auto", cache_dir, on_done, progress, **executor_options)
     df, summary = write_tables(suite_dir)
     report = render_report(suite_dir, Path(reports) / suite.name)
-    shown = [*suite.eval.metrics, "train_seconds", "images_per_second"]
+    # The terminal gets the headline columns; every metric is in summary.csv and the report.
+    shown = [*suite.eval.metrics[:TERMINAL_METRICS], "train_seconds"]
     echo("")
     echo(terminal_table(summary, shown))
+    hidden = len(suite.eval.metrics) - TERMINAL_METRICS
+    if hidden > 0:
+        echo(f"(mean ± 95% CI over seeds; {hidden} more metrics in summary.csv and the report)")
     echo(f"\n{len(todo)} runs in {time.perf_counter() - start:.1f}s; results: {suite_dir / 'results.csv'}")
     echo(f"report: {report.resolve().as_uri()}")
     df.attrs.update(summary=summary, report=report, failed=failed)

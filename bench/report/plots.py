@@ -198,6 +198,8 @@ def bar_charts(rows: list[Row], metrics: list[str], meta: dict[str, MetricMeta],
         ax.bar(xs, ys, bw, color=cs)
         ax.add_collection(LineCollection(segs, colors="black", linewidths=0.7))
         ax.autoscale_view()
+        if ys and min(ys) >= 0:  # a non-negative metric: a wide CI (n = 2 seeds) must not push the axis below 0
+            ax.set_ylim(bottom=0)
         ax.set_xticks(range(len(adapters)), adapters, fontsize=7, rotation=30 if len(adapters) > 4 else 0)
         ax.set_title(f"{m} {meta[m].arrow}", fontsize=9)
         ax.tick_params(labelsize=7)
