@@ -7,7 +7,7 @@ reads a loss. The harness loop adds what a run needs: losses kept on the device 
 `runner.log_every` steps, the divergence check, history rows and the progress bar. Its final evaluation
 is left out. Target: harness throughput / bare throughput >= 0.97.
 
-A second table compares 1 and 2 intra-op threads for the same loops (the reason DEFAULT_THREADS is 1).
+A second table compares 1 and 2 intra-op threads for the same loops.
 
     .venv/bin/python benchmarks/runner_overhead.py [--device cpu|cuda] [--repeats 5]
 """
