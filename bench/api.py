@@ -79,7 +79,9 @@ def run_suite(
 
     EXECUTORS[executor](todo, suite_dir, str(dev) if device != "auto" else "auto", cache_dir, on_done, progress, **executor_options)
     df, summary = write_tables(suite_dir)
-    report = render_report(suite_dir, Path(reports) / suite.name)
+    report = Path(reports) / suite.name / "index.html"
+    if todo or not _report_is_current(suite_dir, report):
+        report = render_report(suite_dir, Path(reports) / suite.name)
     # The terminal gets the headline columns; every metric is in summary.csv and the report.
     shown = [*suite.eval.metrics[:TERMINAL_METRICS], "train_seconds"]
     echo("")
@@ -91,6 +93,14 @@ def run_suite(
     echo(f"report: {report.resolve().as_uri()}")
     df.attrs.update(summary=summary, report=report, failed=failed)
     return df
+
+
+def _report_is_current(suite_dir: Path, report: Path) -> bool:
+    """True when the report is newer than every result: a rerun of a finished suite need not redraw it."""
+    if not report.is_file():
+        return False
+    newest = max((p.stat().st_mtime for p in suite_dir.glob("*/result.json")), default=0.0)
+    return report.stat().st_mtime >= newest
 
 
 def load_results(runs_dir: str | Path) -> pd.DataFrame:
