@@ -18,8 +18,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from bench.adapter import from_levels
+from bench.adapter import Adapter, Batch, from_levels
 
 
 class PixelTokens:
@@ -108,3 +109,30 @@ def sample_tokens(step: StepFn, state: Any, n: int, tok: PixelTokens, generator:
         prev = torch.multinomial(probs.to(generator.device), 1, generator=generator).squeeze(1).to(device)
         out[:, t] = prev
     return out
+
+
+class TokenSequenceAdapter(Adapter):
+    """The training step and likelihood shared by lstm_seq and transformer_seq: the same tokens, loss and
+    bound, so LSTM against transformer compares the networks only. Subclasses set `tok`, `model`, `opt`."""
+
+    tok: PixelTokens
+    model: nn.Module
+    opt: torch.optim.Optimizer
+
+    def before_step(self, step: int) -> None:
+        """Hook for schedules (e.g. warm-up); nothing by default."""
+
+    def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        self.before_step(step)
+        tokens = self.tok.encode(batch.tokens())
+        loss = self.tok.loss(self.model(self.tok.inputs(tokens)), tokens)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.opt.step()
+        return {"nll": loss.detach()}  # nats per token (per dimension) over bins
+
+    def log_likelihood(self, batch: Batch) -> torch.Tensor:
+        tokens = self.tok.encode(batch.tokens())
+        return self.tok.log_likelihood(self.model(self.tok.inputs(tokens)), tokens)

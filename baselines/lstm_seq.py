@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from baselines._tokens import PixelTokens, sample_tokens
-from bench.adapter import Adapter, Batch, DataInfo, Part, adam, register_adapter
+from baselines._tokens import PixelTokens, TokenSequenceAdapter, sample_tokens
+from bench.adapter import DataInfo, Part, adam, register_adapter
 
 
 class LSTMSequence(nn.Module):
@@ -64,7 +64,7 @@ class LSTMSequence(nn.Module):
 
 
 @register_adapter("lstm_seq")
-class LSTMSeq(Adapter):
+class LSTMSeq(TokenSequenceAdapter):
     family = "autoregressive"
     likelihood_exact = True
 
@@ -87,20 +87,6 @@ class LSTMSeq(Adapter):
     def parts(self) -> dict[str, Part]:
         m = self.model
         return {"sequence": Part(m, "sequence", dim=self.tok.vocab, blocks=[m.embed, *m.lstms, m.head])}
-
-    def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        tokens = self.tok.encode(batch.tokens())
-        loss = self.tok.loss(self.model(self.tok.inputs(tokens)), tokens)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.opt.step()
-        return {"nll": loss.detach()}  # nats per token (per dimension) over bins
-
-    def log_likelihood(self, batch: Batch) -> torch.Tensor:
-        tokens = self.tok.encode(batch.tokens())
-        return self.tok.log_likelihood(self.model(self.tok.inputs(tokens)), tokens)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._tokens import PixelTokens, sample_tokens
-from bench.adapter import Adapter, Batch, DataInfo, Part, adam, register_adapter
+from baselines._tokens import PixelTokens, TokenSequenceAdapter, sample_tokens
+from bench.adapter import DataInfo, Part, adam, register_adapter
 
 KVCache = list[list[torch.Tensor | None]]  # per block: [keys, values], each N×heads×T×head_dim, filled up to the step
 
@@ -112,7 +112,7 @@ class GPT(nn.Module):
 
 
 @register_adapter("transformer_seq")
-class TransformerSeq(Adapter):
+class TransformerSeq(TokenSequenceAdapter):
     family = "autoregressive"
     likelihood_exact = True
 
@@ -143,22 +143,10 @@ class TransformerSeq(Adapter):
         m = self.model
         return {"sequence": Part(m, "sequence", dim=self.tok.vocab, blocks=[m.embed, *m.blocks, m.head])}
 
-    def train_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        lr = self.config.lr * min(1.0, (step + 1) / max(1, self.config.warmup))
+    def before_step(self, step: int) -> None:
+        lr = self.config.lr * min(1.0, (step + 1) / max(1, self.config.warmup))  # linear warm-up, as iGPT
         for g in self.opt.param_groups:
             g["lr"] = lr
-        tokens = self.tok.encode(batch.tokens())
-        loss = self.tok.loss(self.model(self.tok.inputs(tokens)), tokens)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.opt.step()
-        return {"nll": loss.detach()}  # nats per token (per dimension) over bins
-
-    def log_likelihood(self, batch: Batch) -> torch.Tensor:
-        tokens = self.tok.encode(batch.tokens())
-        return self.tok.log_likelihood(self.model(self.tok.inputs(tokens)), tokens)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -390,24 +390,10 @@ class Runner:
             resumed_from=state.resumed_from,
             finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
-        write_history(self.dir / "history.csv", state.history)
+        store.write_history(self.dir / "history.csv", state.history)
         store.atomic_write_json(self.dir / "result.json", result)  # last: its presence means done
         self.ckpt_path.unlink(missing_ok=True)
         return result
-
-
-def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
-    import csv
-    import io
-
-    cols: list[str] = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols or ["step"])
-    w.writeheader()
-    w.writerows(rows)
-    store.atomic_write_text(path, buf.getvalue())
 
 
 def _outcome_dict(o: PretrainOutcome) -> dict[str, Any]:

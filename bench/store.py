@@ -121,3 +121,17 @@ def list_results(suite_dir: Path) -> list[dict]:
         if res is not None:
             out.append(res)
     return out
+
+
+def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
+    """history.csv: one row per log or eval point; columns are the union of the rows' keys, in first-seen order."""
+    import csv
+
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols or ["step"])
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())

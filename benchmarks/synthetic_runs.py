@@ -11,7 +11,6 @@ so the report shows a banner and nobody can mistake these numbers for measuremen
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import io
 import json
@@ -24,6 +23,8 @@ from typing import Any
 import numpy as np
 import yaml
 from PIL import Image
+
+from bench import store
 
 QUALITY = {"fid_domain": 40.0, "kid_domain": 0.04, "precision_domain": 0.6, "recall_domain": 0.5, "modes": 8.0, "bpd": 3.0}
 STRATEGIES = ["scratch", "supervised_d", "autoencode_g", "generative", "freeze_d2", "mae_d", "external", "ar_seq", "transfer", "freeze_d4"]
@@ -53,17 +54,6 @@ def _history(rng: np.random.Generator, steps: int, eval_every: int, base: dict[s
             ev.update({m: float(v * (1 + 2 * decay) * (1 + 0.03 * rng.standard_normal())) for m, v in base.items() if m == "fid_domain"})
             rows.append(ev)
     return rows
-
-
-def _write_history(path: Path, rows: list[dict[str, Any]]) -> None:
-    cols: list[str] = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols or ["step"])
-    w.writeheader()
-    w.writerows(rows)
-    path.write_text(buf.getvalue())
 
 
 def make_runs(
@@ -172,7 +162,7 @@ def make_runs(
                     "steps_done": steps if status == "completed" else steps // 3,
                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 }
-                _write_history(run_dir / "history.csv", history)
+                store.write_history(run_dir / "history.csv", history)
                 (run_dir / "result.json").write_text(json.dumps(result, indent=2))
     return suite_dir
 

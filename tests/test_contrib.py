@@ -64,7 +64,7 @@ def test_entry_point_registration(my_adapters, monkeypatch):
     reg = adapter_mod.Registry("adapter", adapter_mod._load_builtin)
     monkeypatch.setattr(adapter_mod, "ADAPTERS", reg)
     cls = adapter_mod.get_adapter("mlp_gan_ep")
-    assert cls.__name__ == "MLPGAN" and "mlp_gan_ep" in reg.keys()
+    assert cls.__name__ == "MLPGAN" and "mlp_gan_ep" in reg
 
 
 @pytest.mark.parametrize(
