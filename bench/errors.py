@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import difflib
+import errno
+import reprlib
 from collections.abc import Iterable
+from pathlib import Path
+
+MAX_MESSAGE = 600  # characters of one error line; a message is for reading, never a dump of the input
+_REPR = reprlib.Repr()
+# Bounded in depth, items and length, so a value built by a YAML alias bomb costs microseconds to show.
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 3, 4, 4, 4, 4
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
 
 
 class BenchError(Exception):
@@ -24,7 +33,8 @@ class BenchError(Exception):
         text = f"{where}{self.message}"
         if self.fix:
             text += f" ({self.fix})"
-        return text.replace("\n", " ")
+        text = " ".join(text.splitlines())
+        return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
     def located(self, file: str) -> BenchError:
         """The same error, attributed to `file` if it had no file yet."""
@@ -39,6 +49,34 @@ class ConfigError(BenchError):
 
 class DataUnavailable(BenchError):
     """A data set or weight file is not on disk and cannot be downloaded."""
+
+
+def show(value: object, limit: int = 60) -> str:
+    """A value as an error message shows it: a repr bounded in depth, items and length, never the whole."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# errno -> what to do about it. The path is always named beside it.
+_FS_FIX = {
+    errno.EROFS: "the file system is read-only: pass a writable --out/--reports folder",
+    errno.EACCES: "permission denied: fix the folder's permissions or pass another --out/--reports folder",
+    errno.EPERM: "permission denied: fix the folder's permissions or pass another --out/--reports folder",
+    errno.ENOSPC: "the disk is full: free space or pass --out/--reports on another disk",
+    errno.EDQUOT: "the disk quota is exceeded: free space or pass --out/--reports on another disk",
+    errno.EISDIR: "a folder is where this file should be: remove or rename that folder",
+    errno.ENOTDIR: "a file is where a folder should be: remove or rename that file",
+    errno.EEXIST: "something is already there: remove or rename it",
+    errno.ENAMETOOLONG: "the name is too long for the file system: use shorter suite, adapter or strategy names",
+    errno.ELOOP: "too many levels of symbolic links: replace the link with a real folder",
+}
+
+
+def fs_error(err: OSError, path: str | Path | None = None, doing: str = "cannot write") -> BenchError:
+    """One line for a file-system error: what failed, on which path, and what to do about it."""
+    where = path if path is not None else (err.filename or "?")
+    fix = _FS_FIX.get(err.errno or -1, "check the path, its permissions and free space")
+    return BenchError(f"{doing} {show(str(where), 200)}: {err.strerror or type(err).__name__}", fix=fix)
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -8,10 +8,11 @@ needed for this, and the messages stay under our control.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from bench.errors import ConfigError, did_you_mean
+from bench.errors import ConfigError, did_you_mean, show
 
 T = TypeVar("T")
 
@@ -37,9 +38,8 @@ def _type_name(tp: Any) -> str:
 
 
 def _show(value: Any, limit: int = 60) -> str:
-    """A value as the message shows it: its repr, cut short so one bad value never floods the line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """A value as the message shows it: a bounded repr, so one bad value never floods (or exhausts) anything."""
+    return show(value, limit)
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -64,7 +64,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
-            hint = did_you_mean(str(value), [str(c) for c in choices])
+            hint = did_you_mean(value[:60] if isinstance(value, str) else _show(value), [str(c) for c in choices])
             raise ConfigError(f"expected {_type_name(tp)}, got {_show(value)}", key=key, fix=hint)
         return value
     if origin in (list, tuple):
@@ -96,9 +96,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"expected a number, got {_show(value)}", key=key)
         try:
-            return float(value)
+            number = float(value)
         except OverflowError:  # an integer literal too large for a float
             raise ConfigError(f"number too large: {_show(value)}", key=key) from None
+        if not math.isfinite(number):  # .nan/.inf would pass here and then break result.json (strict JSON)
+            raise ConfigError(f"expected a finite number, got {_show(value)}", key=key, fix="NaN and infinity are not allowed")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"expected a string, got {_show(value)}", key=key)

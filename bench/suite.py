@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fnmatch
 import hashlib
 import json
@@ -13,11 +14,14 @@ from typing import Any
 
 import yaml
 
+from bench import limits, yamlsafe
 from bench.data import DatasetSpec
-from bench.errors import BenchError, ConfigError
+from bench.errors import BenchError, ConfigError, show
 from bench.schema import parse, to_dict
 
 PROTOCOL_VERSION = "1"  # bump whenever evaluation changes; stored in every result, never mixed silently
+MAX_NAME_BYTES = 128  # suite and strategy names (UTF-8)
+MAX_RUN_ID_BYTES = 200  # a run folder's name; file systems allow 255 bytes, temp and page names add a few
 TASKS = ("scratch", "supervised", "autoencode", "autoregressive", "generative", "external")
 
 
@@ -77,7 +81,7 @@ class StrategySpec:
             raise ValueError("batch_size must be >= 1")
         bad = {k: n for k, n in self.freeze.items() if n < 0}
         if bad:
-            raise ValueError(f"freeze counts must be >= 0, got {bad}")
+            raise ValueError(f"freeze counts must be >= 0, got {show(bad)}")
 
 
 @dataclass
@@ -126,17 +130,24 @@ class Suite:
             raise ValueError("seeds: at least one seed is needed")
         # Seeds feed numpy (32-bit) and torch; a repeated seed would be the same run twice.
         if any(not 0 <= s < 2**32 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be distinct integers in [0, 2^32), got {self.seeds}")
+            raise ValueError(f"seeds must be distinct integers in [0, 2^32), got {show(self.seeds)}")
         bad = [n for n in self.strategies if not _plain_name(n)]
         if bad:  # strategy names are part of run folder names
-            raise ValueError(f"strategy names must be plain names (no '/', '\\', control characters or leading '.'), got {bad[0][:80]!r}")
+            raise ValueError(
+                f"strategy names must be plain names (at most 128 UTF-8 bytes; no '/', '\\', control characters or leading '.'), got {bad[0][:80]!r}"
+            )
         if not self.strategies:
             raise ValueError("strategies: at least one strategy is needed (scratch: {})")
 
 
 def _plain_name(name: str) -> bool:
     """Usable as (part of) a folder name on every OS: short, no separators, no control characters."""
-    return 0 < len(name) <= 128 and not name.startswith(".") and not any(c in "/\\:" or not c.isprintable() for c in name)
+    # Bytes, not characters: 100 emoji are 400 bytes, and folder names are limited to 255 bytes.
+    return (
+        0 < len(name.encode("utf-8", "surrogatepass")) <= MAX_NAME_BYTES
+        and not name.startswith(".")
+        and not any(c in "/\\:" or not c.isprintable() for c in name)
+    )
 
 
 @dataclass
@@ -169,6 +180,9 @@ class RunSpec:
         return f"{safe}-{self.strategy}-s{self.seed}-{digest}"
 
 
+_SUITE_KEYS = frozenset(f.name for f in dataclasses.fields(Suite))
+
+
 def _merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():
@@ -181,7 +195,9 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
         raise BenchError("suite file not found", file=str(path), fix="check the path; `bench list suites` shows the bundled ones")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yamlsafe.load(yamlsafe.read_text(path))
+    except yamlsafe.YamlLimit as err:
+        raise BenchError(str(err), file=str(path), fix="split the suite or shorten its lists") from None
     except OSError as err:
         raise BenchError(
             f"cannot read the suite file ({err.strerror or err})", file=str(path), fix="check the path and its permissions"
@@ -199,6 +215,9 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise BenchError("not a text file", file=str(path), fix="pass a suite .yaml file") from None
     if not isinstance(data, dict):
         raise BenchError("a suite must be a YAML mapping", file=str(path), fix="start with `name: my-suite`")
+    if data and not any(isinstance(k, str) and k in _SUITE_KEYS for k in data):
+        # Not a suite at all (e.g. `include: /etc/shadow`): say so without echoing any of its content.
+        raise BenchError("not a suite file: none of its top-level keys is a suite key", file=str(path), fix="pass a suite .yaml file")
     inc = data.get("include")
     if inc is not None:
         if not isinstance(inc, str):
@@ -234,13 +253,33 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
             METRICS.get(m, where=f"eval.metrics[{i}]")
         for name, strat in suite.strategies.items():
             check_strategy(name, strat)
+        _check_run_id_length(suite)
+        limits.check_suite(suite)
     except BenchError as err:  # same class (callers catch ConfigError), now naming the file
         raise type(err)(err.message, file=err.file or file, key=err.key, fix=err.fix) from None
     return suite
 
 
+def _check_run_id_length(suite: Suite) -> None:
+    """Every run folder name (adapter-strategy-s<seed>-<hash8>) must fit the file system's name limit."""
+    for key in suite.adapters:
+        for name in suite.strategies:
+            probe = f"{key}-{name}-s{max(suite.seeds)}-00000000"
+            size = len(probe.encode("utf-8", "surrogatepass"))
+            if size > MAX_RUN_ID_BYTES:
+                raise ConfigError(
+                    f"run folder names would be {size} bytes (limit {MAX_RUN_ID_BYTES})",
+                    key=f"strategies.{name[:40]}",
+                    fix="shorten the strategy name or the adapter key",
+                )
+
+
 def load_suite(source: str | Path | dict) -> Suite:
     if isinstance(source, dict):
+        try:
+            yamlsafe.check_expansion(source)  # a dict from Python may share objects just as YAML aliases do
+        except yamlsafe.YamlLimit as err:
+            raise BenchError(str(err), file="<dict>", fix="pass a smaller suite") from None
         return parse_suite(copy.deepcopy(source))
     path = Path(source)
     return parse_suite(read_yaml(path), str(path))
