@@ -78,8 +78,8 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
 def write_tables(suite_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     df = results_frame(store.list_results(suite_dir))
     summary = summary_frame(df)
-    store.atomic_write_text(Path(suite_dir) / "results.csv", df.to_csv(index=False))
-    store.atomic_write_text(Path(suite_dir) / "summary.csv", summary.to_csv(index=False))
+    store.atomic_write_text(Path(suite_dir) / "results.csv", store.csv_text(df))
+    store.atomic_write_text(Path(suite_dir) / "summary.csv", store.csv_text(summary))
     return df, summary
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +14,7 @@ import pandas as pd
 import yaml
 
 from bench import store
-from bench.errors import BenchError
+from bench.errors import BenchError, fs_error
 
 Echo = Callable[[str], None]
 TERMINAL_METRICS = 5
@@ -40,7 +42,7 @@ def run_suite(
     Returns the results table (one row per run); `.attrs` holds `summary`, `report` (the index.html path)
     and `failed` (number of runs that raised). Invalid input raises BenchError before anything runs.
     """
-    from bench.aggregate import terminal_table, write_tables
+    from bench.aggregate import terminal_table
     from bench.data import load_dataset
     from bench.env import pick_device
     from bench.executors import EXECUTORS
@@ -62,26 +64,39 @@ def run_suite(
         return pd.DataFrame(
             [{"run_id": r.run_id, "adapter": r.adapter, "strategy": r.strategy, "seed": r.seed, "todo": r in todo} for r in runs]
         )
-    suite_dir.mkdir(parents=True, exist_ok=True)
-    store.atomic_write_text(suite_dir / "suite.yaml", yaml.safe_dump(suite_to_dict(suite), sort_keys=False))
+    report_dir = Path(reports) / suite.name
+    # Everything that must be writable is tried before any run starts: a read-only, full or occupied
+    # --out/--reports is invalid input (exit 2), not a suite of failed runs.
+    _prepare(suite_dir, yaml.safe_dump(suite_to_dict(suite), sort_keys=False), report_dir)
     if force:
         for r in todo:
             shutil.rmtree(suite_dir / r.run_id, ignore_errors=True)
     failed = done = 0
+    problems: list[str] = []  # bookkeeping that could not be written: reported once, at the end
     start = time.perf_counter()
 
     def on_done(run, res: dict) -> None:
         nonlocal failed, done
-        failed += res["status"] == "failed"
         done += 1
-        note = f" — {res.get('error')}" if res["status"] != "completed" else ""
-        echo(f"[{done}/{len(todo)}] {run.run_id}: {res['status']}{note}"[:400])
+        try:
+            status = str(res.get("status"))
+            failed += status == "failed"
+            if res.get("unrecorded"):
+                problems.append(f"{run.run_id}: failed, and the failure could not be recorded: {res['unrecorded']}")
+            note = f" — {res.get('error')}" if status != "completed" else ""
+            echo(f"[{done}/{len(todo)}] {run.run_id}: {status}{note}"[:400])
+        except Exception as err:  # a progress line must never stop the suite
+            failed += 1
+            problems.append(f"{run.run_id}: {_one_line(err)}")
 
     EXECUTORS[executor](todo, suite_dir, str(dev) if device != "auto" else "auto", cache_dir, on_done, progress, **executor_options)
-    df, summary = write_tables(suite_dir)
-    report = Path(reports) / suite.name / "index.html"
+    df, summary = _tables(suite_dir, problems)
+    report = report_dir / "index.html"
     if todo or not _report_is_current(suite_dir, report):
-        report = render_report(suite_dir, Path(reports) / suite.name)
+        try:
+            report = render_report(suite_dir, report_dir)
+        except Exception as err:  # the runs are done and recorded; a report that cannot be drawn is one problem
+            problems.append(f"report {report_dir}: {_one_line(err)}")
     # The terminal gets the headline columns; every metric is in summary.csv and the report.
     shown = [*suite.eval.metrics[:TERMINAL_METRICS], "train_seconds"]
     echo("")
@@ -91,16 +106,68 @@ def run_suite(
         echo(f"(mean ± 95% CI over seeds; {hidden} more metrics in summary.csv and the report)")
     echo(f"\n{len(todo)} runs in {time.perf_counter() - start:.1f}s; results: {suite_dir / 'results.csv'}")
     echo(f"report: {report.resolve().as_uri()}")
-    df.attrs.update(summary=summary, report=report, failed=failed)
+    for p in problems:
+        echo(f"error: {p}"[:800])
+    df.attrs.update(summary=summary, report=report, failed=failed, problems=problems)
     return df
 
 
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, BenchError):
+        return str(err)
+    if isinstance(err, OSError):
+        return str(fs_error(err))
+    return f"{type(err).__name__}: {' '.join(str(err).splitlines())}"[:600]
+
+
+def _prepare(suite_dir: Path, suite_yaml: str, report_dir: Path) -> None:
+    """Create the suite folder, write its suite.yaml and probe the report folder; any file-system error
+    becomes one BenchError naming the path and the fix. Temp files of killed writers are swept."""
+    try:
+        suite_dir.mkdir(parents=True, exist_ok=True)
+        store.remove_stale_writes(suite_dir)
+        store.atomic_write_text(suite_dir / "suite.yaml", suite_yaml)
+    except OSError as err:
+        raise fs_error(err, err.filename or suite_dir) from None
+    try:
+        report_dir.parent.mkdir(parents=True, exist_ok=True)
+        if report_dir.is_dir():
+            store.remove_stale_writes(report_dir)  # left by an older, non-staged render
+        fd, probe = tempfile.mkstemp(dir=report_dir.parent, prefix=f".{report_dir.name}.probe-", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise fs_error(err, err.filename or report_dir.parent) from None
+
+
+def _tables(suite_dir: Path, problems: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """results.csv and summary.csv; when they cannot be written, the tables are still returned (and shown)."""
+    from bench.aggregate import results_frame, summary_frame, write_tables
+
+    try:
+        return write_tables(suite_dir)
+    except Exception as err:
+        problems.append(f"tables in {suite_dir}: {_one_line(err)}")
+    try:
+        df = results_frame(store.list_results(suite_dir))
+        return df, summary_frame(df)
+    except Exception as err:
+        problems.append(f"results in {suite_dir}: {_one_line(err)}")
+        return pd.DataFrame(), pd.DataFrame()
+
+
 def _report_is_current(suite_dir: Path, report: Path) -> bool:
-    """True when the report is newer than every result: a rerun of a finished suite need not redraw it."""
-    if not report.is_file():
+    """True when the report is newer than every result and whole (every link resolves): a rerun of a
+    finished suite need not redraw it, but a report broken by a kill or by hand is redrawn."""
+    from bench.report.folder import links_intact
+
+    try:
+        if not report.is_file():
+            return False
+        newest = max((p.stat().st_mtime for p in suite_dir.glob("*/result.json")), default=0.0)
+        return report.stat().st_mtime >= newest and links_intact(report)
+    except OSError:
         return False
-    newest = max((p.stat().st_mtime for p in suite_dir.glob("*/result.json")), default=0.0)
-    return report.stat().st_mtime >= newest
 
 
 def load_results(runs_dir: str | Path) -> pd.DataFrame:
@@ -130,6 +197,9 @@ def render_report(suite_dir: str | Path, out: str | Path | None = None, formats:
     unknown = [f for f in formats if f not in ("html", "md", "tex", "csv")]
     if unknown or not formats:
         raise BenchError(f"unknown report format {', '.join(unknown) or '(none)'}", fix="use html, md, tex or csv")
-    write_tables(suite_dir)
-    written = _render(suite_dir, Path(out) if out else Path("reports") / suite_dir.name, tuple(formats))
+    try:
+        write_tables(suite_dir)
+        written = _render(suite_dir, Path(out) if out else Path("reports") / suite_dir.name, tuple(formats))
+    except OSError as err:  # read-only, full, or a folder where a file should be: one line, exit 2
+        raise fs_error(err) from None
     return written.get("html") or next(iter(written.values()))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bench.errors import BenchError
+from bench.errors import BenchError, fs_error
 
 LISTABLE = ("adapters", "strategies", "datasets", "metrics", "suites")
 
@@ -25,6 +25,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except BenchError as err:
             _fail(err)
+        except OSError as err:  # a file-system fault the command did not anticipate: still one line, exit 2
+            _fail(fs_error(err))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,6 +89,7 @@ def run(
     )
     if df.attrs.get("failed"):
         click.echo(f"{df.attrs['failed']} run(s) failed; see result.json 'error' and 'traceback'.", err=True)
+    if df.attrs.get("failed") or df.attrs.get("problems"):
         sys.exit(1)
 
 

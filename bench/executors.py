@@ -49,23 +49,53 @@ def failed_result(run: RunSpec, err: BaseException, device: str) -> dict[str, An
     }
 
 
+def _minimal_failure(run: RunSpec, err: BaseException, why: BaseException) -> dict[str, Any]:
+    """A failed result built from nothing that can raise (failed_result itself raised `why`)."""
+    return {
+        "run_id": run.run_id,
+        "suite": run.suite,
+        "adapter": run.adapter,
+        "strategy": run.strategy,
+        "seed": run.seed,
+        "status": "failed",
+        "error": f"{type(err).__name__}: {str(err)[:1000]} (recording it raised {type(why).__name__})",
+        "metrics": {},
+    }
+
+
+def record_failure(run: RunSpec, err: BaseException, device: str, suite_dir: Path) -> dict[str, Any]:
+    """Write `err` as the run's failed result.json. If even that fails (a folder in the file's place, a
+    read-only or full disk, a value JSON cannot hold), the result is returned with `unrecorded` saying
+    why, for the suite to report once at the end; it never raises."""
+    try:
+        res = failed_result(run, err, device)
+    except Exception as why:
+        res = _minimal_failure(run, err, why)
+    path = Path(suite_dir) / run.run_id / "result.json"
+    try:
+        store.atomic_write_json(path, store.json_safe(res))
+    except Exception as why:
+        detail = f"{why.strerror} ({why.filename or path})" if isinstance(why, OSError) else f"{type(why).__name__}: {why}"
+        res["unrecorded"] = f"could not write {path}: {detail}"[:600]
+    return res
+
+
 def execute_one(run: RunSpec, suite_dir: Path, device_name: str, cache_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Run one spec, turning any exception into a `failed` result.json. Safe to call in a worker process."""
     from bench.runner import run_one
 
-    device = env.pick_device(device_name)
+    device: torch.device | None = None
     try:
+        device = env.pick_device(device_name)
         return run_one(run, Path(suite_dir), device, Path(cache_dir), progress)
     except KeyboardInterrupt:
         raise
     except Exception as err:  # isolation: record and carry on
-        res = failed_result(run, err, env.device_name(device))
-        store.atomic_write_json(Path(suite_dir) / run.run_id / "result.json", res)
-        return res
+        return record_failure(run, err, env.device_name(device) if device is not None else device_name, suite_dir)
     finally:
         # Free what the run held so that a long suite does not grow (and an OOM does not poison the next run).
         gc.collect()
-        if device.type == "cuda":
+        if device is not None and device.type == "cuda":
             torch.cuda.empty_cache()
 
 
@@ -170,8 +200,7 @@ def run_ray(
                 try:
                     res = ray.get(ref)
                 except Exception as err:  # the worker itself died (killed, lost node): record it, keep going
-                    res = failed_result(run, err, "ray worker")
-                    store.atomic_write_json(suite_dir / run.run_id / "result.json", res)
+                    res = record_failure(run, err, "ray worker", suite_dir)
                 on_done(run, res)
     except BaseException:
         # Ctrl-C (or any driver error): stop the runs still queued or running; their checkpoints let a

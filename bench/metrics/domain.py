@@ -7,8 +7,8 @@ cached on disk by a content hash of everything that determines it:
     <cache_dir>/domain/<sha256>.json          test accuracy, training seconds, weights sha256
 
 The sha256 covers the data's fingerprint (pixels and labels, never its name), the architecture version and
-the training config. A cache file that does not load, or whose bytes do not match the sha256 recorded beside
-it, is retrained. Inputs are uint8 N×C×H×W at any size: they are mapped to [-1, 1] and resized to a fixed
+the training config. A cache file that does not load, or whose tensors do not match the sha256 recorded
+beside it, is retrained. Inputs are uint8 N×C×H×W at any size: they are mapped to [-1, 1] and resized to a fixed
 working size (16 px for images up to 16 px, 32 px above; bilinear up, area down), so one architecture covers
 8×8 digits and 32×32 photos. On `digits_stacked` the classifier is per channel, as in Stacked MNIST: one
 1-channel digit classifier, trained on the channels of the stacked training split, labels each channel and
@@ -251,6 +251,18 @@ def classifier_hash(data: ImageData, cfg: TrainConfig = TrainConfig()) -> str:
     return _digest(data.fingerprint(), arch, asdict(cfg))
 
 
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of a state dict's names, dtypes, shapes and values. Not of the safetensors bytes: their
+    JSON header (the metadata map) is written in a different order by each process, so identical
+    weights would get a new hash, and a new features-cache entry, in every process."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous().reshape(-1)  # 1-d: a 0-d tensor cannot be viewed as bytes
+        h.update(json.dumps([name, str(t.dtype), list(state[name].shape)]).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def split_fingerprint(x: torch.Tensor) -> str:
     h = hashlib.sha256(str(tuple(x.shape)).encode())
     h.update(x.cpu().contiguous().numpy().tobytes())
@@ -316,7 +328,7 @@ def _load(path: Path, data: ImageData, cfg: TrainConfig) -> tuple[nn.Module, str
         full.load_state_dict(state, strict=True)
     except Exception:  # bad header, truncated tensors, wrong keys or shapes
         return None
-    return full.eval().requires_grad_(False), hashlib.sha256(raw).hexdigest()
+    return full.eval().requires_grad_(False), tensors_sha256(state)
 
 
 _MEMO: dict[tuple[str, str], DomainClassifier] = {}
@@ -340,11 +352,9 @@ def get_domain_classifier(
         t0 = time.perf_counter()
         net = _train(data, cfg, device)
         seconds = time.perf_counter() - t0
-        raw = st_save(
-            {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, metadata={"hash": digest, "arch": ARCH_VERSION}
-        )
-        atomic_write_bytes(wpath, raw)
-        wsha, meta = hashlib.sha256(raw).hexdigest(), {"train_seconds": seconds}
+        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        atomic_write_bytes(wpath, st_save(state, metadata={"hash": digest, "arch": ARCH_VERSION}))
+        wsha, meta = tensors_sha256(state), {"train_seconds": seconds}
     else:
         net, wsha = loaded
     net.to(device)

@@ -158,7 +158,7 @@ def write_exports(
         elif f == "tex":
             text = to_latex(suite, rows, headline, meta)
         else:
-            text = as_frame(rows, quality + cost).to_csv(index=False)
+            text = store.csv_text(as_frame(rows, quality + cost))
         store.atomic_write_text(path, text)
         written[f] = path
     return written

@@ -7,15 +7,35 @@ per adapter (strategies as lines, mean over seeds), so a 1,000-run suite renders
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from bench.report.stats import MetricMeta, Row
 
 History = list[dict[str, float]]  # rows of history.csv, numbers only (blank cells dropped)
 SKIP_COLS = {"step", "train_seconds"}
+P = ParamSpec("P")
+R = TypeVar("R")
 MAX_PANELS = 4
+
+
+def _plain_text(fn: Callable[P, R]) -> Callable[P, R]:
+    """Draw every label as plain text: strategy and adapter names are user strings, and matplotlib would
+    parse a `$` in them as math text (and raise on `a$b`). Text reads the setting when it is created,
+    so the whole figure is built inside the context."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _figure(w: float, h: float):
@@ -74,6 +94,7 @@ def mean_curve(histories: list[History], col: str) -> tuple[list[float], list[fl
     return steps, means, stds
 
 
+@_plain_text
 def learning_curves(
     adapter: str, histories: dict[str, list[History]], quality: list[str], meta: dict[str, MetricMeta], colors: dict[str, str], path: Path
 ) -> bool:
@@ -112,6 +133,7 @@ def learning_curves(
     return True
 
 
+@_plain_text
 def quality_vs_compute(rows: list[Row], quality: list[str], meta: dict[str, MetricMeta], colors: dict[str, str], path: Path) -> bool:
     """Each adapter × strategy as a point: metric mean against total compute (pretrain + train seconds)."""
     cols = [m for m in quality if any(r.cells[m].has_value for r in rows) and "total_seconds" in rows[0].cells][:MAX_PANELS]
@@ -165,6 +187,7 @@ def _legend(ax, colors: dict[str, str], adapters: list[str], markers: str) -> No
     ax.legend(handles=handles, fontsize=6, frameon=False, loc="center left", bbox_to_anchor=(1.02, 0.5))
 
 
+@_plain_text
 def bar_charts(rows: list[Row], metrics: list[str], meta: dict[str, MetricMeta], colors: dict[str, str], path: Path) -> bool:
     """Grouped bars per metric: adapters on x, strategies as bars, 95% CI error bars."""
     cols = [m for m in metrics if any(r.cells[m].has_value for r in rows)][: 2 * MAX_PANELS]

@@ -16,11 +16,12 @@ from typing import Any
 import jinja2
 
 from bench import store
-from bench.report import export, plots, runpage
+from bench.report import export, folder, plots, runpage
 from bench.report.stats import Cell, MetricMeta, Row, baseline_strategy, build_rows, fmt_delta, fmt_num, fmt_p, metric_meta, ordered_metrics
 
 COLLAPSE_ROWS = 30  # more headline rows than this: one collapsible table per adapter
 COLLAPSE_RUNS = 100  # more runs than this: run lists start closed
+OWNED = {"index.html", "img", "runs", *export.FILES.values()}  # what a report folder may hold
 STATUS_CLASS = {"completed": "ok", "diverged": "div", "failed": "fail", "not_applicable": "na"}
 
 
@@ -163,17 +164,20 @@ def render_report(suite_dir: Path, out_dir: Path, formats: tuple[str, ...] = ("h
     cost = [m for m in metrics if meta[m].cost]
     rows = build_rows(results, metrics, meta)
     suite = _suite_name(results, suite_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = export.write_exports(formats, out_dir, suite, rows, quality, cost, meta)
-    if "html" in formats:
-        written["html"] = _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cost, meta, t0)
-    return written
+    if "html" not in formats:  # exports only: each file is replaced atomically, beside an existing report
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return export.write_exports(formats, out_dir, suite, rows, quality, cost, meta)
+    # The HTML report (pages, figures, images) is built in a fresh folder and swapped in as a whole, so a
+    # kill or a concurrent render never leaves a report with broken links.
+    keep = tuple(n for f, n in export.FILES.items() if f not in formats)
+    with folder.staged(out_dir, OWNED, keep) as tmp:
+        written = export.write_exports(formats, tmp, suite, rows, quality, cost, meta)
+        written["html"] = _render_html(suite_dir, tmp, suite, results, rows, metrics, quality, cost, meta, t0)
+    return {f: out_dir / p.relative_to(tmp) for f, p in written.items()}
 
 
 def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cost, meta, t0) -> Path:
-    # img/ and runs/ are generated wholesale; clearing them drops pages of runs that no longer exist.
-    for sub in ("img", "runs"):
-        shutil.rmtree(out_dir / sub, ignore_errors=True)
+    # out_dir is a fresh staging folder: img/ and runs/ hold only the pages of runs that exist now.
     (out_dir / "img" / "runs").mkdir(parents=True)
     (out_dir / "runs").mkdir()
     by_id = {str(r["run_id"]): r for r in results}

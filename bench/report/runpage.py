@@ -7,6 +7,7 @@ polylines computed here, and a page costs one template render.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import re
@@ -22,7 +23,10 @@ MAX_CURVES = 8
 def safe_name(run_id: str) -> str:
     """A file name for a run's page and image: run ids are made of safe characters already, but a
     hand-edited result.json must not be able to write outside the report folder."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", run_id).lstrip(".") or "run"
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id).lstrip(".") or "run"
+    if len(name) > 150:  # file names are limited to 255 bytes; a hand-edited run_id may be longer
+        name = f"{name[:130]}-{hashlib.sha256(run_id.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+    return name
 
 
 def read_history(path: Path) -> tuple[list[str], list[dict[str, float]]]:
