@@ -134,7 +134,7 @@ class Suite:
         bad = [n for n in self.strategies if not _plain_name(n)]
         if bad:  # strategy names are part of run folder names
             raise ValueError(
-                f"strategy names must be plain names (at most 128 UTF-8 bytes; no '/', '\\', control characters or leading '.'), got {bad[0][:80]!r}"
+                f"strategy names must be plain names (at most 128 UTF-8 bytes; no '/', '\\', control characters or leading '.'), got {show(bad[0])}"
             )
         if not self.strategies:
             raise ValueError("strategies: at least one strategy is needed (scratch: {})")
