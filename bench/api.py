@@ -46,6 +46,7 @@ def run_suite(
     from bench.data import load_dataset
     from bench.env import pick_device
     from bench.executors import EXECUTORS
+    from bench.report import render_report as _render
     from bench.suite import expand, load_suite, suite_to_dict
 
     suite = load_suite(source)
@@ -93,8 +94,8 @@ def run_suite(
     df, summary = _tables(suite_dir, problems)
     report = report_dir / "index.html"
     if todo or not _report_is_current(suite_dir, report):
-        try:
-            report = render_report(suite_dir, report_dir)
+        try:  # the tables are written above; the report layer only draws
+            report = _render(suite_dir, report_dir)["html"]
         except Exception as err:  # the runs are done and recorded; a report that cannot be drawn is one problem
             problems.append(f"report {report_dir}: {_one_line(err)}")
     # The terminal gets the headline columns; every metric is in summary.csv and the report.
@@ -129,15 +130,21 @@ def _prepare(suite_dir: Path, suite_yaml: str, report_dir: Path) -> None:
         store.atomic_write_text(suite_dir / "suite.yaml", suite_yaml)
     except OSError as err:
         raise fs_error(err, err.filename or suite_dir) from None
+    from bench.report.folder import check_target
+
     try:
         report_dir.parent.mkdir(parents=True, exist_ok=True)
+        check_target(report_dir)
         if report_dir.is_dir():
             store.remove_stale_writes(report_dir)  # left by an older, non-staged render
+    except OSError as err:
+        raise fs_error(err, err.filename or report_dir) from None
+    try:  # the report is published by a rename in its parent folder: that is what must be writable
         fd, probe = tempfile.mkstemp(dir=report_dir.parent, prefix=f".{report_dir.name}.probe-", suffix=".tmp")
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise fs_error(err, err.filename or report_dir.parent) from None
+        raise fs_error(err, report_dir.parent) from None
 
 
 def _tables(suite_dir: Path, problems: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -74,9 +74,11 @@ _FS_FIX = {
 
 def fs_error(err: OSError, path: str | Path | None = None, doing: str = "cannot write") -> BenchError:
     """One line for a file-system error: what failed, on which path, and what to do about it."""
-    where = path if path is not None else (err.filename or "?")
+    where = str(path if path is not None else (err.filename or "?"))
+    if len(where) > 300:  # keep the end of a long path: that is the part that names the file
+        where = "..." + where[-297:]
     fix = _FS_FIX.get(err.errno or -1, "check the path, its permissions and free space")
-    return BenchError(f"{doing} {show(str(where), 200)}: {err.strerror or type(err).__name__}", fix=fix)
+    return BenchError(f"{doing} {where}: {err.strerror or type(err).__name__}", fix=fix)
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -46,7 +46,9 @@ def test_out_of_tree_adapter_runs_through_cli(my_adapters, tmp_path):
     }
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))
-    res = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "runs"), "--reports", str(tmp_path / "rep"), "--quiet"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        main, ["run", str(path), "--out", str(tmp_path / "runs"), "--reports", str(tmp_path / "rep"), "--quiet"], catch_exceptions=False
+    )
     assert res.exit_code == 0, res.output
     (result,) = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "contrib").glob("*/result.json")]
     assert result["status"] == "completed" and result["adapter"] == "my_adapters:MLPGAN"
@@ -72,7 +74,10 @@ def test_entry_point_registration(my_adapters, monkeypatch):
     [
         ("class Bad(bench.Adapter):\n    family = 'gan'\n    def sample(self, n, g): ...\n", "must implement train_step"),
         ("class Bad:\n    pass\n", "must subclass bench.Adapter"),
-        ("class Bad(bench.Adapter):\n    family = 'gan'\n    Config = dict\n    def train_step(self, b, s): ...\n    def sample(self, n, g): ...\n", "Config must be a @dataclass"),
+        (
+            "class Bad(bench.Adapter):\n    family = 'gan'\n    Config = dict\n    def train_step(self, b, s): ...\n    def sample(self, n, g): ...\n",
+            "Config must be a @dataclass",
+        ),
     ],
 )
 def test_broken_adapter_class_says_what_contract_expects(tmp_path, monkeypatch, body, expected):

@@ -20,7 +20,18 @@ def _suite_file(tmp_path: Path, suite: dict) -> Path:
 
 
 def _run(tmp_path: Path, suite_path: Path, *extra: str, out: str = "runs"):
-    args = ["run", str(suite_path), "--out", str(tmp_path / out), "--reports", str(tmp_path / "reports"), "--device", "cpu", "--quiet", *extra]
+    args = [
+        "run",
+        str(suite_path),
+        "--out",
+        str(tmp_path / out),
+        "--reports",
+        str(tmp_path / "reports"),
+        "--device",
+        "cpu",
+        "--quiet",
+        *extra,
+    ]
     return CliRunner().invoke(main, args, catch_exceptions=False)
 
 

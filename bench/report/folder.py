@@ -23,7 +23,9 @@ from pathlib import Path
 
 from bench import store
 from bench.errors import BenchError, show
+from bench.report.export import FILES
 
+OWNED = frozenset({"index.html", "img", "runs", *FILES.values()})  # what a report folder may hold
 STALE_SECONDS = 3600  # a staging folder this old has no live renderer even if its pid was reused
 SWAP_ATTEMPTS = 50
 _LINK = re.compile(r"""(?:href|src)="([^"#?]+)["#?]""")
@@ -58,7 +60,7 @@ def remove_stale(out_dir: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _check_target(out_dir: Path, owned: set[str]) -> None:
+def check_target(out_dir: Path, owned: frozenset[str] = OWNED) -> None:
     """The report replaces its folder as a whole, so that folder must hold nothing but a report."""
     if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
         raise BenchError(f"{show(str(out_dir), 200)} is not a folder", fix="remove it, or pass another report folder (--out)")
@@ -98,14 +100,14 @@ def _swap(staged: Path, out_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def staged(out_dir: Path, owned: set[str], keep: tuple[str, ...] = ()) -> Iterator[Path]:
+def staged(out_dir: Path, owned: frozenset[str] = OWNED, keep: tuple[str, ...] = ()) -> Iterator[Path]:
     """A fresh folder to render into, published as `out_dir` when the block ends without error (and
     deleted when it does not). Files named in `keep` that exist in the current report are copied over
     first, so rendering some formats never drops the others."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out_dir)
-    _check_target(out_dir, owned)
+    check_target(out_dir, owned)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.render-{os.getpid()}-"))
     try:
         os.chmod(tmp, store.dir_mode())  # mkdtemp gives 0700; a report is for sharing
@@ -135,4 +137,4 @@ def links_intact(index: Path) -> bool:
     return True
 
 
-__all__ = ["links_intact", "remove_stale", "staged"]
+__all__ = ["OWNED", "check_target", "links_intact", "remove_stale", "staged"]

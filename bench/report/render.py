@@ -21,7 +21,6 @@ from bench.report.stats import Cell, MetricMeta, Row, baseline_strategy, build_r
 
 COLLAPSE_ROWS = 30  # more headline rows than this: one collapsible table per adapter
 COLLAPSE_RUNS = 100  # more runs than this: run lists start closed
-OWNED = {"index.html", "img", "runs", *export.FILES.values()}  # what a report folder may hold
 STATUS_CLASS = {"completed": "ok", "diverged": "div", "failed": "fail", "not_applicable": "na"}
 
 
@@ -170,7 +169,7 @@ def render_report(suite_dir: Path, out_dir: Path, formats: tuple[str, ...] = ("h
     # The HTML report (pages, figures, images) is built in a fresh folder and swapped in as a whole, so a
     # kill or a concurrent render never leaves a report with broken links.
     keep = tuple(n for f, n in export.FILES.items() if f not in formats)
-    with folder.staged(out_dir, OWNED, keep) as tmp:
+    with folder.staged(out_dir, keep=keep) as tmp:
         written = export.write_exports(formats, tmp, suite, rows, quality, cost, meta)
         written["html"] = _render_html(suite_dir, tmp, suite, results, rows, metrics, quality, cost, meta, t0)
     return {f: out_dir / p.relative_to(tmp) for f, p in written.items()}
