@@ -1,0 +1,423 @@
+"""Fault sweep: replay hostile and unlucky inputs against the real `bench` command, one process per case.
+
+Not a unit test (it takes minutes and mounts file systems): run it before resolving a robustness issue
+and paste the summary.
+
+    python benchmarks/fault_sweep.py [--only SUBSTRING] [--keep]
+
+Every case prints one line: its name, the exit code, whether a Python traceback appeared, and whether the
+outcome was the expected one (exit code and the case's own check). The bar is 0 tracebacks. Groups: bad
+names; bad values (NaN/inf, limits, duplicate keys, alias bombs, oversized files, a non-suite include);
+corrupted and mistyped result files; kills during reporting; concurrent renders; file-system faults
+(read-only, full, a folder or a file in the wrong place; these need root for mount and are skipped
+otherwise); leftover temp files and file modes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+BENCH = [sys.executable, "-m", "bench.cli"]
+BASE = {
+    "name": "sweep",
+    "dataset": {"name": "digits"},
+    "budget": {"steps": 3, "eval_every": 0, "batch_size": 8},
+    "eval": {"num_samples": 20, "metrics": ["bpd"]},
+    "seeds": [0, 1],
+    "adapters": {"dummy": {}},
+    "strategies": {"scratch": {}, "other": {}},
+    "runner": {"threads": 1},
+}
+
+
+@dataclass
+class Outcome:
+    code: int | None
+    output: str
+
+    @property
+    def traceback(self) -> bool:
+        return "Traceback (most recent call last)" in self.output
+
+
+@dataclass
+class Case:
+    name: str
+    body: Callable[[Path], tuple[Outcome, str | None]]  # (outcome, problem with the outcome or None)
+    expect: tuple[int, ...] = (2,)
+    results: list = field(default_factory=list)
+
+
+def bench(*args: str, cwd: Path, timeout: float = 600) -> Outcome:
+    try:
+        p = subprocess.run([*BENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        return Outcome(None, f"timed out after {timeout}s: {err.stdout or ''}{err.stderr or ''}")
+    return Outcome(p.returncode, p.stdout + p.stderr)
+
+
+def write_suite(tmp: Path, data: dict | str, name: str = "s.yaml") -> Path:
+    path = tmp / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def run(tmp: Path, data: dict | str, *extra: str) -> Outcome:
+    path = write_suite(tmp, data)
+    return bench("run", str(path), "--out", "runs", "--reports", "rep", "--quiet", "--device", "cpu", *extra, cwd=tmp)
+
+
+def validate(data: dict | str) -> Callable[[Path], tuple[Outcome, str | None]]:
+    return lambda tmp: (bench("validate", str(write_suite(tmp, data)), cwd=tmp), None)
+
+
+def with_(path: str, value: object) -> dict:
+    data = json.loads(json.dumps(BASE))
+    *parents, last = path.split(".")
+    node = data
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[last] = value
+    return data
+
+
+def links_ok(index: Path) -> str | None:
+    from bench.report.folder import links_intact
+
+    return None if index.is_file() and links_intact(index) else f"report {index} missing or has broken links"
+
+
+def finished(tmp: Path) -> Path:
+    """A finished copy of the base suite under tmp (built once, copied per case)."""
+    cache = Path(tempfile.gettempdir()) / f"fault_sweep_finished_{os.getpid()}"
+    if not cache.exists():
+        cache.mkdir()
+        out = run(cache, BASE)
+        assert out.code == 0, out.output
+    shutil.copytree(cache, tmp, dirs_exist_ok=True)
+    return tmp / "runs" / "sweep"
+
+
+# --- names and values ---------------------------------------------------------------------------------
+def bomb(level: int = 8) -> str:
+    if level == 0:
+        return "&a0 [" + ", ".join(["lol"] * 9) + "]"
+    return f"&a{level} [{bomb(level - 1)}, " + ", ".join([f"*a{level - 1}"] * 8) + "]"
+
+
+BOMB_PATHS = [
+    "name",
+    "description",
+    "seeds",
+    "dataset.name",
+    "dataset.classes",
+    "eval.metrics",
+    "eval.num_samples",
+    "budget.steps",
+    "adapters.dummy.lr",
+    "adapters.dummy",
+    "strategies.other",
+    "strategies.other.task",
+    "strategies.other.freeze",
+    "strategies.other.parts",
+    "strategies.other.source",
+    "runner.threads",
+    "version",
+]
+
+
+def bomb_text(path: str) -> str:
+    return yaml.safe_dump(with_(path, "BOMB_HERE"), default_flow_style=False, sort_keys=False).replace("BOMB_HERE", bomb())
+
+
+def csv_check(tmp: Path) -> tuple[Outcome, str | None]:
+    out = run(tmp, with_("strategies", {'=HYPERLINK("evil")': {}, "@sum": {}}))
+    text = (tmp / "runs" / "sweep" / "results.csv").read_text() if (tmp / "runs" / "sweep" / "results.csv").is_file() else ""
+    bad = [line for line in text.splitlines()[1:] if line.split(",")[2][:1] in "=+-@" or line.split(",")[2][:2] in ('"=', '"@')]
+    return out, (f"formula cell in results.csv: {bad[0][:80]}" if bad else None)
+
+
+def shadow(tmp: Path) -> tuple[Outcome, str | None]:
+    secret = tmp / "shadow"
+    secret.write_text("root:$6$s3cr3tHash:20228:0:99999:7:::\n")
+    out = bench("validate", str(write_suite(tmp, {"include": str(secret), "name": "x"})), cwd=tmp)
+    return out, ("echoed the included file" if "s3cr3t" in out.output else None)
+
+
+def big_file(tmp: Path) -> tuple[Outcome, str | None]:
+    path = tmp / "s.yaml"
+    with path.open("w") as f:
+        f.write("name: big\ndataset: {name: digits}\nadapters: {dummy: {}}\nseeds: [")
+        f.write(",".join(map(str, range(2_000_000))) + "]\n")
+    t0 = time.perf_counter()
+    out = bench("validate", str(path), cwd=tmp)
+    return out, (None if time.perf_counter() - t0 < 30 else "took over 30 s")
+
+
+def name_cases() -> list[Case]:
+    cases = [
+        Case("name: strategy of 100 emoji (400 bytes)", validate(with_("strategies", {"😀" * 100: {}}))),
+        Case("name: suite name of 40 emoji", validate(with_("name", "😀" * 40))),
+        Case("name: strategy with '/'", validate(with_("strategies", {"a/b": {}}))),
+        Case("name: '$' in strategy names, run + report", lambda t: _dollar(t), (0,)),
+        Case("name: formula strategy names in results.csv", csv_check, (0,)),
+    ]
+    return cases
+
+
+def _dollar(tmp: Path) -> tuple[Outcome, str | None]:
+    out = run(tmp, with_("strategies", {"a$b": {}, "$x^{$": {}, "scratch": {}}))
+    return out, links_ok(tmp / "rep" / "sweep" / "index.html")
+
+
+def value_cases() -> list[Case]:
+    cases = [Case(f"value: adapters.dummy.lr = {v}", validate(with_("adapters.dummy.lr", float(v)))) for v in ("nan", "inf", "-inf")]
+    cases += [
+        Case("value: strategy lr = nan", validate(with_("strategies.other", {"task": "scratch", "lr": float("nan")}))),
+        Case("limit: eval.num_samples = 10**12", validate(with_("eval.num_samples", 10**12))),
+        Case("limit: budget.steps = 2**70", validate(with_("budget.steps", 2**70))),
+        Case("limit: duplicate key", validate("name: a\nname: b\ndataset: {name: digits}\nadapters: {dummy: {}}\n")),
+        Case("limit: 2M-entry seed list (16 MB file)", big_file),
+        Case("leak: include of a shadow-like file", shadow),
+    ]
+    cases += [Case(f"bomb: 9-level alias bomb in {p}", validate(bomb_text(p))) for p in BOMB_PATHS]
+    return cases
+
+
+# --- corrupted and mistyped result files --------------------------------------------------------------
+TAMPER = {
+    "env: string": lambda r: {**r, "env": "x"},
+    "spec: string": lambda r: {**r, "spec": "x"},
+    "timings: string": lambda r: {**r, "timings": "x"},
+    "protocol: string": lambda r: {**r, "protocol": "x"},
+    "metric_info: string": lambda r: {**r, "metric_info": "x"},
+    "seed: 'abc'": lambda r: {**r, "seed": "abc"},
+    "adapter: list": lambda r: {**r, "adapter": ["a"]},
+    "strategy: dict": lambda r: {**r, "strategy": {"a": 1}},
+    "metrics: string": lambda r: {**r, "metrics": "x"},
+    "metrics: value string": lambda r: {**r, "metrics": {"bpd": "x"}},
+    "status: unknown": lambda r: {**r, "status": "weird"},
+    "error: dict": lambda r: {**r, "status": "failed", "error": {"a": 1}},
+    "not_applicable: list": lambda r: {**r, "not_applicable": [1]},
+    "finished_at: number": lambda r: {**r, "finished_at": 5},
+    "whole file: list": lambda r: [r],
+}
+RAW = {"truncated JSON": lambda t: t[: len(t) // 2], "empty file": lambda t: "", "NaN literal": lambda t: t.replace("{", '{"x": NaN,', 1)}
+
+
+def tamper_case(label: str, command: str) -> Case:
+    def body(tmp: Path) -> tuple[Outcome, str | None]:
+        sdir = finished(tmp)
+        target = sorted(sdir.glob("*/result.json"))[0]
+        text = target.read_text()
+        target.write_text(RAW[label](text) if label in RAW else json.dumps(TAMPER[label](json.loads(text))))
+        if command == "report":
+            out = bench("report", str(sdir), "--out", "rep2", cwd=tmp)
+            return out, links_ok(tmp / "rep2" / "index.html") if out.code == 0 else None
+        return run(tmp, BASE), links_ok(tmp / "rep" / "sweep" / "index.html")
+
+    return Case(f"result: {label} -> bench {command}", body, (0, 1))
+
+
+def result_cases() -> list[Case]:
+    return [tamper_case(label, cmd) for label in [*TAMPER, *RAW] for cmd in ("report", "run")]
+
+
+# --- kills during reporting, concurrent renders -------------------------------------------------------
+def kill_case(delay: float) -> Case:
+    def body(tmp: Path) -> tuple[Outcome, str | None]:
+        sdir = finished(tmp)
+        shutil.rmtree(tmp / "rep", ignore_errors=True)
+        first = bench("report", str(sdir), "--out", "rep/sweep", cwd=tmp)  # a complete report to start from
+        for p in (tmp / "runs" / "sweep").glob("*/result.json"):
+            os.utime(p)  # results newer than the report: the rerun must redraw
+        p = subprocess.Popen(
+            [*BENCH, "report", str(sdir), "--out", "rep/sweep"], cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        out = run(tmp, BASE)
+        out.output = first.output + out.output
+        return out, links_ok(tmp / "rep" / "sweep" / "index.html")
+
+    return Case(f"kill: -9 after {delay:.1f}s of `bench report`, then `bench run`", body, (0,))
+
+
+def concurrent(tmp: Path) -> tuple[Outcome, str | None]:
+    sdir = finished(tmp)
+    procs = [
+        subprocess.Popen(
+            [*BENCH, "report", str(sdir), "--out", "rep/sweep"], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(4)
+    ]
+    outs = [p.communicate()[0] for p in procs]
+    code = max(p.returncode for p in procs)
+    leftovers = [p.name for p in (tmp / "rep").iterdir() if p.name.startswith(".")]
+    return Outcome(code, "\n".join(outs)), links_ok(tmp / "rep" / "sweep" / "index.html") or (f"left {leftovers}" if leftovers else None)
+
+
+def render_cases() -> list[Case]:
+    return [*(kill_case(d) for d in (2.0, 3.0, 4.0, 5.0, 6.0)), Case("concurrent: 4 renders of one report", concurrent, (0,))]
+
+
+# --- file-system faults -------------------------------------------------------------------------------
+def mount(*args: str) -> bool:
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+def read_only_case(label: str, prepare: Callable[[Path], Path], where: str = "out") -> Case:
+    def body(tmp: Path) -> tuple[Outcome, str | None]:
+        target = prepare(tmp)
+        if not mount("--bind", "-o", "ro", str(target), str(target)):
+            return Outcome(2, "skipped: cannot bind-mount (needs root)"), None
+        try:
+            csv = tmp / "runs" / "sweep" / "results.csv"
+            before = csv.read_bytes() if csv.is_file() else None
+            out = run(tmp, BASE)
+            kept = before is None or csv.read_bytes() == before
+            return out, None if kept else "earlier results.csv changed"
+        finally:
+            subprocess.run(["umount", str(target)], check=False)
+
+    return Case(f"fs: read-only {label}", body)
+
+
+def _empty(name: str) -> Callable[[Path], Path]:
+    def prep(tmp: Path) -> Path:
+        (tmp / name).mkdir(parents=True, exist_ok=True)
+        return tmp / name
+
+    return prep
+
+
+def _finished_out(tmp: Path) -> Path:
+    finished(tmp)
+    return tmp / "runs"
+
+
+def full_disk(tmp: Path) -> tuple[Outcome, str | None]:
+    (tmp / "runs").mkdir()
+    if not mount("-t", "tmpfs", "-o", "size=24k", "tmpfs", str(tmp / "runs")):
+        return Outcome(2, "skipped: cannot mount tmpfs (needs root)"), None
+    try:
+        return run(tmp, BASE), None
+    finally:
+        subprocess.run(["umount", str(tmp / "runs")], check=False)
+
+
+def in_place(label: str, make: Callable[[Path], None], expect: tuple[int, ...]) -> Case:
+    def body(tmp: Path) -> tuple[Outcome, str | None]:
+        make(tmp)
+        return run(tmp, BASE), None
+
+    return Case(f"fs: {label}", body, expect)
+
+
+def _first_run_dir(tmp: Path) -> Path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.suite import expand, load_suite
+
+    return tmp / "runs" / "sweep" / expand(load_suite(BASE))[0].run_id
+
+
+def fs_cases() -> list[Case]:
+    return [
+        read_only_case("--out folder (empty)", _empty("runs")),
+        read_only_case("suite folder (suite.yaml copy)", _empty("runs/sweep")),
+        read_only_case("--out of a finished suite (results.csv)", _finished_out),
+        read_only_case("--reports folder", _empty("rep")),
+        Case("fs: --out on a full 24 KiB tmpfs", full_disk, (1, 2)),
+        in_place("a folder where result.json goes", lambda t: (_first_run_dir(t) / "result.json").mkdir(parents=True), (1,)),
+        in_place("a folder where results.csv goes", lambda t: (t / "runs" / "sweep" / "results.csv").mkdir(parents=True), (1,)),
+        in_place("a folder where index.html goes", lambda t: (t / "rep" / "sweep" / "index.html").mkdir(parents=True), (0,)),
+        in_place("a file where the report folder goes", lambda t: (t / "rep").mkdir() or (t / "rep" / "sweep").write_text("x"), (2,)),
+        in_place("a file where --out goes", lambda t: (t / "runs").write_text("x"), (2,)),
+        in_place("a symlink loop where a run folder goes", lambda t: _loop(_first_run_dir(t)), (1,)),
+    ]
+
+
+def _loop(p: Path) -> None:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.symlink_to(p.name)
+
+
+# --- leftovers and modes ------------------------------------------------------------------------------
+def temp_files(tmp: Path) -> tuple[Outcome, str | None]:
+    finished(tmp)
+    planted = [tmp / "runs" / "sweep" / ".suite.yaml.x1.tmp", tmp / "rep" / "sweep" / ".index.html.x2.tmp"]
+    for p in planted:
+        p.write_text("partial")
+        os.utime(p, (time.time() - 3600,) * 2)
+    out = run(tmp, BASE)
+    left = [p.name for p in planted if p.exists()]
+    return out, f"left {left}" if left else None
+
+
+def modes(tmp: Path) -> tuple[Outcome, str | None]:
+    old = os.umask(0o022)
+    try:
+        out = run(tmp, BASE)
+    finally:
+        os.umask(old)
+    files = [tmp / "runs/sweep/suite.yaml", tmp / "runs/sweep/results.csv", tmp / "rep/sweep/index.html"]
+    files += list((tmp / "runs" / "sweep").glob("*/result.json"))
+    bad = [f"{f.name} {oct(f.stat().st_mode & 0o777)}" for f in files if f.stat().st_mode & 0o777 != 0o644]
+    return out, f"modes {bad}" if bad else None
+
+
+def other_cases() -> list[Case]:
+    return [Case("tmp: stale .tmp files swept by a rerun", temp_files, (0,)), Case("mode: files honour umask 022", modes, (0,))]
+
+
+# --- driver -------------------------------------------------------------------------------------------
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="", help="run only cases whose name contains this")
+    ap.add_argument("--keep", action="store_true", help="keep the case folders (printed)")
+    args = ap.parse_args()
+    cases = [
+        c for c in (*name_cases(), *value_cases(), *result_cases(), *render_cases(), *fs_cases(), *other_cases()) if args.only in c.name
+    ]
+    root = Path(tempfile.mkdtemp(prefix="fault_sweep_"))
+    tracebacks = unexpected = 0
+    t0 = time.perf_counter()
+    for i, case in enumerate(cases):
+        tmp = root / f"case{i:03d}"
+        tmp.mkdir()
+        try:
+            out, problem = case.body(tmp)
+        except Exception as err:  # the sweep's own check broke: count it, never hide it
+            out, problem = Outcome(None, ""), f"sweep error {type(err).__name__}: {err}"
+        ok = out.code in case.expect and not out.traceback and problem is None
+        tracebacks += out.traceback
+        unexpected += not ok
+        skipped = out.output.startswith("skipped")
+        verdict = "skip" if skipped else "ok" if ok else f"UNEXPECTED{': ' + problem if problem else ''}"
+        print(f"{case.name[:70]:<70} exit={out.code!s:<4} traceback={'YES' if out.traceback else 'no ':<3}  {verdict}", flush=True)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\n{len(cases)} cases in {time.perf_counter() - t0:.0f}s: {tracebacks} tracebacks, {unexpected} unexpected outcomes")
+    print(f"case folders: {root}" if args.keep else "", end="")
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"fault_sweep_finished_{os.getpid()}", ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+    return 1 if tracebacks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
