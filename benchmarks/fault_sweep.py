@@ -3,7 +3,7 @@
 Not a unit test (it takes minutes and mounts file systems): run it before resolving a robustness issue
 and paste the summary.
 
-    python benchmarks/fault_sweep.py [--only SUBSTRING] [--keep]
+    python benchmarks/fault_sweep.py [--only SUBSTRING] [--keep] [--subprocess]
 
 Every case prints one line: its name, the exit code, whether a Python traceback appeared, and whether the
 outcome was the expected one (exit code and the case's own check). The bar is 0 tracebacks. Groups: bad
@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 BENCH = [sys.executable, "-m", "bench.cli"]
+SUBPROCESS = False  # set by --subprocess
 BASE = {
     "name": "sweep",
     "dataset": {"name": "digits"},
@@ -62,11 +63,30 @@ class Case:
 
 
 def bench(*args: str, cwd: Path, timeout: float = 600) -> Outcome:
+    """`bench ARGS` in `cwd`: in this process through click's runner (an uncaught exception is exactly
+    what would print a traceback), or as a real process with --subprocess (slower: torch is imported
+    once per case). Kills and concurrent renders always use real processes."""
+    if SUBPROCESS:
+        try:
+            p = subprocess.run([*BENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as err:
+            return Outcome(None, f"timed out after {timeout}s: {err.stdout or ''}{err.stderr or ''}")
+        return Outcome(p.returncode, p.stdout + p.stderr)
+    import traceback
+
+    from click.testing import CliRunner
+
+    from bench.cli import main as cli
+
+    here = os.getcwd()
+    os.chdir(cwd)
     try:
-        p = subprocess.run([*BENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as err:
-        return Outcome(None, f"timed out after {timeout}s: {err.stdout or ''}{err.stderr or ''}")
-    return Outcome(p.returncode, p.stdout + p.stderr)
+        res = CliRunner().invoke(cli, list(args))
+    finally:
+        os.chdir(here)
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        return Outcome(1, res.output + "".join(traceback.format_exception(*res.exc_info)))
+    return Outcome(res.exit_code, res.output)
 
 
 def write_suite(tmp: Path, data: dict | str, name: str = "s.yaml") -> Path:
@@ -389,7 +409,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help="run only cases whose name contains this")
     ap.add_argument("--keep", action="store_true", help="keep the case folders (printed)")
+    ap.add_argument("--subprocess", action="store_true", help="every case as a real `bench` process (slow)")
     args = ap.parse_args()
+    global SUBPROCESS
+    SUBPROCESS = args.subprocess
     cases = [
         c for c in (*name_cases(), *value_cases(), *result_cases(), *render_cases(), *fs_cases(), *other_cases()) if args.only in c.name
     ]
