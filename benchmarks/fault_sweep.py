@@ -408,13 +408,16 @@ def other_cases() -> list[Case]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help="run only cases whose name contains this")
+    ap.add_argument("--skip", action="append", default=[], help="skip cases whose name contains this (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the case folders (printed)")
     ap.add_argument("--subprocess", action="store_true", help="every case as a real `bench` process (slow)")
     args = ap.parse_args()
     global SUBPROCESS
     SUBPROCESS = args.subprocess
     cases = [
-        c for c in (*name_cases(), *value_cases(), *result_cases(), *render_cases(), *fs_cases(), *other_cases()) if args.only in c.name
+        c
+        for c in (*name_cases(), *value_cases(), *result_cases(), *render_cases(), *fs_cases(), *other_cases())
+        if args.only in c.name and not any(k in c.name for k in args.skip)
     ]
     root = Path(tempfile.mkdtemp(prefix="fault_sweep_"))
     tracebacks = unexpected = 0
