@@ -89,9 +89,12 @@ def _swap(staged: Path, out_dir: Path) -> None:
         try:
             os.rename(staged, out_dir)
         except OSError as err:
-            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise
-            continue  # another renderer put its report in place between our two renames: go again
+            if err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                continue  # another renderer put its report in place between our two renames: go again
+            if old is not None:  # put the previous report back rather than lose it
+                with contextlib.suppress(OSError):
+                    os.rename(old / "report", out_dir)
+            raise
         finally:
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
