@@ -19,32 +19,9 @@ import torch.nn.functional as F
 from bench.adapter import DataInfo, from_levels, to_levels
 from bench.errors import ConfigError, DataUnavailable
 from bench.registry import Registry
+from bench.spec import DatasetSpec
 
 SPLIT_SEED = 20240601  # fixed forever: changing it changes every reference statistic
-
-
-@dataclass
-class DatasetSpec:
-    """The suite's `dataset:` block (and a strategy's `source:`)."""
-
-    name: str
-    image_size: int | None = None  # None: the data set's native size
-    channels: int | None = None  # None: native; 1 or 3 converts
-    classes: list[int] | None = None  # keep only these labels
-    limit: int | None = None  # keep only the first N training images (few-shot), after `classes`
-    root: str | None = None  # where torchvision data sets live
-    download: bool = False  # allow torchvision to download into root
-    levels: int | None = None  # re-quantise to this many grey levels per channel
-
-    def __post_init__(self) -> None:
-        if self.image_size is not None and not 4 <= self.image_size <= 256:
-            raise ValueError(f"image_size must be between 4 and 256, got {self.image_size}")
-        if self.channels not in (None, 1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be a positive integer, got {self.limit}")
-        if self.levels is not None and not 2 <= self.levels <= 256:
-            raise ValueError(f"levels must be between 2 and 256, got {self.levels}")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from bench.data import ImageData, load_dataset
 from bench.metrics import EvalContext, evaluate
 from bench.pretrain import PretrainOutcome, StrategyNotApplicable, apply_freeze, pretrain
 from bench.schema import parse
-from bench.suite import RunSpec
+from bench.spec import RunSpec
 
 
 @dataclass

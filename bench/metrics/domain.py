@@ -39,7 +39,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 from bench.data import ImageData
-from bench.store import atomic_write_bytes, atomic_write_json, read_json
+from bench.files import atomic_write_bytes, atomic_write_json, read_json
 
 ARCH_VERSION = "domain-cnn-v1"  # bump when the network or its preprocessing changes: it re-keys every cache
 FEATURES = ("features", "logits")

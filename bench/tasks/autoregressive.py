@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.adapter import to_levels
-from bench.pretrain import StrategyNotApplicable
 from bench.tasks.common import Context, eval_mode, fit
+from bench.tasks.strategy import StrategyNotApplicable
 from bench.tasks.weights import part_tensors
 
 ROLES = ("sequence",)
