@@ -183,12 +183,29 @@ class Adapter:
 
 # --- registry ------------------------------------------------------------------------------------
 def _load_builtin() -> None:
-    importlib.import_module("baselines")
+    """Register every `bench.adapters` entry point: the bundled baselines (this project's pyproject.toml)
+    and any installed plugin alike, as lm-eval lists its models. The core never names a package of adapters."""
     for ep in entry_points(group="bench.adapters"):
-        cls = ep.load()
-        if ep.name not in ADAPTERS._items:  # a plugin may have registered itself on import
-            ADAPTERS.add(ep.name, cls)
-            cls.key = cls.key or ep.name
+        where = f"entry point bench.adapters:{ep.name} ({ep.value})"
+        try:
+            cls = ep.load()
+        except Exception as err:  # a plugin's import may raise anything; say which one
+            raise ConfigError(f"cannot load adapter: {type(err).__name__}: {err}", key=where, fix="fix or uninstall that package") from None
+        try:
+            check_adapter_class(cls)
+        except TypeError as err:
+            raise ConfigError(str(err), key=where, fix="point the entry point at a bench.Adapter subclass") from None
+        if ep.name not in ADAPTERS._items:  # a module may have registered itself on import (@register_adapter)
+            _register(ep.name, cls)
+
+
+def _register(key: str, cls: type[Adapter]) -> type[Adapter]:
+    # The one place `cls.key` is set: at registration, and only if the class has none yet (a class
+    # registered under a second name keeps its first). Lookups never touch it.
+    ADAPTERS.add(key, cls)
+    if not cls.key:
+        cls.key = key
+    return cls
 
 
 ADAPTERS: Registry[type[Adapter]] = Registry("adapter", _load_builtin)
@@ -199,8 +216,9 @@ def register_adapter(key: str):
 
     def deco(cls: type[Adapter]) -> type[Adapter]:
         check_adapter_class(cls)
+        ADAPTERS.add(key, cls)
         cls.key = key
-        return ADAPTERS.add(key, cls)
+        return cls
 
     return deco
 
@@ -219,8 +237,8 @@ def check_adapter_class(cls: type) -> None:
 
 
 def get_adapter(key: str, *, where: str | None = None) -> type[Adapter]:
-    """Look up a registry key, or import `module.path:ClassName` (registering it under that name)."""
-    if ":" not in key:
+    """Look up a registry key, or import `module.path:ClassName` (registering it under that name, once)."""
+    if ":" not in key or key in ADAPTERS:
         return ADAPTERS.get(key, where=where)
     mod_name, _, cls_name = key.partition(":")
     try:
@@ -238,11 +256,7 @@ def get_adapter(key: str, *, where: str | None = None) -> type[Adapter]:
         check_adapter_class(cls)
     except TypeError as err:
         raise ConfigError(str(err), key=where) from None
-    if key not in ADAPTERS:
-        ADAPTERS.add(key, cls)
-    if not cls.key:
-        cls.key = key
-    return cls
+    return _register(key, cls)
 
 
 def validate_sample(x: Any, n: int, info: DataInfo, name: str) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 
 from bench import env, store
 from bench.errors import BenchError
-from bench.suite import RunSpec
+from bench.spec import RunSpec
 
 Callback = Callable[[RunSpec, dict], None]
 
@@ -92,17 +92,20 @@ def _module_path(mod: Any) -> str | None:
 
 
 def _shipped_modules(runs: list[RunSpec]) -> list[str]:
-    """The code Ray workers must import: the harness, the bundled baselines and any out-of-tree adapter
-    module (`module:Class`) that is not installed in site-packages."""
-    import baselines
-    import bench
+    """The code Ray workers must import: the harness, and the top-level package (or single-file module) of
+    every adapter class the registry resolved for these runs (the bundled baselines, a plugin, a user's
+    `module:Class`) and of the classes it derives from, unless installed in site-packages, where the workers
+    find it themselves."""
+    from bench.adapter import get_adapter
 
-    shipped = [p for p in (_module_path(bench), _module_path(baselines)) if p]
-    for key in sorted({r.adapter for r in runs if ":" in r.adapter}):
-        mod = sys.modules.get(key.partition(":")[0].split(".")[0])  # imported by validation on the driver
-        path = _module_path(mod) if mod is not None else None
-        if path and "site-packages" not in path and "dist-packages" not in path and path not in shipped:
-            shipped.append(path)
+    shipped = [str(Path(__file__).resolve().parent)]  # the bench package folder
+    for key in sorted({r.adapter for r in runs}):
+        cls = get_adapter(key, where=f"adapters.{key}")  # validated on the driver already: a registry hit
+        for base in cls.__mro__:  # a user's adapter may subclass a bundled one: ship that package too
+            mod = sys.modules.get(base.__module__.split(".")[0])
+            path = _module_path(mod) if mod is not None else None
+            if path and "site-packages" not in path and "dist-packages" not in path and path not in shipped:
+                shipped.append(path)
     return shipped
 
 

@@ -110,9 +110,8 @@ def layer_of(mod: str) -> int | None:
     best: tuple[int, int] | None = None  # (length of the matching entry, layer)
     for i, (_, prefixes) in enumerate(LAYERS):
         for p in prefixes:
-            if mod == p or (p != "bench" and mod.startswith(p + ".")):
-                if best is None or len(p) > best[0]:
-                    best = (len(p), i)
+            if (mod == p or (p != "bench" and mod.startswith(p + "."))) and (best is None or len(p) > best[0]):
+                best = (len(p), i)
     return None if best is None else best[1]
 
 
@@ -221,7 +220,13 @@ def test_core_never_names_the_baselines_package() -> None:
     for mod, path in module_names(ROOTS[:1]).items():
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             assert not any(n == "baselines" or n.startswith("baselines.") for n in names), f"{mod} imports baselines"
 
 
