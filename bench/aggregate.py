@@ -9,19 +9,19 @@ from pathlib import Path
 import pandas as pd
 
 from bench import store
+from bench.result import STATUSES, RunResult
 
 ID_COLS = ["run_id", "adapter", "family", "strategy", "task", "seed", "status", "error"]
 
 
-def results_frame(results: list[dict]) -> pd.DataFrame:
+def results_frame(results: list[RunResult]) -> pd.DataFrame:
     rows = []
     for r in results:
-        row = {k: r.get(k) for k in ID_COLS}
-        row["protocol_version"] = (r.get("protocol") or {}).get("protocol_version")
-        row["suite_version"] = (r.get("spec") or {}).get("suite_version")
-        row["pretrain_cached"] = (r.get("timings") or {}).get("pretrain_cached")
-        for k, v in (r.get("metrics") or {}).items():
-            row[k] = v
+        row = {k: getattr(r, k) for k in ID_COLS}
+        row["protocol_version"] = (r.protocol or {}).get("protocol_version")
+        row["suite_version"] = r.spec.get("suite_version")
+        row["pretrain_cached"] = (r.timings or {}).get("pretrain_cached")
+        row.update(r.metrics)
         rows.append(row)
     df = pd.DataFrame(rows, columns=None if rows else ID_COLS)
     return df.sort_values(["adapter", "strategy", "seed"], kind="stable").reset_index(drop=True) if rows else df
@@ -60,7 +60,7 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
             "strategy": strategy,
             "n_runs": len(g),
         }
-        for s in store.STATUSES:
+        for s in STATUSES:
             row[f"n_{s}"] = int((g["status"] == s).sum())
         done = g[g["status"] == "completed"]
         for m in metrics:

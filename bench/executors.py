@@ -22,34 +22,33 @@ import torch
 
 from bench import env, store
 from bench.errors import BenchError
+from bench.result import RunResult
 from bench.spec import RunSpec
 
-Callback = Callable[[RunSpec, dict], None]
+Callback = Callable[[RunSpec, RunResult], None]
 
 
-def failed_result(run: RunSpec, err: BaseException, device: str) -> dict[str, Any]:
+def failed_result(run: RunSpec, err: BaseException, device: str) -> RunResult:
     msg = f"{type(err).__name__}: {err}"
     if isinstance(err, torch.cuda.OutOfMemoryError):
         msg = f"CUDA out of memory ({str(err).splitlines()[0][:200]}); lower budget.batch_size or the adapter's size"
-    return {
-        "run_id": run.run_id,
-        "suite": run.suite,
-        "adapter": run.adapter,
-        "strategy": run.strategy,
-        "task": run.strategy_spec.task,
-        "seed": run.seed,
-        "status": "failed",
-        "error": msg.strip()[:2000],
-        "traceback": traceback.format_exc()[-20000:],
-        "metrics": {},
-        "not_applicable": {},
-        "spec": run.resolved(),
-        "env": {"versions": env.versions(), "device": device, "git_commit": env.git_commit()},
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    return RunResult(
+        run_id=run.run_id,
+        suite=run.suite,
+        adapter=run.adapter,
+        strategy=run.strategy,
+        task=run.strategy_spec.task,
+        seed=run.seed,
+        status="failed",
+        error=msg.strip()[:2000],
+        traceback=traceback.format_exc()[-20000:],
+        spec=run.resolved(),
+        env={"versions": env.versions(), "device": device, "git_commit": env.git_commit()},
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
 
 
-def execute_one(run: RunSpec, suite_dir: Path, device_name: str, cache_dir: Path, progress: bool = True) -> dict[str, Any]:
+def execute_one(run: RunSpec, suite_dir: Path, device_name: str, cache_dir: Path, progress: bool = True) -> RunResult:
     """Run one spec, turning any exception into a `failed` result.json. Safe to call in a worker process."""
     from bench.runner import run_one
 
@@ -60,7 +59,7 @@ def execute_one(run: RunSpec, suite_dir: Path, device_name: str, cache_dir: Path
         raise
     except Exception as err:  # isolation: record and carry on
         res = failed_result(run, err, env.device_name(device))
-        store.atomic_write_json(Path(suite_dir) / run.run_id / "result.json", res)
+        store.write_result(Path(suite_dir) / run.run_id, res)
         return res
     finally:
         # Free what the run held so that a long suite does not grow (and an OOM does not poison the next run).
@@ -174,7 +173,7 @@ def run_ray(
                     res = ray.get(ref)
                 except Exception as err:  # the worker itself died (killed, lost node): record it, keep going
                     res = failed_result(run, err, "ray worker")
-                    store.atomic_write_json(suite_dir / run.run_id / "result.json", res)
+                    store.write_result(suite_dir / run.run_id, res)
                 on_done(run, res)
     except BaseException:
         # Ctrl-C (or any driver error): stop the runs still queued or running; their checkpoints let a

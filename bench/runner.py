@@ -23,6 +23,7 @@ from bench.adapter import Adapter, Batch, get_adapter
 from bench.data import ImageData, load_dataset
 from bench.metrics import EvalContext, evaluate
 from bench.pretrain import PretrainOutcome, StrategyNotApplicable, apply_freeze, pretrain
+from bench.result import RunResult
 from bench.schema import parse
 from bench.spec import RunSpec
 
@@ -124,7 +125,7 @@ def _sync(device: torch.device) -> None:
 
 
 class Runner:
-    """Executes one RunSpec into `suite_dir/<run_id>/`. Create, then call `run()` → result dict."""
+    """Executes one RunSpec into `suite_dir/<run_id>/`. Create, then call `run()` → RunResult."""
 
     def __init__(self, run: RunSpec, suite_dir: Path, device: torch.device, cache_dir: Path, progress: bool = True):
         self.spec, self.device, self.cache_dir, self.progress = run, torch.device(device), Path(cache_dir), progress
@@ -134,7 +135,7 @@ class Runner:
         self.fast = fast_path(run, self.device)
 
     # --- the whole run ----------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def run(self) -> RunResult:
         run = self.spec
         self.dir.mkdir(parents=True, exist_ok=True)
         store.remove_partial_writes(self.dir)  # a run is only ever written by one process at a time
@@ -348,6 +349,7 @@ class Runner:
         save_grid(samples, self.dir / "samples.png")
 
     def _base_result(self, adapter: Adapter) -> dict[str, Any]:
+        """The RunResult fields known before training (keyword arguments; `_finish` adds the outcome)."""
         from bench.metrics.protocol import describe
 
         run = self.spec
@@ -365,17 +367,17 @@ class Runner:
             "env": {"versions": env.versions(), "device": env.device_name(self.device), "git_commit": env.git_commit()},
         }
 
-    def _finish(self, base: dict, state: LoopState, *, status: str, error: str | None = None, metrics=None, na=None) -> dict:
-        result = dict(base)
+    def _finish(self, base: dict, state: LoopState, *, status: str, error: str | None = None, metrics=None, na=None) -> RunResult:
+        fields = dict(base)
         if status == "completed":  # the evaluator now exists, so the protocol can name its accuracy
             from bench.metrics.protocol import describe
 
-            result["protocol"] = describe(self.spec.eval, load_dataset(self.spec.dataset), self.cache_dir)
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in (metrics or {}).items()}
-        result.update(
+            fields["protocol"] = describe(self.spec.eval, load_dataset(self.spec.dataset), self.cache_dir)
+        result = RunResult(
+            **fields,
             status=status,
             error=error,
-            metrics=clean,
+            metrics=dict(metrics or {}),  # non-finite values become null (RunResult)
             not_applicable=na or {},
             first_losses=state.first_losses,
             pretrain=state.pretrain,
@@ -391,7 +393,7 @@ class Runner:
             finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
         store.write_history(self.dir / "history.csv", state.history)
-        store.atomic_write_json(self.dir / "result.json", result)  # last: its presence means done
+        store.write_result(self.dir, result)  # last: its presence means done
         self.ckpt_path.unlink(missing_ok=True)
         return result
 
@@ -400,5 +402,5 @@ def _outcome_dict(o: PretrainOutcome) -> dict[str, Any]:
     return {"seconds": o.seconds, "cached": o.cached, "parts": o.parts, **o.info}
 
 
-def run_one(run: RunSpec, suite_dir: Path, device: torch.device, cache_dir: Path, progress: bool = True) -> dict[str, Any]:
+def run_one(run: RunSpec, suite_dir: Path, device: torch.device, cache_dir: Path, progress: bool = True) -> RunResult:
     return Runner(run, suite_dir, device, cache_dir, progress).run()

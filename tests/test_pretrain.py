@@ -57,7 +57,7 @@ def build(run: RunSpec) -> Adapter:
 
 
 def first_losses(run: RunSpec, cache_dir: Path) -> dict[str, float]:
-    """What the runner records as result["first_losses"]: the losses of training step 1 after pretraining."""
+    """What the runner records as result.first_losses: the losses of training step 1 after pretraining."""
     adapter = build(run)
     pretrain(adapter, run, CPU, cache_dir)
     env.seed_everything(run.seed + 1)
@@ -213,10 +213,10 @@ def test_not_applicable_pairs_are_recorded_through_run_suite(tmp_path: Path) -> 
     from bench import store
 
     res = {(r["adapter"], r["strategy"]): r for r in store.list_results(tmp_path / "runs" / "na")}
-    assert "needs a part with role encoder" in res[("lstm_seq", "supervised")]["error"]
+    assert "needs a part with role encoder" in res[("lstm_seq", "supervised")].error
     ar = res[("lstm_seq", "autoregressive")]
-    assert ar["timings"]["pretrain"] > 0 and ar["pretrain"]["parts"] == ["sequence"]
-    assert ar["first_losses"] != res[("lstm_seq", "scratch")]["first_losses"]
+    assert ar.timings["pretrain"] > 0 and ar.pretrain["parts"] == ["sequence"]
+    assert ar.first_losses != res[("lstm_seq", "scratch")].first_losses
 
 
 def test_selection_errors_are_not_applicable(tmp_path: Path) -> None:
