@@ -66,11 +66,11 @@ class RunResult:
         """The result.json object. Optional fields that are unset stay out, as in files written before the
         type existed (a failed run has no family, protocol or timings)."""
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name in _OMIT_WHEN_UNSET and (value is None or value is False):
+        for name in _ORDER:
+            value = getattr(self, name)
+            if name in _OMIT_WHEN_UNSET and (value is None or value is False):
                 continue
-            out[f.name] = value
+            out[name] = value
         return out
 
     @classmethod
@@ -152,6 +152,33 @@ _EXPECTED = {
     **{k: "a string" for k in ("run_id", "suite", "adapter", "strategy", "task", "status")},
     **{k: "a string or null" for k in ("error", "family", "finished_at", "traceback")},
 }
+# The key order of the files the runner wrote before this type existed (identity, then outcome).
+_ORDER = (
+    "run_id",
+    "suite",
+    "adapter",
+    "family",
+    "strategy",
+    "task",
+    "seed",
+    "protocol",
+    "spec",
+    "env",
+    "diverged_at",
+    "metric_info",
+    "status",
+    "error",
+    "traceback",
+    "metrics",
+    "not_applicable",
+    "first_losses",
+    "pretrain",
+    "timings",
+    "steps_done",
+    "resumed_from",
+    "finished_at",
+    "synthetic",
+)
 _REQUIRED = {"run_id", "suite", "adapter", "strategy", "task", "seed", "status"}
 _OMIT_WHEN_UNSET = {
     "family",

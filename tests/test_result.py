@@ -69,6 +69,8 @@ def test_files_written_before_the_type_read_and_write_back_unchanged(make) -> No
     obj = make()
     res = RunResult.from_json(obj)
     assert res.to_json() == obj  # same keys, same values: files stay compatible both ways
+    if obj["status"] == "completed":
+        assert list(res.to_json()) == list(obj)  # and the runner's key order
     assert RunResult.from_json(json.loads(json.dumps(res.to_json()))) == res
 
 
@@ -110,6 +112,13 @@ MISTYPED = {
     "error_list": ("error", ["boom"]),
     "synthetic_string": ("synthetic", "yes"),
 }
+
+
+def test_every_field_is_checked_and_ordered() -> None:
+    from bench import result
+
+    names = {f.name for f in dataclasses.fields(RunResult)}
+    assert set(result._CHECKS) == set(result._EXPECTED) == set(result._ORDER) == names
 
 
 @pytest.mark.parametrize("case", sorted(MISTYPED))
