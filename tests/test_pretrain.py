@@ -212,7 +212,7 @@ def test_not_applicable_pairs_are_recorded_through_run_suite(tmp_path: Path) -> 
         assert status[pair] == "not_applicable", pair
     from bench import store
 
-    res = {(r["adapter"], r["strategy"]): r for r in store.list_results(tmp_path / "runs" / "na")}
+    res = {(r.adapter, r.strategy): r for r in store.list_results(tmp_path / "runs" / "na")}
     assert "needs a part with role encoder" in res[("lstm_seq", "supervised")].error
     ar = res[("lstm_seq", "autoregressive")]
     assert ar.timings["pretrain"] > 0 and ar.pretrain["parts"] == ["sequence"]
