@@ -96,8 +96,8 @@ def metric_meta(names: list[str]) -> dict[str, MetricMeta]:
         except Exception:  # unregistered metric or a metric module that fails to import
             m = None
         if m is None and name in COST_METRICS:
-            hib, unit, desc = COST_METRICS[name]
-            out[name] = MetricMeta(name, hib, unit, desc, cost=True)
+            c = COST_METRICS[name]
+            out[name] = MetricMeta(name, c.higher_is_better, c.unit, c.description, cost=True)
         elif m is None:
             out[name] = MetricMeta(name, None, cost=False)
         else:
