@@ -281,21 +281,52 @@ def validate_log_likelihood(ll: Any, n: int, name: str) -> torch.Tensor | None:
     return ll
 
 
-# Set by the runner from the suite's `runner.fused_optim`; adapters need not know about it.
-FUSED_OPTIM = {"enabled": True}
+class HarnessAdam(torch.optim.Adam):
+    """Adam built by `bench.adam`: its kernel (`fused`) is the harness's to choose, from the suite's
+    `runner.fused_optim`, when the runner builds the adapter. The subclass only marks that; the maths is torch's."""
+
+
+class HarnessAdamW(torch.optim.AdamW):
+    """AdamW built by `bench.adam` (weight decay given); see HarnessAdam."""
 
 
 def adam(
-    params, lr: float, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, device: torch.device | str = "cpu"
+    params, lr: float, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, device: torch.device | str | None = None
 ) -> torch.optim.Optimizer:
-    """Adam(W) as every baseline should build it: fused kernels (one pass over all parameters per step, not a
-    loop of small ops per tensor), which PyTorch has for CUDA and for the CPU."""
+    """Adam(W) as every baseline should build it. The harness then picks its kernel for the run's device
+    (fused: one pass over all parameters per step, not a loop of small ops per tensor), so an adapter never
+    knows about speed switches. `device` is accepted for adapters written before that; it changes nothing."""
     params = (
         [p for p in params if p.requires_grad] if not isinstance(params, list) or not params or not isinstance(params[0], dict) else params
     )
-    fused = torch.device(device).type in ("cuda", "cpu") and FUSED_OPTIM["enabled"]
-    cls = torch.optim.AdamW if weight_decay else torch.optim.Adam
-    return cls(params, lr=lr, betas=betas, weight_decay=weight_decay, **({"fused": True} if fused else {}))
+    cls = HarnessAdamW if weight_decay else HarnessAdam
+    return cls(params, lr=lr, betas=betas, weight_decay=weight_decay)
+
+
+def set_fused_optim(adapter: Adapter, fused: bool) -> None:
+    """Choose the kernel of every optimiser the adapter built with `bench.adam`, on or off.
+
+    It mirrors what torch's `Adam.__init__(fused=...)` records (torch/optim/adam.py): the group's and the
+    defaults' `fused` flag, and `_step_supports_amp_scaling`. Off is `None`, torch's own default, which is
+    what `bench.adam` gave when the switch was off. The state is created lazily at the first step from the
+    group's flag, so setting it before training equals passing it to the constructor. After a checkpoint is
+    loaded its `step` counters are put where the fused kernel reads them (float32 on the parameter's
+    device), as `Optimizer.load_state_dict` does for groups saved fused. An optimiser an adapter built
+    itself (the dummy's plain Adam) keeps the adapter's choice: changing it would change its numbers."""
+    flag = True if fused else None
+    for opt in adapter.optimizers().values():
+        if not isinstance(opt, (HarnessAdam, HarnessAdamW)):
+            continue
+        opt.defaults["fused"] = flag
+        opt._step_supports_amp_scaling = fused  # read by GradScaler; Adam.__init__ sets it for fused
+        for group in opt.param_groups:
+            group["fused"] = flag
+            if not fused:
+                continue
+            for p in group["params"]:
+                st = opt.state.get(p)
+                if st and isinstance(st.get("step"), torch.Tensor):
+                    st["step"] = st["step"].to(dtype=torch.float32, device=p.device)
 
 
 def bits_per_dim(ll_nats: torch.Tensor, dims: int) -> float:

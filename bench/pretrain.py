@@ -19,14 +19,15 @@ if TYPE_CHECKING:
     from bench.spec import RunSpec
 
 
-def pretrain(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Path) -> PretrainOutcome:
-    """Apply `run.strategy_spec` to `adapter` in place. Raises StrategyNotApplicable when it does not apply."""
+def pretrain(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Path, *, fused_optim: bool = False) -> PretrainOutcome:
+    """Apply `run.strategy_spec` to `adapter` in place. Raises StrategyNotApplicable when it does not apply.
+    `fused_optim`: the run's fused-Adam choice (FastPath.fused_optim), given to the fresh copy a task trains."""
     spec = run.strategy_spec
     if spec.task == "scratch":
         return PretrainOutcome()
     from bench.tasks import run_task
 
-    return run_task(adapter, run, device, Path(cache_dir))
+    return run_task(adapter, run, device, Path(cache_dir), fused_optim=fused_optim)
 
 
 def apply_freeze(adapter: Adapter, freeze: dict[str, int]) -> list[str]:

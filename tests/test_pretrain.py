@@ -16,7 +16,7 @@ from bench.adapter import Adapter, Batch
 from bench.data import DatasetSpec, load_dataset
 from bench.errors import BenchError, ConfigError
 from bench.pretrain import StrategyNotApplicable, apply_freeze, pretrain
-from bench.runner import build_adapter
+from bench.runner import build_adapter, fast_path
 from bench.schema import parse
 from bench.suite import Budget, EvalSpec, RunnerSpec, RunSpec, StrategySpec
 from bench.tasks import cache
@@ -53,7 +53,7 @@ def make_run(adapter: str, strategy: dict[str, Any], seed: int = 0, dataset: dic
 
 def build(run: RunSpec) -> Adapter:
     env.seed_everything(run.seed)  # as the runner does: the run's seed decides the random initialisation
-    return build_adapter(run, load_dataset(run.dataset), CPU)
+    return build_adapter(run, load_dataset(run.dataset), CPU, fast_path(run, CPU))
 
 
 def first_losses(run: RunSpec, cache_dir: Path) -> dict[str, float]:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from bench.adapter import Adapter
+from bench.adapter import Adapter, set_fused_optim
 from bench.schema import to_dict
 from bench.spec import TASKS, RunSpec
 from bench.tasks import autoencode, autoregressive, cache, external, generative, supervised
@@ -136,8 +136,9 @@ def seeded(device: torch.device) -> Iterator[None]:
         yield
 
 
-def run_task(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Path) -> PretrainOutcome:
-    """Apply the run's strategy to `adapter` in place. Raises StrategyNotApplicable when it does not apply."""
+def run_task(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Path, *, fused_optim: bool = False) -> PretrainOutcome:
+    """Apply the run's strategy to `adapter` in place. Raises StrategyNotApplicable when it does not apply.
+    `fused_optim`: the optimiser kernel of the fresh copy, as the runner chose it for the run's own adapter."""
     spec = run.strategy_spec
     task = BY_NAME[spec.task]
     if task.name == "external":
@@ -165,6 +166,7 @@ def run_task(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Pa
         with seeded(device):
             # A fresh instance (same class, config and data info): the run's own adapter is only loaded into.
             fresh = type(adapter)(adapter.config, adapter.info, device)
+            set_fused_optim(fresh, fused_optim)  # whole-model tasks train it with its own optimisers
             ctx = Context(fresh, run, source.to(device), train_parts, device, batch_size)
             tensors, info, seconds = task.train(ctx)
         meta = {
