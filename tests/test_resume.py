@@ -307,7 +307,7 @@ def test_stale_temp_files_are_cleaned(tmp_path: Path) -> None:
 def test_corrupt_cache_files_are_rebuilt(tmp_path: Path, monkeypatch) -> None:
     """Every file under the cache (pretrained checkpoints, the domain classifier, real features) is verified
     on load; a damaged one is rebuilt, and the run's numbers equal those from the intact cache."""
-    from bench.metrics import domain
+    from bench.metrics import domain_cache
 
     suite = tiny_suite(
         name="cached",
@@ -316,7 +316,7 @@ def test_corrupt_cache_files_are_rebuilt(tmp_path: Path, monkeypatch) -> None:
         strategies={"gen": {"task": "generative", "source": {"name": "digits", "classes": [0, 1, 2]}, "steps": 5}},
     )
     # The classifier is memoised per process; forget it so this cache folder gets its own files, as a new process would.
-    monkeypatch.setattr(domain, "_MEMO", {})
+    monkeypatch.setattr(domain_cache, "MEMO", domain_cache.Memo(maxsize=4))
     (first,) = run(suite, tmp_path)
     assert first.status == "completed" and not first.pretrain["cached"]
     files = sorted(p for p in (tmp_path / ".cache").rglob("*") if p.is_file())
@@ -328,7 +328,7 @@ def test_corrupt_cache_files_are_rebuilt(tmp_path: Path, monkeypatch) -> None:
         else:
             raw[len(raw) // 2] ^= 0xFF
             p.write_bytes(bytes(raw))
-    monkeypatch.setattr(domain, "_MEMO", {})
+    monkeypatch.setattr(domain_cache, "MEMO", domain_cache.Memo(maxsize=4))
     df = run_suite(suite, out=tmp_path, reports=tmp_path / "reports", device="cpu", progress=False, force=True)
     (again,) = store.list_results(tmp_path / "cached")
     assert not df.attrs["failed"] and again.status == "completed"
