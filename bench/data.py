@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,13 +189,19 @@ def _convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     return (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
 
 
-_CACHE: dict[str, ImageData] = {}
+# Loaded data sets, keyed by the full spec (every field that changes the tensors), least recently used
+# first out. Safe to share across runs: nothing writes into an ImageData's tensors (`to()` and `reference()`
+# make new objects), so a hit is exactly what loading again would give. Bounded, because a long-lived process
+# (a notebook, a Ray worker) may load many data sets; a suite's runs share the target and a few sources.
+_CACHE: OrderedDict[str, ImageData] = OrderedDict()
+_CACHE_MAX = 8
 
 
 def load_dataset(spec: DatasetSpec, where: str = "dataset") -> ImageData:
-    """Load, convert and filter a data set. Results are memoised per process (data sets are small)."""
+    """Load, convert and filter a data set. Results are memoised per process (see _CACHE)."""
     key = repr(spec)
     if key in _CACHE:
+        _CACHE.move_to_end(key)
         return _CACHE[key]
     loader = DATASETS.get(spec.name, where=f"{where}.name")
     xtr, ytr, xte, yte, levels, num_classes = loader(spec)
@@ -221,4 +228,6 @@ def load_dataset(spec: DatasetSpec, where: str = "dataset") -> ImageData:
     meta = {"train_size": len(xtr), "test_size": len(xte), "levels": levels}
     data = ImageData(spec.name, xtr.contiguous(), ytr, xte.contiguous(), yte, levels, num_classes, meta, full_train)
     _CACHE[key] = data
+    while len(_CACHE) > _CACHE_MAX:
+        _CACHE.popitem(last=False)
     return data
