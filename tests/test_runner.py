@@ -37,7 +37,7 @@ def test_one_run_loads_its_data_once_and_describes_the_protocol_once(tmp_path: P
     assert calls == {"load": 1, "describe": 1}
     (res,) = store.list_results(tmp_path / "tiny")
     # Described when the run ends, after the final evaluation trained the classifier: its accuracy is named.
-    assert res["protocol"]["extractor"]["accuracy"] > 0.5
+    assert res.protocol["extractor"]["accuracy"] > 0.5
 
 
 def test_cost_metrics_are_measured_and_registered_from_one_table(tmp_path: Path, tiny_suite: dict) -> None:
@@ -52,4 +52,4 @@ def test_cost_metrics_are_measured_and_registered_from_one_table(tmp_path: Path,
         assert entry.fn is None and entry.higher_is_better == m.higher_is_better and entry.unit == m.unit
     run_suite(tiny_suite, out=tmp_path, reports=tmp_path / "rep", device="cpu", progress=False)
     (res,) = store.list_results(tmp_path / "tiny")
-    assert set(COST_METRICS) <= set(res["metrics"])
+    assert set(COST_METRICS) <= set(res.metrics)

@@ -24,8 +24,8 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from bench.data import ImageData
-from bench.metrics.domain_net import ARCH_VERSION, TrainConfig, build, is_stacked
 from bench.files import atomic_write_bytes, atomic_write_json, read_json
+from bench.metrics.domain_net import ARCH_VERSION, TrainConfig, build, is_stacked
 
 
 def digest(*parts: Any) -> str:
