@@ -20,7 +20,7 @@ from bench.pretrain import StrategyNotApplicable, apply_freeze, pretrain
 from bench.runner import build_adapter
 from bench.schema import parse
 from bench.suite import Budget, EvalSpec, RunnerSpec, RunSpec, StrategySpec
-from bench.tasks import TASKS, Task, cache
+from bench.tasks import BY_NAME, Task, cache
 from bench.tasks.common import load_source
 from bench.tasks.weights import part_tensors
 
@@ -83,7 +83,7 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 # Every registered adapter × every pretraining task, so a new adapter or task is tested for free. `scratch`
 # is left out: it is the reference each case is compared with.
 SMALL_SOURCE = {"name": "digits", "classes": [0, 1, 2], "limit": 60}
-PAIRS = [(a, t) for a in ADAPTERS.keys() for t in TASKS if t != "scratch"]  # noqa: SIM118 (a Registry has keys(), no __iter__)
+PAIRS = [(a, t) for a in ADAPTERS.keys() for t in BY_NAME if t != "scratch"]  # noqa: SIM118 (a Registry has keys(), no __iter__)
 
 
 def applies(adapter: Adapter, task: Task) -> bool:
@@ -116,7 +116,7 @@ def scratch_losses(adapter: str) -> dict[str, float]:
 def test_every_adapter_task_pair_changes_the_init_or_is_not_applicable(adapter: str, task: str, tmp_path: Path) -> None:
     run = make_run(adapter, strategy_for(task, tmp_path, adapter))
     a = build(run)
-    if not applies(a, TASKS[task]):
+    if not applies(a, BY_NAME[task]):
         with pytest.raises(StrategyNotApplicable) as why:
             pretrain(a, run, CPU, tmp_path)
         assert len(str(why.value)) > 10, "a pair that does not apply says why"

@@ -6,25 +6,29 @@ import math
 
 from bench.aggregate import results_frame, summary_frame
 from bench.report.stats import build_rows, metric_meta
+from bench.result import RunResult
 
 VALUES = {"a": [0.1, 0.2, 0.7000000000000001], "b": [3.3, 1e-9, 2.25, 7.0], "c": [5.0]}
 
 
-def _results() -> list[dict]:
+def _results() -> list[RunResult]:
     out = []
     for strategy, vals in VALUES.items():
         for seed, v in enumerate(vals):
             out.append(
-                {
-                    "run_id": f"x-{strategy}-s{seed}",
-                    "adapter": "x",
-                    "family": "gan",
-                    "strategy": strategy,
-                    "task": "scratch",
-                    "seed": seed,
-                    "status": "completed",
-                    "metrics": {"fid_domain": v},
-                }
+                RunResult.from_json(
+                    {
+                        "run_id": f"x-{strategy}-s{seed}",
+                        "suite": "t",
+                        "adapter": "x",
+                        "family": "gan",
+                        "strategy": strategy,
+                        "task": "scratch",
+                        "seed": seed,
+                        "status": "completed",
+                        "metrics": {"fid_domain": v},
+                    }
+                )
             )
     return out
 
