@@ -12,7 +12,7 @@ the device, timing, evaluation, files and reports. An adapter never writes a fil
             width: int = 64
 
         def __init__(self, config, info, device): ...
-        def parts(self): return {"generator": Part(self.G, "decoder", dim=self.z_dim), ...}
+        def parts(self): return {"generator": Part(self.G, "decoder", latent_dim=self.z_dim), ...}
         def train_step(self, batch, step): ...   # -> {"loss_d": tensor, "loss_g": tensor}
         def sample(self, n, generator): ...      # -> uint8 N×C×H×W
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Literal
@@ -31,6 +32,7 @@ from torch import nn
 
 from bench.errors import ConfigError
 from bench.registry import Registry
+from bench.tokens import from_levels, to_levels  # pixel levels: part of the adapter API (bench.from_levels)
 
 Role = Literal["encoder", "decoder", "sequence"]
 ROLES: tuple[str, ...] = ("encoder", "decoder", "sequence")
@@ -83,43 +85,58 @@ class Batch:
         return self.u8.shape[0]
 
 
-def to_levels(u8: torch.Tensor, levels: int) -> torch.Tensor:
-    """uint8 pixels → level index in 0..levels-1 (the inverse of `from_levels`)."""
-    if levels == 256:
-        return u8.long()
-    return torch.round(u8.float() * ((levels - 1) / 255.0)).long()
-
-
-def from_levels(idx: torch.Tensor, levels: int) -> torch.Tensor:
-    """Level index → uint8 pixels on the 0..255 scale."""
-    if levels == 256:
-        return idx.to(torch.uint8)
-    return torch.round(idx.float() * (255.0 / (levels - 1))).clamp_(0, 255).to(torch.uint8)
-
-
 def to_uint8(x: torch.Tensor, levels: int = 256) -> torch.Tensor:
     """Images in [-1, 1] → uint8, snapped to the data's `levels` grid so samples live where data lives."""
     unit = ((x.float() + 1.0) / 2.0).clamp_(0.0, 1.0)
     return from_levels(torch.round(unit * (levels - 1)).long(), levels)
 
 
+# The size each role must declare: what a generic pretraining partner needs to fit the part.
+ROLE_SIZE: dict[str, str] = {"encoder": "features", "decoder": "latent_dim", "sequence": "vocab"}
+
+
 @dataclass
 class Part:
-    """A network piece that pretraining can initialise.
+    """A network piece that pretraining can initialise, with its sizes named by role.
 
-    role: `encoder` (image → features, `dim` = feature size), `decoder` (latent → image, `dim` = latent
-    size) or `sequence` (tokens → next-token logits, `dim` = vocabulary size).
+    role: `encoder` (image → features; give `features`, the feature size), `decoder` (latent → image; give
+    `latent_dim`, the latent size) or `sequence` (tokens → next-token logits; give `vocab`, the vocabulary
+    size, start token included).
     blocks: the part's blocks in input-to-output order; `freeze: {part: N}` freezes the first N.
+    patch_size: for an encoder whose input is cut into patches (a ViT): masked autoencoding hides whole
+    patches of this size. None (a CNN): it is trained as a denoising autoencoder on single pixels.
     """
 
     module: nn.Module
     role: Role
-    dim: int
+    features: int | None = None
+    latent_dim: int | None = None
+    vocab: int | None = None
     blocks: list[nn.Module] = field(default_factory=list)
+    patch_size: int | None = None
+    dim: dataclasses.InitVar[int | None] = None  # deprecated: the role's size under its old, shared name
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, dim: int | None) -> None:
         if self.role not in ROLES:
             raise ValueError(f"Part role must be one of {ROLES}, got {self.role!r}")
+        size = ROLE_SIZE[self.role]
+        if dim is not None:
+            warnings.warn(f"Part(dim=...) is deprecated: a {self.role} part takes {size}=", DeprecationWarning, stacklevel=3)
+            if getattr(self, size) is None:
+                setattr(self, size, dim)
+        for name in ROLE_SIZE.values():
+            value = getattr(self, name)
+            if name != size and value is not None:
+                raise ValueError(f"a {self.role} part takes {size}=, not {name}= (that names a {_role_of(name)} part's size)")
+        value = getattr(self, size)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"a {self.role} part needs {size}= (a positive int), got {value!r}")
+        if self.patch_size is not None and (self.role != "encoder" or not isinstance(self.patch_size, int) or self.patch_size < 1):
+            raise ValueError(f"patch_size must be a positive int on an encoder part, got {self.patch_size!r} on a {self.role} part")
+
+
+def _role_of(size: str) -> str:
+    return next(r for r, s in ROLE_SIZE.items() if s == size)
 
 
 class Adapter:

@@ -31,11 +31,17 @@ def my_adapters(tmp_path, monkeypatch):
     sys.modules.pop("my_adapters", None)
 
 
+README_EXAMPLE_MAX_LINES = 45  # "about 40": the promise is that an adapter is short, so hold the example to it
+
+
 def test_readme_example_is_about_40_lines():
     lines = [ln for ln in readme_adapter_code().splitlines() if ln.strip()]
-    assert len(lines) <= 60
+    assert len(lines) <= README_EXAMPLE_MAX_LINES, (
+        f"the README's adapter example should be about 40 non-blank lines (at most {README_EXAMPLE_MAX_LINES}), it has {len(lines)}"
+    )
 
 
+@pytest.mark.slow  # end to end
 def test_out_of_tree_adapter_runs_through_cli(my_adapters, tmp_path):
     suite = {
         "name": "contrib",

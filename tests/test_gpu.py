@@ -22,7 +22,11 @@ from bench.runner import FastPath, align_optimizer_state, fast_path
 from bench.suite import expand, load_suite
 
 CUDA = torch.cuda.is_available()
-needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+
+
+def needs_cuda(test):
+    """A CUDA test: marked `gpu` (so `-m "not gpu"` deselects it) and skipped without a GPU."""
+    return pytest.mark.gpu(pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")(test))
 
 
 def gan_suite(name: str, **runner) -> dict:

@@ -18,6 +18,8 @@ from click.testing import CliRunner
 from bench import store
 from bench.cli import main
 
+pytestmark = pytest.mark.slow  # every test here runs a suite end to end
+
 MODULE = "iso_adapters_under_test"
 
 SOURCE = textwrap.dedent(

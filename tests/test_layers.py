@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "bench.registry",
             "bench.images",
             "bench.env",
+            "bench.tokens",  # the pixel token layout shared by the sequence baselines and the autoregressive task
             "baselines",  # the bundled adapters: registered through entry points, never imported by bench
         ),
     ),

@@ -19,6 +19,8 @@ from bench.cli import main  # noqa: E402
 from bench.executors import _runtime_envs, _shipped_modules, check_gpus_per_run  # noqa: E402
 from bench.suite import expand, load_suite  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a local Ray cluster and suites run through it
+
 MODULE = "ray_adapters_under_test"
 SOURCE = textwrap.dedent(
     """

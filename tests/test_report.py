@@ -361,6 +361,7 @@ def console_errors(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if "Uncaught" in ln or ("CONSOLE" in ln and ("error" in ln.lower() or "ERROR:CONSOLE" in ln))]
 
 
+@pytest.mark.slow  # end to end
 def test_report_in_headless_chromium(tmp_path):
     if not CHROMIUM.exists():
         pytest.skip("chromium not installed (/usr/bin/chromium); apt-get install -y chromium")

@@ -19,6 +19,8 @@ import yaml
 from bench import store
 from bench.api import run_suite
 
+pytestmark = pytest.mark.slow  # every test here trains and interrupts real runs
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

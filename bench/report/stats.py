@@ -7,7 +7,6 @@ shows the same numbers. Templates only display what is computed here.
 
 from __future__ import annotations
 
-import functools
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -15,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.aggregate import ci95
+from bench.aggregate import seed_stats
+from bench.metrics.info import COST_METRICS, metric_info
 from bench.result import RunResult
 
 BASELINE = "scratch"
@@ -26,7 +26,7 @@ STATUS_ORDER = ("completed", "diverged", "failed", "not_applicable")
 @dataclass(frozen=True)
 class MetricMeta:
     name: str
-    higher_is_better: bool | None  # None: not in the registry, so no "best" can be claimed
+    higher_is_better: bool | None  # None: not in the metric table, so no "best" can be claimed
     unit: str = ""
     description: str = ""
     cost: bool = False  # measured by the runner (time, memory, size), not computed from samples
@@ -82,34 +82,21 @@ class Row:
 
 
 def metric_meta(names: list[str]) -> dict[str, MetricMeta]:
-    """Direction, unit and description of each metric from the registry. A registry that fails to load
-    (a metric module missing or broken) must not take the report down, so it degrades to 'unknown'."""
-    from bench.metrics.cost import COST_METRICS
-
+    """Direction, unit and description of each metric from the metric table (bench.metrics.info, no torch).
+    A name the table does not know (an older or out-of-tree metric) gets an unknown direction."""
     out: dict[str, MetricMeta] = {}
     for name in names:
-        m = None
-        try:
-            from bench.metrics import METRICS
-
-            m = METRICS.get(name)
-        except Exception:  # unregistered metric or a metric module that fails to import
-            m = None
-        if m is None and name in COST_METRICS:
-            c = COST_METRICS[name]
-            out[name] = MetricMeta(name, c.higher_is_better, c.unit, c.description, cost=True)
-        elif m is None:
-            out[name] = MetricMeta(name, None, cost=False)
+        info = metric_info(name)
+        if info is None:
+            out[name] = MetricMeta(name, None)
         else:
-            out[name] = MetricMeta(name, m.higher_is_better, m.unit, m.description, cost=name in COST_METRICS)
+            out[name] = MetricMeta(name, info.higher_is_better, info.unit, info.description, cost=info.cost)
     return out
 
 
 def ordered_metrics(results: list[RunResult]) -> list[str]:
     """Every metric that any run measured or declared n/a: the suite's eval metrics first (their order),
     then other measured ones, cost metrics last. Metrics that are n/a everywhere still get a column."""
-    from bench.metrics.cost import COST_METRICS
-
     names: list[str] = []
     for r in results:
         for m in (r.spec.get("eval") or {}).get("metrics") or []:
@@ -178,12 +165,6 @@ def _na_reason(metric: str, group: list[RunResult]) -> str:
     return "not measured by the completed runs"
 
 
-@functools.cache
-def _ci_factor(n: int) -> float:
-    """t(0.975, n−1)/√n: the 95% half-width per unit std (scipy's t.ppf is slow; n takes few values)."""
-    return ci95(1.0, n)
-
-
 def build_rows(results: list[RunResult], metrics: list[str], meta: dict[str, MetricMeta]) -> list[Row]:
     """One Row per adapter × strategy with a Cell per metric; best and Δ/Welch filled in."""
     by_key: dict[tuple[str, str], list[RunResult]] = {}
@@ -204,13 +185,9 @@ def build_rows(results: list[RunResult], metrics: list[str], meta: dict[str, Met
                 for r in sorted(group, key=lambda r: r.seed)
                 if r.status == "completed" and (v := r.metrics.get(m)) is not None and math.isfinite(float(v))
             ]
-            c = Cell(values=vals, n=len(vals))
-            if vals:
-                # Same definitions as aggregate.summary_frame (sample std, t-interval), without pandas per cell.
-                c.mean = statistics.fmean(vals)
-                c.std = statistics.stdev(vals) if len(vals) > 1 else math.nan
-                c.ci95 = _ci_factor(len(vals)) * c.std if len(vals) > 1 else math.nan
-            else:
+            st = seed_stats(vals)  # the same numbers as summary.csv: one implementation, in aggregate
+            c = Cell(mean=st.mean, ci95=st.ci95, std=st.std, n=st.n, values=vals)
+            if not vals:
                 c.na = _na_reason(m, group)
             cells[m] = c
         rows.append(Row(adapter, strategy, fam, task, counts, len(group), sorted(r.run_id for r in group), cells))
