@@ -8,13 +8,17 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 
 from bench import store
 from bench.errors import BenchError, fs_error
+
+if TYPE_CHECKING:
+    from bench.result import RunResult
+    from bench.spec import RunSpec
 
 Echo = Callable[[str], None]
 TERMINAL_METRICS = 5
@@ -76,16 +80,16 @@ def run_suite(
     problems: list[str] = []  # bookkeeping that could not be written: reported once, at the end
     start = time.perf_counter()
 
-    def on_done(run, res: dict) -> None:
+    def on_done(run: RunSpec, res: RunResult) -> None:
         nonlocal failed, done
         done += 1
         try:
-            status = str(res.get("status"))
-            failed += status == "failed"
-            if res.get("unrecorded"):
-                problems.append(f"{run.run_id}: failed, and the failure could not be recorded: {res['unrecorded']}")
-            note = f" — {res.get('error')}" if status != "completed" else ""
-            echo(f"[{done}/{len(todo)}] {run.run_id}: {status}{note}"[:400])
+            failed += res.status == "failed"
+            unrecorded = getattr(res, "unrecorded", "")  # UnrecordedFailure: even the failure could not be written
+            if unrecorded:
+                problems.append(f"{run.run_id}: failed, and the failure could not be recorded: {unrecorded}")
+            note = f" — {res.error}" if res.status != "completed" else ""
+            echo(f"[{done}/{len(todo)}] {run.run_id}: {res.status}{note}"[:400])
         except Exception as err:  # a progress line must never stop the suite
             failed += 1
             problems.append(f"{run.run_id}: {_one_line(err)}")
@@ -124,14 +128,14 @@ def _one_line(err: BaseException) -> str:
 def _prepare(suite_dir: Path, suite_yaml: str, report_dir: Path) -> None:
     """Create the suite folder, write its suite.yaml and probe the report folder; any file-system error
     becomes one BenchError naming the path and the fix. Temp files of killed writers are swept."""
+    from bench.report.folder import check_target
+
     try:
         suite_dir.mkdir(parents=True, exist_ok=True)
         store.remove_stale_writes(suite_dir)
         store.atomic_write_text(suite_dir / "suite.yaml", suite_yaml)
     except OSError as err:
         raise fs_error(err, err.filename or suite_dir) from None
-    from bench.report.folder import check_target
-
     try:
         report_dir.parent.mkdir(parents=True, exist_ok=True)
         check_target(report_dir)
@@ -188,12 +192,13 @@ def load_results(runs_dir: str | Path) -> pd.DataFrame:
     return results_frame(results)
 
 
-def render_report(suite_dir: str | Path, out: str | Path | None = None, formats: tuple[str, ...] = ("html",)) -> Path:
+def render_report(suite_dir: str | Path, out: str | Path | None = None, formats: tuple[str, ...] = ("html",), warn: Echo = _quiet) -> Path:
     """Re-render the report of a run folder without training anything.
 
     formats: any of html (index.html, per-run pages, figures), md (summary.md), tex (summary.tex, booktabs)
     and csv (summary.csv with Δ vs scratch and Welch p-values), all written into `out`
     (default reports/<suite>). Returns index.html when html is asked for, else the first file written.
+    A result.json that is not a valid RunResult is left out, and `warn` gets one line naming it.
     """
     from bench.aggregate import write_tables
     from bench.report import render_report as _render
@@ -204,6 +209,7 @@ def render_report(suite_dir: str | Path, out: str | Path | None = None, formats:
     unknown = [f for f in formats if f not in ("html", "md", "tex", "csv")]
     if unknown or not formats:
         raise BenchError(f"unknown report format {', '.join(unknown) or '(none)'}", fix="use html, md, tex or csv")
+    store.list_results(suite_dir, warn)  # only to name the results that tables and report leave out
     try:
         write_tables(suite_dir)
         written = _render(suite_dir, Path(out) if out else Path("reports") / suite_dir.name, tuple(formats))

@@ -22,65 +22,73 @@ import torch
 
 from bench import env, store
 from bench.errors import BenchError
-from bench.suite import RunSpec
+from bench.result import RunResult
+from bench.spec import RunSpec
 
-Callback = Callable[[RunSpec, dict], None]
+Callback = Callable[[RunSpec, RunResult], None]
 
 
-def failed_result(run: RunSpec, err: BaseException, device: str) -> dict[str, Any]:
+def failed_result(run: RunSpec, err: BaseException, device: str) -> RunResult:
     msg = f"{type(err).__name__}: {err}"
     if isinstance(err, torch.cuda.OutOfMemoryError):
         msg = f"CUDA out of memory ({str(err).splitlines()[0][:200]}); lower budget.batch_size or the adapter's size"
-    return {
-        "run_id": run.run_id,
-        "suite": run.suite,
-        "adapter": run.adapter,
-        "strategy": run.strategy,
-        "task": run.strategy_spec.task,
-        "seed": run.seed,
-        "status": "failed",
-        "error": msg.strip()[:2000],
-        "traceback": traceback.format_exc()[-20000:],
-        "metrics": {},
-        "not_applicable": {},
-        "spec": run.resolved(),
-        "env": {"versions": env.versions(), "device": device, "git_commit": env.git_commit()},
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    return RunResult(
+        run_id=run.run_id,
+        suite=run.suite,
+        adapter=run.adapter,
+        strategy=run.strategy,
+        task=run.strategy_spec.task,
+        seed=run.seed,
+        status="failed",
+        error=msg.strip()[:2000],
+        traceback=traceback.format_exc()[-20000:],
+        spec=run.resolved(),
+        env={"versions": env.versions(), "device": device, "git_commit": env.git_commit()},
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
 
 
-def _minimal_failure(run: RunSpec, err: BaseException, why: BaseException) -> dict[str, Any]:
-    """A failed result built from nothing that can raise (failed_result itself raised `why`)."""
-    return {
-        "run_id": run.run_id,
-        "suite": run.suite,
-        "adapter": run.adapter,
-        "strategy": run.strategy,
-        "seed": run.seed,
-        "status": "failed",
-        "error": f"{type(err).__name__}: {str(err)[:1000]} (recording it raised {type(why).__name__})",
-        "metrics": {},
-    }
+@dataclasses.dataclass
+class UnrecordedFailure(RunResult):
+    """A failed run whose result.json could not be written either; `unrecorded` says why. The suite
+    reports it once at the end instead of dying of it."""
+
+    unrecorded: str = ""
 
 
-def record_failure(run: RunSpec, err: BaseException, device: str, suite_dir: Path) -> dict[str, Any]:
+def _minimal_failure(run: RunSpec, err: BaseException, why: BaseException) -> RunResult:
+    """A failed result built from plain fields only (failed_result itself raised `why`)."""
+    return RunResult(
+        run_id=run.run_id,
+        suite=run.suite,
+        adapter=run.adapter,
+        strategy=run.strategy,
+        task=str(run.strategy_spec.task),
+        seed=run.seed,
+        status="failed",
+        error=f"{type(err).__name__}: {str(err)[:1000]} (recording it raised {type(why).__name__})",
+    )
+
+
+def record_failure(run: RunSpec, err: BaseException, device: str, suite_dir: Path) -> RunResult:
     """Write `err` as the run's failed result.json. If even that fails (a folder in the file's place, a
-    read-only or full disk, a value JSON cannot hold), the result is returned with `unrecorded` saying
-    why, for the suite to report once at the end; it never raises."""
+    read-only or full disk, a value JSON cannot hold), an UnrecordedFailure says why, for the suite to
+    report once at the end; this never raises."""
     try:
         res = failed_result(run, err, device)
     except Exception as why:
         res = _minimal_failure(run, err, why)
     path = Path(suite_dir) / run.run_id / "result.json"
     try:
-        store.atomic_write_json(path, store.json_safe(res))
+        store.atomic_write_json(path, store.json_safe(res.to_json()))  # json_safe: a NaN in the spec must not stop it
     except Exception as why:
         detail = f"{why.strerror} ({why.filename or path})" if isinstance(why, OSError) else f"{type(why).__name__}: {why}"
-        res["unrecorded"] = f"could not write {path}: {detail}"[:600]
+        fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(RunResult)}
+        return UnrecordedFailure(**fields, unrecorded=f"could not write {path}: {detail}"[:600])
     return res
 
 
-def execute_one(run: RunSpec, suite_dir: Path, device_name: str, cache_dir: Path, progress: bool = True) -> dict[str, Any]:
+def execute_one(run: RunSpec, suite_dir: Path, device_name: str, cache_dir: Path, progress: bool = True) -> RunResult:
     """Run one spec, turning any exception into a `failed` result.json. Safe to call in a worker process."""
     from bench.runner import run_one
 
@@ -122,17 +130,20 @@ def _module_path(mod: Any) -> str | None:
 
 
 def _shipped_modules(runs: list[RunSpec]) -> list[str]:
-    """The code Ray workers must import: the harness, the bundled baselines and any out-of-tree adapter
-    module (`module:Class`) that is not installed in site-packages."""
-    import baselines
-    import bench
+    """The code Ray workers must import: the harness, and the top-level package (or single-file module) of
+    every adapter class the registry resolved for these runs (the bundled baselines, a plugin, a user's
+    `module:Class`) and of the classes it derives from, unless installed in site-packages, where the workers
+    find it themselves."""
+    from bench.adapter import get_adapter
 
-    shipped = [p for p in (_module_path(bench), _module_path(baselines)) if p]
-    for key in sorted({r.adapter for r in runs if ":" in r.adapter}):
-        mod = sys.modules.get(key.partition(":")[0].split(".")[0])  # imported by validation on the driver
-        path = _module_path(mod) if mod is not None else None
-        if path and "site-packages" not in path and "dist-packages" not in path and path not in shipped:
-            shipped.append(path)
+    shipped = [str(Path(__file__).resolve().parent)]  # the bench package folder
+    for key in sorted({r.adapter for r in runs}):
+        cls = get_adapter(key, where=f"adapters.{key}")  # validated on the driver already: a registry hit
+        for base in cls.__mro__:  # a user's adapter may subclass a bundled one: ship that package too
+            mod = sys.modules.get(base.__module__.split(".")[0])
+            path = _module_path(mod) if mod is not None else None
+            if path and "site-packages" not in path and "dist-packages" not in path and path not in shipped:
+                shipped.append(path)
     return shipped
 
 

@@ -66,7 +66,7 @@ def test_unwritable_result_json_fails_that_run_only(tmp_path: Path) -> None:
     (line,) = error_lines(res.output)
     assert first.run_id in line and "result.json" in line and "could not be recorded" in line
     done = store.list_results(tmp_path / "runs" / "rec")
-    assert [r["strategy"] for r in done] == ["b"] and done[0]["status"] == "completed"
+    assert [r.strategy for r in done] == ["b"] and done[0].status == "completed"
     rows = list(csv.DictReader((tmp_path / "runs" / "rec" / "results.csv").open()))
     assert [r["strategy"] for r in rows] == ["b"]
     assert (tmp_path / "rep" / "rec" / "index.html").is_file()
@@ -86,8 +86,8 @@ def test_failure_record_holds_nonfinite_values(tmp_path: Path) -> None:
     run = expand(load_suite(suite("nanrec")))[0]
     run.adapter_config["lr"] = float("nan")  # as a Python caller could pass it, past validation
     res = record_failure(run, RuntimeError("boom"), "cpu", tmp_path)
-    assert "unrecorded" not in res
-    assert store.read_result(tmp_path / run.run_id)["spec"]["adapter_config"]["lr"] == "nan"
+    assert not getattr(res, "unrecorded", "")
+    assert store.read_result(tmp_path / run.run_id).spec["adapter_config"]["lr"] == "nan"
 
 
 @pytest.mark.parametrize("name", ["😀" * 100, "é" * 65], ids=["emoji", "accents"])
@@ -277,23 +277,24 @@ def test_formula_names_are_neutralised_in_csv(tmp_path: Path) -> None:
         cells = [row["strategy"] for row in csv.DictReader((tmp_path / "runs" / "formula" / name).open())]
         assert sorted(cells) == ["'+1", '\'=HYPERLINK("evil")', "'@x"], cells
     # the result files and the report keep the real names
-    assert {r["strategy"] for r in store.list_results(tmp_path / "runs" / "formula")} == {'=HYPERLINK("evil")', "+1", "@x"}
+    assert {r.strategy for r in store.list_results(tmp_path / "runs" / "formula")} == {'=HYPERLINK("evil")', "+1", "@x"}
 
 
 # --- 9. the domain classifier's weights are hashed by their tensors --------------------------------------
 def test_domain_weights_hash_ignores_file_bytes(tmp_path: Path) -> None:
     from bench.data import DatasetSpec, load_dataset
-    from bench.metrics import domain
+    from bench.metrics import domain_cache as cache
+    from bench.metrics import domain_net
 
     data = load_dataset(DatasetSpec(name="digits"))
-    cfg = domain.TrainConfig()
-    net, _ = domain._build(data, cfg)
+    cfg = domain_net.TrainConfig()
+    net, _ = domain_net.build(data, cfg)
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     a.write_bytes(st_save(state, metadata={"hash": "h", "arch": "1"}))
     b.write_bytes(st_save(state, metadata={"arch": "1", "hash": "h", "written_by": "another process"}))
     assert a.read_bytes() != b.read_bytes()
-    ha, hb = domain._load(a, data, cfg)[1], domain._load(b, data, cfg)[1]
-    assert ha == hb == domain.tensors_sha256(state)
+    ha, hb = cache.load_weights(a, data, cfg)[1], cache.load_weights(b, data, cfg)[1]
+    assert ha == hb == cache.tensors_sha256(state)
     state["head.weight" if "head.weight" in state else next(iter(state))] = torch.zeros(1)
-    assert domain.tensors_sha256(state) != ha
+    assert cache.tensors_sha256(state) != ha

@@ -15,6 +15,7 @@ from bench.adapter import Adapter, DataInfo
 from bench.data import DatasetSpec, load_dataset
 from bench.metrics import NotApplicable, evaluate
 from bench.metrics import domain as dom
+from bench.metrics import domain_cache as dom_cache
 from bench.metrics.context import EvalContext
 from bench.metrics.standard import INCEPTION_FILE, VGG16_FILE
 from bench.suite import EvalSpec
@@ -100,17 +101,17 @@ def test_cache_hit_identical_and_corrupt_file_retrained(digits, tmp_path):
     path = tmp_path / "domain" / f"{first.hash}.safetensors"
     flip_last_bit = lambda b: b[:-1] + bytes([b[-1] ^ 1])  # noqa: E731
     for corrupt in (lambda b: b"not a safetensors file", flip_last_bit):
-        dom._MEMO.clear()
+        dom.forget_classifiers()
         hit = dom.get_domain_classifier(digits, "cpu", tmp_path, cfg)  # from disk, not from memory
         assert hit is not first and hit.describe() == first.describe()
         for k, v in first.extractor.state_dict().items():
             assert torch.equal(v, hit.extractor.state_dict()[k])
         path.write_bytes(corrupt(path.read_bytes()))  # garbage, then a single flipped bit that still parses
-        dom._MEMO.clear()
+        dom.forget_classifiers()
         again = dom.get_domain_classifier(digits, "cpu", tmp_path, cfg)
         raw = path.read_bytes()
         assert st_load(raw)  # the cache file is whole again, and its record describes it
-        assert again.describe()["weights_sha256"] == dom.tensors_sha256(st_load(raw))  # tensors, not file bytes
+        assert again.describe()["weights_sha256"] == dom_cache.tensors_sha256(st_load(raw))  # tensors, not file bytes
         assert again.describe()["train_seconds"] > 0
         first = again
 

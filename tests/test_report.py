@@ -27,6 +27,7 @@ from bench import store
 from bench.report import export, stats
 from bench.report.render import render_report
 from bench.report.stats import MetricMeta
+from bench.result import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 XSS = "<script>alert(1)</script>"
@@ -61,6 +62,11 @@ def make_result(adapter: str, strategy: str, seed: int, status: str = "completed
         "finished_at": "2026-01-01T00:00:00+0000",
         **extra,
     }
+
+
+def typed(results: list[dict]) -> list[RunResult]:
+    """The results as the report reads them from disk."""
+    return [RunResult.from_json(r) for r in results]
 
 
 def write_suite(root: Path, results: list[dict], suite_yaml: str = "name: t\n") -> Path:
@@ -120,12 +126,12 @@ def test_welch_matches_scipy_and_refuses_single_seeds():
 
 def test_best_follows_direction_and_ties_and_unknown():
     res = grid_results()
-    rows = rows_by_key(stats.build_rows(res, ["fid_domain"], META))
+    rows = rows_by_key(stats.build_rows(typed(res), ["fid_domain"], META))
     assert rows[("cnn_gan", "supervised")].cells["fid_domain"].best  # lower fid wins
     assert not rows[("cnn_gan", "scratch")].cells["fid_domain"].best
-    flipped = rows_by_key(stats.build_rows(res, ["fid_domain"], {"fid_domain": MetricMeta("fid_domain", True)}))
+    flipped = rows_by_key(stats.build_rows(typed(res), ["fid_domain"], {"fid_domain": MetricMeta("fid_domain", True)}))
     assert flipped[("cnn_gan", "scratch")].cells["fid_domain"].best
-    unknown = rows_by_key(stats.build_rows(res, ["fid_domain"], {"fid_domain": MetricMeta("fid_domain", None)}))
+    unknown = rows_by_key(stats.build_rows(typed(res), ["fid_domain"], {"fid_domain": MetricMeta("fid_domain", None)}))
     assert not any(c.cells["fid_domain"].best for c in unknown.values())
     # vae has one strategy with numbers: nothing to be best of; equal total_seconds everywhere would tie.
     assert not rows[("vae", "scratch")].cells["fid_domain"].best
@@ -134,7 +140,7 @@ def test_best_follows_direction_and_ties_and_unknown():
 def test_delta_and_welch_against_scratch():
     from scipy.stats import ttest_ind
 
-    rows = rows_by_key(stats.build_rows(grid_results(), ["fid_domain"], META))
+    rows = rows_by_key(stats.build_rows(typed(grid_results()), ["fid_domain"], META))
     sup, base = rows[("cnn_gan", "supervised")].cells["fid_domain"], rows[("cnn_gan", "scratch")].cells["fid_domain"]
     assert base.baseline and base.delta is None
     assert sup.delta == pytest.approx(30.1666667 - 41.0)
@@ -144,7 +150,7 @@ def test_delta_and_welch_against_scratch():
 
 
 def test_na_and_failed_cells_say_why():
-    rows = rows_by_key(stats.build_rows(grid_results(), ["fid_domain", "bpd"], META))
+    rows = rows_by_key(stats.build_rows(typed(grid_results()), ["fid_domain", "bpd"], META))
     assert rows[("cnn_gan", "scratch")].cells["bpd"].na == "GANs have no likelihood"
     sup = rows[("vae", "supervised")]
     assert sup.counts == {"completed": 0, "diverged": 1, "failed": 1, "not_applicable": 0}
@@ -155,7 +161,7 @@ def test_na_and_failed_cells_say_why():
 
 # --- exports --------------------------------------------------------------------------------------
 def test_markdown_export(tmp_path):
-    rows = stats.build_rows(grid_results(), ["fid_domain", "bpd", "total_seconds"], META)
+    rows = stats.build_rows(typed(grid_results()), ["fid_domain", "bpd", "total_seconds"], META)
     md = export.to_markdown("t|x", rows, ["fid_domain", "bpd"], ["total_seconds"], META)
     assert "| adapter | strategy | runs done | fid\\_domain ↓ | bpd ↓ |" in md
     assert "**30.2 ± 1.9** (n=3) Δ−10.8\\*\\*\\*" in md
@@ -172,7 +178,7 @@ def test_latex_export_is_booktabs_and_escaped():
     res = grid_results()
     for r in res:
         r["adapter"] = r["adapter"].replace("cnn_gan", "cnn_gan&50%$#{}~^\\")
-    rows = stats.build_rows(res, ["fid_domain", "total_seconds"], META)
+    rows = stats.build_rows(typed(res), ["fid_domain", "total_seconds"], META)
     tex = export.to_latex("my_suite", rows, ["fid_domain", "total_seconds"], META)
     for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}", r"\end{table}"):
         assert rule in tex
@@ -355,6 +361,7 @@ def console_errors(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if "Uncaught" in ln or ("CONSOLE" in ln and ("error" in ln.lower() or "ERROR:CONSOLE" in ln))]
 
 
+@pytest.mark.slow  # end to end
 def test_report_in_headless_chromium(tmp_path):
     if not CHROMIUM.exists():
         pytest.skip("chromium not installed (/usr/bin/chromium); apt-get install -y chromium")

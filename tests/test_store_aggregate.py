@@ -11,13 +11,26 @@ from bench import store
 from bench.aggregate import ci95, summary_frame, terminal_table
 
 
+def _result(status: str) -> dict:
+    return {
+        "run_id": "r1",
+        "suite": "s",
+        "adapter": "dummy",
+        "strategy": "scratch",
+        "task": "scratch",
+        "seed": 0,
+        "status": status,
+        "metrics": {},
+    }
+
+
 def test_atomic_json_roundtrip_and_corrupt_is_not_trusted(tmp_path):
     run = tmp_path / "r1"
-    store.atomic_write_json(run / "result.json", {"run_id": "r1", "status": "completed", "metrics": {}})
+    store.atomic_write_json(run / "result.json", _result("completed"))
     assert store.is_done(run)
     (run / "result.json").write_text('{"run_id": "r1", "status": "compl')  # half-written
     assert store.read_result(run) is None and not store.is_done(run)
-    store.atomic_write_json(run / "result.json", {"run_id": "r1", "status": "failed"})
+    store.atomic_write_json(run / "result.json", _result("failed"))
     assert not store.is_done(run)  # failed runs are retried on rerun
     assert not list(run.glob(".*.tmp"))
 
