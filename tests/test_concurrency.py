@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from bench.api import run_suite
+from bench.cli import main
 from bench.errors import BenchError
 from bench.jobs import check_jobs, worker_threads
 
@@ -91,21 +93,15 @@ def test_concurrent_launchers_split_the_work(tmp_path: Path, reference, launcher
 
 
 def test_jobs_match_sequential_runs_at_the_same_threads(tmp_path: Path, reference) -> None:
-    """--jobs 2 gives each worker max(1, cores // 2) threads when the suite leaves threads null; pinned here to
-    1, the sequential reference's count, every run's numbers are identical to the run alone."""
-    df = run_suite(suite("conc"), out=tmp_path, reports=tmp_path / "rep", device="cpu", progress=False, jobs=2)
-    assert not df.attrs["failed"] and len(df) == len(reference)
-    assert table(tmp_path / "conc" / "results.csv") == reference
-
-
-def test_jobs_threads_default(tmp_path: Path, reference) -> None:
-    """A suite with threads null gets cores // K threads per worker; with K >= the usable cores, that is 1,
-    the reference's pinned count, so the numbers match it too."""
+    """--jobs K gives each worker max(1, cores // K) threads when the suite leaves threads null. With K >= the
+    usable cores that is 1, the sequential reference's pinned count, so every run's numbers must be identical
+    to the run alone. Through the Python API (bench.run_suite(..., jobs=K))."""
     k = max(2, len(os.sched_getaffinity(0)))
     assert worker_threads(k) == 1
     df = run_suite(suite("conc", threads=None), out=tmp_path, reports=tmp_path / "rep", device="cpu", progress=False, jobs=k)
-    assert not df.attrs["failed"]
+    assert not df.attrs["failed"] and len(df) == len(reference)
     assert table(tmp_path / "conc" / "results.csv") == reference
+    assert not any(tmp_path.rglob("*.lock"))
 
 
 def test_worker_threads_split_the_cores() -> None:
@@ -121,7 +117,10 @@ def test_bad_jobs_is_an_input_error(jobs: int, executor: str) -> None:
 def test_cli_jobs_flag(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(suite("cli")))
-    cmd = [sys.executable, "-m", "bench.cli", "run", str(path), "--out", str(tmp_path / "runs"), "--jobs", "2", "--executor", "ray"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "--jobs 2 only applies to the local executor" in res.stderr
+    base = ["run", str(path), "--out", str(tmp_path / "runs"), "--device", "cpu"]
+    res = CliRunner().invoke(main, [*base, "--jobs", "2", "--executor", "ray"])
+    assert res.exit_code == 2 and "--jobs 2 only applies to the local executor" in res.output
+    res = CliRunner().invoke(main, [*base, "--jobs", "0"])
+    assert res.exit_code == 2 and "--jobs" in res.output
+    res = CliRunner().invoke(main, [*base, "--jobs", "2", "--dry-run"])
+    assert res.exit_code == 0 and res.output.count("  run   dummy-") == 6  # --jobs with --dry-run: listed, nothing run
