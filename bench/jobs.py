@@ -88,12 +88,16 @@ def run_jobs(
         for i in range(min(jobs, len(runs)))
     ]
     reported: set[str] = set()
+    # A worker that waits for a sibling's run sees it finished "by another process" too; only once every
+    # worker has exited is a run that no worker ran known to be another launcher's.
+    elsewhere: dict[str, dict] = {}
 
     def deliver(kind: str, run_id: str, res: dict) -> None:
-        if run_id in reported:
-            return
-        reported.add(run_id)
-        (on_other if kind == "other" and on_other is not None else on_done)(by_id[run_id], res)
+        if kind == "other" and on_other is not None:
+            elsewhere.setdefault(run_id, res)
+        elif run_id not in reported:
+            reported.add(run_id)
+            on_done(by_id[run_id], res)
 
     try:
         for p in procs:
@@ -115,6 +119,10 @@ def run_jobs(
             if p.is_alive():  # interrupted: the workers got the same Ctrl-C; do not leave any behind
                 p.terminate()
                 p.join()
+    for run_id, res in elsewhere.items():
+        if run_id not in reported:
+            reported.add(run_id)
+            on_other(by_id[run_id], res)  # type: ignore[misc]  # only filled when on_other is given
     _record_lost(runs, suite_dir, snap, procs, reported, deliver)
 
 
@@ -127,7 +135,7 @@ def _record_lost(runs: list[RunSpec], suite_dir: Path, snap: claims.Snapshot, pr
             continue
         other = store.read_result(suite_dir / run.run_id)
         if other is not None and claims.signature(suite_dir, run.run_id) != snap.get(run.run_id):
-            deliver("other", run.run_id, other)
+            deliver("done", run.run_id, other)  # finished by a process we never heard from
             continue
         lock = locks.try_acquire(claims.run_lock(suite_dir, run.run_id))
         if lock is None:

@@ -38,6 +38,7 @@ from _common import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = ("pretraining", "training", "evaluation", "report")
+SETTLE = 0.1  # seconds a "training" mark must last before a kill aimed at training
 ORDER = {"pretraining": 0, "training": 1, "evaluation": 1, "report": 2}  # how a suite moves through them
 NOT_COMPARED = {
     "pretrain_cached",
@@ -52,7 +53,7 @@ NOT_COMPARED = {
 SUITE = {
     "name": "killme",
     "dataset": {"name": "digits"},
-    "budget": {"steps": 200, "eval_every": 100, "batch_size": 32},
+    "budget": {"steps": 600, "eval_every": 300, "batch_size": 32},
     "eval": {"num_samples": 200, "metrics": ["bpd", "fid_domain", "modes"]},
     "seeds": [0, 1],
     "adapters": {"dummy": {}},
@@ -128,12 +129,19 @@ def launch_and_kill(cmd: list[str], marker: Path, target: str, jitter: float, rn
     Returns the phase it was in at the kill, or None when it finished first."""
     marker.write_text("start")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    t0 = time.perf_counter()
+    t0, since = time.perf_counter(), None
     try:
         while proc.poll() is None and time.perf_counter() - t0 < timeout:
             phase = phase_of(marker)
-            if phase != "start" and ORDER[phase] >= ORDER[target]:
-                time.sleep(rng.uniform(0, jitter))
+            if phase != target:
+                since = None
+            elif since is None:
+                since = time.perf_counter()
+            # Training shows only briefly between evaluations: it must have lasted SETTLE s (not just the mark
+            # before the step-0 evaluation), and the kill comes within a short jitter so it lands inside it.
+            settled = since is not None and (target != "training" or time.perf_counter() - since >= SETTLE)
+            if settled or (phase != "start" and ORDER[phase] > ORDER[target]):
+                time.sleep(rng.uniform(0, jitter if target != "training" else SETTLE * 3))
                 killed_in = phase_of(marker)
                 if proc.poll() is not None:
                     return None

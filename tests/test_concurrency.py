@@ -98,8 +98,13 @@ def test_jobs_match_sequential_runs_at_the_same_threads(tmp_path: Path, referenc
     to the run alone. Through the Python API (bench.run_suite(..., jobs=K))."""
     k = max(2, len(os.sched_getaffinity(0)))
     assert worker_threads(k) == 1
-    df = run_suite(suite("conc", threads=None), out=tmp_path, reports=tmp_path / "rep", device="cpu", progress=False, jobs=k)
+    lines: list[str] = []
+    df = run_suite(
+        suite("conc", threads=None), out=tmp_path, reports=tmp_path / "rep", device="cpu", progress=False, jobs=k, echo=lines.append
+    )
     assert not df.attrs["failed"] and len(df) == len(reference)
+    done = [ln for ln in lines if re.match(r"\[\d/6\] ", ln)]
+    assert len(done) == 6 and not any("another launcher" in ln for ln in done)  # siblings are not other launchers
     assert table(tmp_path / "conc" / "results.csv") == reference
     assert not any(tmp_path.rglob("*.lock"))
 
