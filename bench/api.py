@@ -105,6 +105,8 @@ def run_suite(
     # then write under a lock, one launcher at a time (the later one finds the report current).
     claims.wait_for_grid(runs, suite_dir, echo)
     with locks.held(claims.tables_lock(suite_dir)):
+        for folder in (suite_dir / claims.LOCKS, *(cache_dir / sub for sub in ("pretrain", "domain", "features"))):
+            locks.sweep(folder)  # locks a killed launcher left on work that is done
         df, summary = write_tables(suite_dir)
         report = Path(reports) / suite.name / "index.html"
         if ran_here or not _report_is_current(suite_dir, report):

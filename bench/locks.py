@@ -194,6 +194,19 @@ def is_held(path: Path, stale_after: float | None = None) -> bool:
     return Path(path).exists() and not is_stale(Path(path), stale_after)
 
 
+def sweep(folder: Path) -> int:
+    """Remove the stale locks in `folder` (not below it); returns how many. A holder killed after its work was
+    done but before it released the lock leaves one that nobody would otherwise take over again."""
+    removed = 0
+    for path in sorted(Path(folder).glob("*.lock")) if Path(folder).is_dir() else []:
+        if is_stale(path):
+            lock = try_acquire(path)
+            if lock is not None:
+                lock.release()
+                removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def held(path: Path, poll: float = POLL) -> Iterator[Lock]:
     """Wait until the lock at `path` is ours, hold it inside the block."""

@@ -203,3 +203,13 @@ def test_wait_for_grid_returns_when_holders_finish(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     claims.wait_for_grid(runs, tmp_path, poll=0.05)
     assert time.perf_counter() - t0 >= 0.25 and not claims.held_by_others(runs, tmp_path)
+
+
+def test_sweep_removes_only_stale_locks(tmp_path: Path) -> None:
+    """A launcher killed after its run finished, before it released the lock, leaves a stale lock that no
+    later launcher would take over (the run is done): sweep removes it, and leaves live ones alone."""
+    _plant(tmp_path / "dead.lock", pid=_dead_pid(), proc_start=None)
+    live = locks.try_acquire(tmp_path / "live.lock")
+    assert locks.sweep(tmp_path) == 1
+    assert not (tmp_path / "dead.lock").exists() and (tmp_path / "live.lock").exists()
+    live.release()
