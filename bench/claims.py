@@ -18,14 +18,14 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from bench import locks, store
-from bench.suite import RunSpec
+from bench.result import RunResult
+from bench.spec import RunSpec
 
 Signature = tuple[int, int, int] | None
 Snapshot = dict[str, Signature]
-Callback = Callable[[RunSpec, dict], None]
+Callback = Callable[[RunSpec, RunResult], None]
 
 LOCKS = ".locks"
 POLL = 1.0  # seconds between looks at runs held by others
@@ -53,7 +53,7 @@ def snapshot(runs: list[RunSpec], suite_dir: Path) -> Snapshot:
     return {r.run_id: signature(suite_dir, r.run_id) for r in runs}
 
 
-def _finished_elsewhere(run: RunSpec, suite_dir: Path, snap: Snapshot) -> dict[str, Any] | None:
+def _finished_elsewhere(run: RunSpec, suite_dir: Path, snap: Snapshot) -> RunResult | None:
     if signature(suite_dir, run.run_id) == snap.get(run.run_id):
         return None
     res = store.read_result(Path(suite_dir) / run.run_id)
@@ -63,7 +63,7 @@ def _finished_elsewhere(run: RunSpec, suite_dir: Path, snap: Snapshot) -> dict[s
 def work(
     runs: list[RunSpec],
     suite_dir: Path,
-    execute: Callable[[RunSpec], dict],
+    execute: Callable[[RunSpec], RunResult],
     on_done: Callback,
     *,
     snap: Snapshot | None = None,

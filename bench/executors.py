@@ -84,7 +84,7 @@ def run_local(
     """One run after another in this process. Runs are claimed with lock files (bench.claims), so other
     launchers on the same folder split the work with this one instead of repeating it."""
 
-    def execute(run: RunSpec) -> dict[str, Any]:
+    def execute(run: RunSpec) -> RunResult:
         return execute_one(run, suite_dir, device, cache_dir, progress)
 
     claims.work(runs, suite_dir, execute, on_done, snap=snap, force=force, on_other=on_other)

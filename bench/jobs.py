@@ -23,7 +23,8 @@ from typing import Any
 from bench import claims, env, locks, store
 from bench.errors import BenchError
 from bench.executors import Callback, execute_one, failed_result
-from bench.suite import RunSpec
+from bench.result import RunResult
+from bench.spec import RunSpec
 
 
 def check_jobs(jobs: int, executor: str) -> None:
@@ -47,7 +48,7 @@ def with_threads(run: RunSpec, threads: int) -> RunSpec:
 def _worker(runs: list[RunSpec], suite_dir: str, device: str, cache_dir: str, snap: claims.Snapshot, force: bool, out: Any) -> None:
     """One worker process: claim and run what nobody else has, report each result to the parent."""
 
-    def execute(run: RunSpec) -> dict[str, Any]:
+    def execute(run: RunSpec) -> RunResult:
         return execute_one(run, Path(suite_dir), device, Path(cache_dir), progress=False)
 
     claims.work(
@@ -90,9 +91,9 @@ def run_jobs(
     reported: set[str] = set()
     # A worker that waits for a sibling's run sees it finished "by another process" too; only once every
     # worker has exited is a run that no worker ran known to be another launcher's.
-    elsewhere: dict[str, dict] = {}
+    elsewhere: dict[str, RunResult] = {}
 
-    def deliver(kind: str, run_id: str, res: dict) -> None:
+    def deliver(kind: str, run_id: str, res: RunResult) -> None:
         if kind == "other" and on_other is not None:
             elsewhere.setdefault(run_id, res)
         elif run_id not in reported:
@@ -143,5 +144,5 @@ def _record_lost(runs: list[RunSpec], suite_dir: Path, snap: claims.Snapshot, pr
         with lock:
             err = RuntimeError(f"its --jobs worker process died (exit codes {codes or 'unknown'}); rerun to resume it")
             res = failed_result(run, err, device="jobs worker")
-            store.atomic_write_json(suite_dir / run.run_id / "result.json", res)
+            store.write_result(suite_dir / run.run_id, res)
         deliver("done", run.run_id, res)

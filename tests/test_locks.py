@@ -14,7 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench import claims, locks
+from bench import claims, locks, store
+from bench.result import RunResult
 
 
 def _dead_pid() -> int:
@@ -147,10 +148,9 @@ def _runs(n: int) -> list:
     return [SimpleNamespace(run_id=f"r{i}") for i in range(n)]
 
 
-def _result(suite_dir: Path, run_id: str, status: str = "completed") -> dict:
-    res = {"run_id": run_id, "status": status, "metrics": {}}
-    (suite_dir / run_id).mkdir(parents=True, exist_ok=True)
-    (suite_dir / run_id / "result.json").write_text(json.dumps(res))
+def _result(suite_dir: Path, run_id: str, status: str = "completed") -> RunResult:
+    res = RunResult(run_id=run_id, suite="s", adapter="dummy", strategy="scratch", task="scratch", seed=0, status=status)
+    store.write_result(suite_dir / run_id, res)
     return res
 
 
@@ -179,7 +179,7 @@ def test_work_skips_held_runs_and_reports_what_others_finish(tmp_path: Path) -> 
         execute,
         lambda r, res: None,
         snap=snap,
-        on_other=lambda r, res: seen_other.append((r.run_id, res["status"])),
+        on_other=lambda r, res: seen_other.append((r.run_id, res.status)),
         poll=0.05,
     )
     t.join()
