@@ -72,7 +72,9 @@ def mark(phase):
     marker.write_text(phase)
 
 def around(owner, name, phase, after=None):
-    fn = getattr(owner, name)
+    fn = getattr(owner, name, None)
+    if fn is None:  # the harness was refactored: point the wrapper at the new names
+        sys.exit(f"kill_at_random: {owner.__name__}.{name} not found; update WRAPPER in benchmarks/kill_at_random.py")
     def wrapped(*a, **k):
         mark(phase)
         try:
@@ -182,7 +184,9 @@ def main() -> None:
         suite.write_text(yaml.safe_dump(SUITE, sort_keys=False))
         ref, out, marker = tmp / "reference", tmp / "killed", tmp / "phase"
         t = time.perf_counter()
-        subprocess.run(command(suite, ref, marker), cwd=ROOT, check=True, capture_output=True)
+        ref_run = subprocess.run(command(suite, ref, marker), cwd=ROOT, capture_output=True, text=True)
+        if ref_run.returncode != 0:
+            sys.exit(f"the uninterrupted reference failed ({ref_run.returncode}):\n{ref_run.stdout[-3000:]}\n{ref_run.stderr[-3000:]}")
         print(f"uninterrupted reference: {time.perf_counter() - t:.1f} s")
 
         kills: list[str] = []
