@@ -111,6 +111,7 @@ def run_suite(
         report = Path(reports) / suite.name / "index.html"
         if ran_here or not _report_is_current(suite_dir, report):
             report = render_report(suite_dir, Path(reports) / suite.name)
+    claims.tidy(suite_dir)
     # The terminal gets the headline columns; every metric is in summary.csv and the report.
     shown = [*suite.eval.metrics[:TERMINAL_METRICS], "train_seconds"]
     echo("")

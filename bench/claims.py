@@ -14,6 +14,7 @@ Every process that executes runs (a `bench run`, each `--jobs` worker) goes thro
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable
@@ -115,3 +116,10 @@ def wait_for_grid(runs: list[RunSpec], suite_dir: Path, echo: Callable[[str], No
             echo(f"waiting for {len(held)} run(s) held by other launchers before writing the tables")
             told = True
         time.sleep(poll)
+
+
+def tidy(suite_dir: Path) -> None:
+    """Remove the lock folder once it is empty, so a finished suite folder holds only runs and tables. A
+    launcher that needs it again recreates it (bench.locks retries a lock whose folder vanished)."""
+    with contextlib.suppress(OSError):  # not empty: another launcher is still at work
+        (Path(suite_dir) / LOCKS).rmdir()

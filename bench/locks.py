@@ -120,10 +120,16 @@ def read_holder(path: Path) -> dict[str, Any] | None:
 
 
 def _create(path: Path) -> Lock | None:
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return None
+    for attempt in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            return None
+        except FileNotFoundError:  # a finished launcher removed the empty lock folder just now
+            if attempt == 2:
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
     pid = os.getpid()
     body = {"pid": pid, "host": _HOST, "proc_start": _proc_start(pid), "started": time.time(), "token": token}

@@ -90,6 +90,7 @@ def test_concurrent_launchers_split_the_work(tmp_path: Path, reference, launcher
     results = [yaml.safe_load((p / "result.json").read_text()) for p in (tmp_path / "runs" / "conc").glob("dummy-gen-*")]
     assert sum(not r["pretrain"]["cached"] for r in results) == 1  # the pretraining entry was built once
     assert not any((tmp_path / "runs").rglob("*.lock"))  # every lock released
+    assert not (tmp_path / "runs" / "conc" / ".locks").exists()  # and their folder removed
 
 
 def test_jobs_match_sequential_runs_at_the_same_threads(tmp_path: Path, reference) -> None:

@@ -213,3 +213,15 @@ def test_sweep_removes_only_stale_locks(tmp_path: Path) -> None:
     assert locks.sweep(tmp_path) == 1
     assert not (tmp_path / "dead.lock").exists() and (tmp_path / "live.lock").exists()
     live.release()
+
+
+def test_tidy_removes_only_an_empty_lock_folder(tmp_path: Path) -> None:
+    lock = locks.try_acquire(claims.run_lock(tmp_path, "r0"))
+    claims.tidy(tmp_path)
+    assert (tmp_path / claims.LOCKS).is_dir()  # a lock is still held: the folder stays
+    lock.release()
+    claims.tidy(tmp_path)
+    assert not (tmp_path / claims.LOCKS).exists()
+    again = locks.try_acquire(claims.run_lock(tmp_path, "r0"))  # recreated when needed
+    assert again is not None
+    again.release()
