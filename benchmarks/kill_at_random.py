@@ -84,11 +84,11 @@ def around(owner, name, phase, after=None):
                 mark(after)
     setattr(owner, name, wrapped)
 
-import bench.aggregate, bench.api, bench.runner
-around(bench.runner, "pretrain", "pretraining", after="training")
-around(bench.runner.Runner, "_loop", "training")
-around(bench.runner.Runner, "_periodic_eval", "evaluation", after="training")
-around(bench.runner.Runner, "_final_eval", "evaluation")
+import bench.aggregate, bench.api, bench.runner.evaluation, bench.runner.loop, bench.runner.run
+around(bench.runner.run, "pretrain", "pretraining", after="training")
+around(bench.runner.loop.TrainingLoop, "__call__", "training")
+around(bench.runner.evaluation.Evaluator, "periodic", "evaluation", after="training")
+around(bench.runner.evaluation.Evaluator, "final", "evaluation")
 around(bench.aggregate, "write_tables", "report")
 around(bench.api, "render_report", "report")
 mark("start")
