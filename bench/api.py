@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import yaml
 
-from bench import store
+from bench import locks, store
 from bench.errors import BenchError, fs_error
 
 if TYPE_CHECKING:
@@ -39,17 +39,24 @@ def run_suite(
     dry_run: bool = False,
     progress: bool = True,
     echo: Echo = _quiet,
+    jobs: int = 1,
     **executor_options: Any,
 ) -> pd.DataFrame:
     """Run (or resume) a suite and write results.csv, summary.csv and the HTML report.
 
+    `jobs`: worker processes sharing the device (local executor only); each gets max(1, cores // jobs)
+    threads unless the suite sets `runner.threads`. Several launchers (or `jobs` workers) on one `out`
+    folder split the runs through lock files; each waits for the others' runs before writing the tables.
+
     Returns the results table (one row per run); `.attrs` holds `summary`, `report` (the index.html path)
     and `failed` (number of runs that raised). Invalid input raises BenchError before anything runs.
     """
+    from bench import claims
     from bench.aggregate import terminal_table
     from bench.data import load_dataset
     from bench.env import pick_device
     from bench.executors import EXECUTORS
+    from bench.jobs import check_jobs, run_jobs
     from bench.report import render_report as _render
     from bench.suite import expand, load_suite, suite_to_dict
 
@@ -57,10 +64,12 @@ def run_suite(
     runs = expand(suite, only)
     if executor not in EXECUTORS:
         raise BenchError(f"--executor {executor}: unknown executor", fix=f"use one of {', '.join(EXECUTORS)}")
+    check_jobs(jobs, executor)
     dev = pick_device(device)
     load_dataset(suite.dataset)  # fail fast (exit 2) on missing data, before any run starts
     suite_dir = Path(out) / suite.name
     cache_dir = Path(out) / ".cache"
+    snap = claims.snapshot(runs, suite_dir)  # before anything: a result that changes later is another launcher's
     todo = [r for r in runs if force or not store.is_done(suite_dir / r.run_id)]
     echo(f"suite {suite.name}: {len(runs)} runs ({len(runs) - len(todo)} already done), device {dev}")
     if dry_run:
@@ -73,35 +82,52 @@ def run_suite(
     # Everything that must be writable is tried before any run starts: a read-only, full or occupied
     # --out/--reports is invalid input (exit 2), not a suite of failed runs.
     _prepare(suite_dir, yaml.safe_dump(suite_to_dict(suite), sort_keys=False), report_dir)
-    if force:
+    if force and executor == "ray":  # the local and --jobs executors delete a run's folder once they hold its lock
         for r in todo:
             shutil.rmtree(suite_dir / r.run_id, ignore_errors=True)
-    failed = done = 0
+    failed = done = ran_here = 0
     problems: list[str] = []  # bookkeeping that could not be written: reported once, at the end
     start = time.perf_counter()
 
-    def on_done(run: RunSpec, res: RunResult) -> None:
-        nonlocal failed, done
+    def on_done(run: RunSpec, res: RunResult, by: str = "") -> None:
+        nonlocal failed, done, ran_here
         done += 1
+        ran_here += not by
         try:
             failed += res.status == "failed"
             unrecorded = getattr(res, "unrecorded", "")  # UnrecordedFailure: even the failure could not be written
             if unrecorded:
                 problems.append(f"{run.run_id}: failed, and the failure could not be recorded: {unrecorded}")
             note = f" — {res.error}" if res.status != "completed" else ""
-            echo(f"[{done}/{len(todo)}] {run.run_id}: {res.status}{note}"[:400])
+            echo(f"[{done}/{len(todo)}] {run.run_id}: {res.status}{by}{note}"[:400])
         except Exception as err:  # a progress line must never stop the suite
             failed += 1
             problems.append(f"{run.run_id}: {_one_line(err)}")
 
-    EXECUTORS[executor](todo, suite_dir, str(dev) if device != "auto" else "auto", cache_dir, on_done, progress, **executor_options)
-    df, summary = _tables(suite_dir, problems)
-    report = report_dir / "index.html"
-    if todo or not _report_is_current(suite_dir, report):
-        try:  # the tables are written above; the report layer only draws
-            report = _render(suite_dir, report_dir)["html"]
-        except Exception as err:  # the runs are done and recorded; a report that cannot be drawn is one problem
-            problems.append(f"report {report_dir}: {_one_line(err)}")
+    def on_other(run: RunSpec, res: RunResult) -> None:
+        on_done(run, res, by=" (by another launcher)")
+
+    dev_name = str(dev) if device != "auto" else "auto"
+    if executor == "ray":
+        EXECUTORS[executor](todo, suite_dir, dev_name, cache_dir, on_done, progress, **executor_options)
+    else:
+        run_many = run_jobs if jobs > 1 else EXECUTORS["local"]
+        extra = {"jobs": jobs} if jobs > 1 else {}
+        run_many(todo, suite_dir, dev_name, cache_dir, on_done, progress, snap=snap, force=force, on_other=on_other, **extra)
+    # Every launcher on this folder ends with the same complete tables: wait for the runs others still hold,
+    # then write under a lock, one launcher at a time (the later one finds the report current).
+    claims.wait_for_grid(runs, suite_dir, echo)
+    with locks.held(claims.tables_lock(suite_dir)):
+        for folder in (suite_dir / claims.LOCKS, *(cache_dir / sub for sub in ("pretrain", "domain", "features"))):
+            locks.sweep(folder)  # locks a killed launcher left on work that is done
+        df, summary = _tables(suite_dir, problems)
+        report = report_dir / "index.html"
+        if ran_here or not _report_is_current(suite_dir, report):
+            try:  # the tables are written above; the report layer only draws
+                report = _render(suite_dir, report_dir)["html"]
+            except Exception as err:  # the runs are done and recorded; a report that cannot be drawn is one problem
+                problems.append(f"report {report_dir}: {_one_line(err)}")
+    claims.tidy(suite_dir)
     # The terminal gets the headline columns; every metric is in summary.csv and the report.
     shown = [*suite.eval.metrics[:TERMINAL_METRICS], "train_seconds"]
     echo("")
@@ -109,7 +135,8 @@ def run_suite(
     hidden = len(suite.eval.metrics) - TERMINAL_METRICS
     if hidden > 0:
         echo(f"(mean ± 95% CI over seeds; {hidden} more metrics in summary.csv and the report)")
-    echo(f"\n{len(todo)} runs in {time.perf_counter() - start:.1f}s; results: {suite_dir / 'results.csv'}")
+    others = f" ({done - ran_here} of them by other launchers)" if done > ran_here else ""
+    echo(f"\n{done} runs in {time.perf_counter() - start:.1f}s{others}; results: {suite_dir / 'results.csv'}")
     echo(f"report: {report.resolve().as_uri()}")
     for p in problems:
         echo(f"error: {p}"[:800])

@@ -49,6 +49,13 @@ def main() -> None:
 @click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]))
 @click.option("--ray-address", default=None, help="Ray cluster address (with --executor ray); default starts a local one.")
 @click.option("--gpus-per-run", default=None, type=float, help="Ray: GPUs per run; a fraction lets tiny models share a GPU.")
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes on one device (local executor); each gets cores // JOBS threads unless runner.threads is set.",
+)
 @click.option("--only", default=None, metavar="GLOB", help="Run only run ids matching GLOB, e.g. 'cnn_gan-*'.")
 @click.option("--force", is_flag=True, help="Rerun runs that are already done.")
 @click.option("--dry-run", is_flag=True, help="List the runs and whether they are done; train nothing.")
@@ -61,6 +68,7 @@ def run(
     executor: str,
     ray_address: str | None,
     gpus_per_run: float | None,
+    jobs: int,
     only: str | None,
     force: bool,
     dry_run: bool,
@@ -85,6 +93,7 @@ def run(
         dry_run=dry_run,
         progress=not quiet,
         echo=click.echo,
+        jobs=jobs,
         **opts,
     )
     if df.attrs.get("failed"):

@@ -1,6 +1,7 @@
 """Executors hand RunSpecs to runners. A crash in one run is recorded as `failed` and never stops the others.
 
 - local: one process, runs in sequence on one device (the default; best for one GPU or a laptop).
+- jobs:  `--jobs K`: K local worker processes on one device (bench.jobs), each claiming runs by lock file.
 - ray:   one Ray task per run, each asking for `num_gpus` (a fraction lets tiny models share a GPU);
          runs on a local multi-GPU box or a cluster (`ray_address`), writing into the shared run folder.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 
-from bench import env, store
+from bench import claims, env, store
 from bench.errors import BenchError
 from bench.result import RunResult
 from bench.spec import RunSpec
@@ -107,9 +108,25 @@ def execute_one(run: RunSpec, suite_dir: Path, device_name: str, cache_dir: Path
             torch.cuda.empty_cache()
 
 
-def run_local(runs: list[RunSpec], suite_dir: Path, device: str, cache_dir: Path, on_done: Callback, progress: bool = True) -> None:
-    for run in runs:
-        on_done(run, execute_one(run, suite_dir, device, cache_dir, progress))
+def run_local(
+    runs: list[RunSpec],
+    suite_dir: Path,
+    device: str,
+    cache_dir: Path,
+    on_done: Callback,
+    progress: bool = True,
+    *,
+    snap: claims.Snapshot | None = None,
+    force: bool = False,
+    on_other: Callback | None = None,
+) -> None:
+    """One run after another in this process. Runs are claimed with lock files (bench.claims), so other
+    launchers on the same folder split the work with this one instead of repeating it."""
+
+    def execute(run: RunSpec) -> RunResult:
+        return execute_one(run, suite_dir, device, cache_dir, progress)
+
+    claims.work(runs, suite_dir, execute, on_done, snap=snap, force=force, on_other=on_other)
 
 
 def check_gpus_per_run(gpus: float | None) -> None:

@@ -4,7 +4,9 @@ A small CNN trained by the harness on the target's training split (domain_net.py
 content hash of everything that determines it (domain_cache.py). This module is the torch-fidelity glue and
 the object the metrics use: the classifier is registered with torch-fidelity as the feature extractor
 "bench-domain-<hash8>", providing "features" (the penultimate layer: fid, kid, prc) and "logits" (isc, modes),
-so that every fidelity number goes through torch-fidelity's own maths.
+so that every fidelity number goes through torch-fidelity's own maths. One process trains a missing
+classifier (or computes missing real features) under a lock file beside it, while concurrent launchers wait
+and then load it (bench.locks).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 from bench.data import ImageData
+from bench.locks import build_once
 from bench.metrics import domain_cache as cache
 from bench.metrics.domain_cache import cached_description, classifier_hash, split_fingerprint
 from bench.metrics.domain_net import ARCH_VERSION, TrainConfig, accuracy, is_stacked, one_thread, train, working_size
@@ -105,11 +108,14 @@ class DomainClassifier:
     def real_features(self, test_x: torch.Tensor, cache_dir: Path, batch_size: int) -> dict[str, torch.Tensor]:
         """Features of the real reference, cached by content (split pixels × classifier weights), never by name."""
         path = cache.features_path(cache_dir, test_x, self.hash, self.info["weights_sha256"])
-        feats = cache.load_features(path, FEATURES, len(test_x))
-        if feats is None:
+
+        def _compute() -> dict[str, torch.Tensor]:
             feats = self.features(test_x, batch_size)
             cache.save_features(path, feats, self.hash)
-        return feats
+            return feats
+
+        # Under a lock: a concurrent launcher waits for these features instead of computing them too.
+        return build_once(path.with_suffix(".lock"), lambda: cache.load_features(path, FEATURES, len(test_x)), _compute)
 
     def predict(self, u8: torch.Tensor, batch_size: int) -> torch.Tensor:
         return self.features(u8, batch_size)["logits"].argmax(1)
@@ -125,19 +131,8 @@ def get_domain_classifier(
     if hit is not None:
         return hit
     wpath, jpath = cache.paths(cache_dir, digest)
-    loaded = cache.load_weights(wpath, data, cfg)
-    meta = cache.read_record(jpath)
-    if loaded is not None and meta.get("weights_sha256") not in (None, loaded[1]):
-        loaded = None  # the weights changed under their record: bit rot or a foreign file
-    if loaded is None:
-        t0 = time.perf_counter()
-        net = train(data, cfg, device)
-        seconds = time.perf_counter() - t0
-        wsha, meta = cache.save_weights(wpath, net, digest), {"train_seconds": seconds}
-    else:
-        net, wsha = loaded
-    net.to(device)
-    if meta.get("weights_sha256") != wsha or "accuracy" not in meta:
+
+    def _describe(net: nn.Module, wsha: str, train_seconds: float | None) -> dict[str, Any]:
         meta = {
             "arch": ARCH_VERSION + ("/stacked-per-channel" if is_stacked(data) else ""),
             "hash": digest,
@@ -146,10 +141,34 @@ def get_domain_classifier(
             "num_classes": data.num_classes,
             "working_size": working_size(data.train_x.shape[-1]),
             **accuracy(net, data, device),
-            "train_seconds": meta.get("train_seconds"),  # None when the json was lost and only weights survived
+            "train_seconds": train_seconds,  # None when the json was lost and only weights survived
             "train_config": asdict(cfg),
         }
         cache.write_record(jpath, meta)
+        return meta
+
+    def _cached(locked: bool) -> tuple[nn.Module, dict[str, Any]] | None:
+        loaded = cache.load_weights(wpath, data, cfg)
+        meta = cache.read_record(jpath)
+        if loaded is None or meta.get("weights_sha256") not in (None, loaded[1]):
+            return None  # missing, or the weights changed under their record: bit rot or a foreign file
+        if "weights_sha256" not in meta and not locked:
+            return None  # weights without their record: maybe a builder between the two writes; ask its lock
+        net, wsha = loaded
+        net.to(device)
+        if meta.get("weights_sha256") != wsha or "accuracy" not in meta:
+            meta = _describe(net, wsha, meta.get("train_seconds"))
+        return net, meta
+
+    def _train_and_store() -> tuple[nn.Module, dict[str, Any]]:
+        t0 = time.perf_counter()
+        net = train(data, cfg, device)
+        seconds = time.perf_counter() - t0
+        wsha = cache.save_weights(wpath, net, digest)
+        return net.to(device), _describe(net.to(device), wsha, seconds)
+
+    # Under a lock: concurrent launchers wait for one classifier instead of each training (and writing) one.
+    net, meta = build_once(jpath.with_suffix(".lock"), lambda: _cached(False), _train_and_store, load_locked=lambda: _cached(True))
     clf = DomainClassifier(net, digest, meta, device)
     cache.MEMO.put((digest, str(device)), clf)
     return clf

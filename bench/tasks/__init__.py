@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from bench import locks
 from bench.adapter import Adapter, set_fused_optim
 from bench.schema import to_dict
 from bench.spec import TASKS, RunSpec
@@ -158,11 +159,12 @@ def run_task(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Pa
     batch_size = spec.batch_size or run.budget.batch_size
     fields = cache_fields(adapter, run, task, train_parts, source.fingerprint(), batch_size, device)
     key = cache.cache_key(fields)
-    hit = cache.load(cache_dir, key)
-    if hit is not None:
-        tensors, meta = hit
-        cached = True
-    else:
+
+    def _hit() -> tuple[dict[str, torch.Tensor], dict[str, Any], bool] | None:
+        hit = cache.load(cache_dir, key)
+        return None if hit is None else (hit[0], hit[1], True)
+
+    def _build() -> tuple[dict[str, torch.Tensor], dict[str, Any], bool]:
         with seeded(device):
             # A fresh instance (same class, config and data info): the run's own adapter is only loaded into.
             fresh = type(adapter)(adapter.config, adapter.info, device)
@@ -177,8 +179,11 @@ def run_task(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Pa
             "source_train_size": len(source.train_y),
         }
         meta = cache.save(cache_dir, key, tensors, meta)
-        tensors = {k: v.detach() for k, v in tensors.items()}
-        cached = False
+        return {k: v.detach() for k, v in tensors.items()}, meta, False
+
+    # Under the entry's lock: a second launcher (or --jobs worker) that wants the same entry waits for this
+    # one and loads it, instead of pretraining it again.
+    tensors, meta, cached = locks.build_once(cache.lock_path(cache_dir, key), _hit, _build)
     t = time.perf_counter()
     loaded = load_weights(adapter, tensors, load_parts, f"pretrain cache {key}")
     info = {**meta["info"], "cache_key": key, "load_seconds": time.perf_counter() - t, "source_train_size": meta.get("source_train_size")}

@@ -5,6 +5,8 @@ the hashed fields for provenance, and the weights' sha256).
 
 - The key is a hash of everything that determines the weights (see `tasks.cache_fields`); a name never is,
   so two suites that pretrain the same thing share one entry, and changing any input misses.
+- One process builds a missing entry while others wait: `run_task` holds `lock_path(key)` (bench.locks)
+  around load-or-build, so concurrent launchers never pretrain the same entry twice.
 - An entry is built in a private temp folder and moved into place with one `os.replace`, so readers see a
   whole entry or none. Two concurrent writers of the same key both succeed: the loser finds a valid entry
   there, discards its own copy and uses the winner's (their contents are the same function of the key).
@@ -46,6 +48,11 @@ def file_sha256(path: Path) -> str:
 
 def entry_dir(cache_dir: Path, key: str) -> Path:
     return Path(cache_dir) / "pretrain" / key
+
+
+def lock_path(cache_dir: Path, key: str) -> Path:
+    """The lock that lets one process build the entry while others wait for it (see bench.locks)."""
+    return Path(cache_dir) / "pretrain" / f"{key}.lock"
 
 
 def load(cache_dir: Path, key: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:

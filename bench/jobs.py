@@ -1,0 +1,148 @@
+"""`bench run --jobs K`: K worker processes share one device (the CPU's cores, or one GPU).
+
+A suite is many tiny runs, and one tiny run leaves a GPU (or a many-core CPU) mostly idle. Each worker is a
+separate process that goes through the same lock-file claims as independent launchers (bench.claims): two
+workers never run the same run, and a pretraining, classifier or feature cache entry is built by one while
+the others wait for it. Run folders, resume, kill -9 safety and the cache are exactly those of a
+sequential run, and so is every number when the thread count is the same: a run's numbers do not depend on
+which process runs it or what runs beside it.
+
+Each worker's runs use `runner.threads = max(1, cores // K)` when the suite leaves it null, so K workers do
+not oversubscribe the cores. On CPU the thread count changes the last bits of some ops, so compare a
+`--jobs K` run with a sequential one pinned to the same `runner.threads`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import queue
+from pathlib import Path
+from typing import Any
+
+from bench import claims, env, locks, store
+from bench.errors import BenchError
+from bench.executors import Callback, execute_one, failed_result
+from bench.result import RunResult
+from bench.spec import RunSpec
+
+
+def check_jobs(jobs: int, executor: str) -> None:
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise BenchError(f"--jobs {jobs}: not a number of worker processes", fix="use a whole number >= 1, e.g. --jobs 2")
+    if jobs > 1 and executor != "local":
+        raise BenchError(f"--jobs {jobs} only applies to the local executor", fix="drop --jobs, or use --executor local")
+
+
+def worker_threads(jobs: int, cores: int | None = None) -> int:
+    """Threads per worker when the suite does not pin them: the usable cores split evenly, at least one."""
+    return max(1, (cores if cores is not None else env.usable_cores()) // jobs)
+
+
+def with_threads(run: RunSpec, threads: int) -> RunSpec:
+    if run.runner.threads is not None:
+        return run
+    return dataclasses.replace(run, runner=dataclasses.replace(run.runner, threads=threads))
+
+
+def _worker(runs: list[RunSpec], suite_dir: str, device: str, cache_dir: str, snap: claims.Snapshot, force: bool, out: Any) -> None:
+    """One worker process: claim and run what nobody else has, report each result to the parent."""
+
+    def execute(run: RunSpec) -> RunResult:
+        return execute_one(run, Path(suite_dir), device, Path(cache_dir), progress=False)
+
+    claims.work(
+        runs,
+        Path(suite_dir),
+        execute,
+        lambda run, res: out.put(("done", run.run_id, res)),
+        snap=snap,
+        force=force,
+        on_other=lambda run, res: out.put(("other", run.run_id, res)),
+    )
+
+
+def run_jobs(
+    runs: list[RunSpec],
+    suite_dir: Path,
+    device: str,
+    cache_dir: Path,
+    on_done: Callback,
+    progress: bool = True,
+    *,
+    jobs: int = 2,
+    snap: claims.Snapshot | None = None,
+    force: bool = False,
+    on_other: Callback | None = None,
+) -> None:
+    """Run `runs` on K = `jobs` worker processes; `on_done` is called in this process as each finishes."""
+    check_jobs(jobs, "local")
+    suite_dir, cache_dir = Path(suite_dir).resolve(), Path(cache_dir).resolve()
+    snap = claims.snapshot(runs, suite_dir) if snap is None else snap
+    threads = worker_threads(jobs)
+    runs = [with_threads(r, threads) for r in runs]
+    by_id = {r.run_id: r for r in runs}
+    ctx = mp.get_context("spawn")  # never fork a process that may hold CUDA or OpenMP state
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_worker, args=(runs, str(suite_dir), device, str(cache_dir), snap, force, out), name=f"bench-job-{i}")
+        for i in range(min(jobs, len(runs)))
+    ]
+    reported: set[str] = set()
+    # A worker that waits for a sibling's run sees it finished "by another process" too; only once every
+    # worker has exited is a run that no worker ran known to be another launcher's.
+    elsewhere: dict[str, RunResult] = {}
+
+    def deliver(kind: str, run_id: str, res: RunResult) -> None:
+        if kind == "other" and on_other is not None:
+            elsewhere.setdefault(run_id, res)
+        elif run_id not in reported:
+            reported.add(run_id)
+            on_done(by_id[run_id], res)
+
+    try:
+        for p in procs:
+            p.start()
+        while True:
+            try:
+                deliver(*out.get(timeout=0.5))
+            except queue.Empty:
+                if not any(p.is_alive() for p in procs):
+                    break
+        while True:  # what the last workers sent just before they exited
+            try:
+                deliver(*out.get(timeout=0.2))
+            except queue.Empty:
+                break
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():  # interrupted: the workers got the same Ctrl-C; do not leave any behind
+                p.terminate()
+                p.join()
+    for run_id, res in elsewhere.items():
+        if run_id not in reported:
+            reported.add(run_id)
+            on_other(by_id[run_id], res)  # type: ignore[misc]  # only filled when on_other is given
+    _record_lost(runs, suite_dir, snap, procs, reported, deliver)
+
+
+def _record_lost(runs: list[RunSpec], suite_dir: Path, snap: claims.Snapshot, procs: list, reported: set[str], deliver) -> None:
+    """Runs no worker reported because the workers died (killed, out of memory): recorded as failed, as the
+    Ray executor does, unless another process holds or finished them. A rerun resumes them from checkpoints."""
+    codes = sorted({p.exitcode for p in procs if p.exitcode})
+    for run in runs:
+        if run.run_id in reported:
+            continue
+        other = store.read_result(suite_dir / run.run_id)
+        if other is not None and claims.signature(suite_dir, run.run_id) != snap.get(run.run_id):
+            deliver("done", run.run_id, other)  # finished by a process we never heard from
+            continue
+        lock = locks.try_acquire(claims.run_lock(suite_dir, run.run_id))
+        if lock is None:
+            continue  # another launcher runs it; the caller waits for it before writing the tables
+        with lock:
+            err = RuntimeError(f"its --jobs worker process died (exit codes {codes or 'unknown'}); rerun to resume it")
+            res = failed_result(run, err, device="jobs worker")
+            store.write_result(suite_dir / run.run_id, res)
+        deliver("done", run.run_id, res)
