@@ -116,6 +116,10 @@ class Suite:
     strategies: dict[str, StrategySpec] = field(default_factory=lambda: {"scratch": StrategySpec()})
     runner: RunnerSpec = field(default_factory=RunnerSpec)
     include: str | None = None  # resolved at load time; kept for provenance
+    # What comparisons.csv measures against (None: `scratch`) and the metric the verdict leads with (None:
+    # fid_domain when measured, else the first eval metric). Neither enters a run id: they change no number.
+    baseline: str | None = None
+    headline: str | None = None
 
     def __post_init__(self) -> None:
         if not _plain_name(self.name):
@@ -132,6 +136,19 @@ class Suite:
             raise ValueError(f"strategy names must be plain names (no '/', '\\', control characters or leading '.'), got {bad[0][:80]!r}")
         if not self.strategies:
             raise ValueError("strategies: at least one strategy is needed (scratch: {})")
+        if self.baseline is not None and self.baseline not in self.strategies:
+            from bench.errors import did_you_mean
+
+            raise ConfigError(
+                f"baseline '{self.baseline}' is not a strategy of this suite", key="baseline", fix=did_you_mean(self.baseline, self.strategies)
+            )
+
+    @property
+    def headline_metric(self) -> str:
+        """The verdict's metric: `headline:`, else fid_domain when measured, else the first eval metric."""
+        if self.headline:
+            return self.headline
+        return "fid_domain" if "fid_domain" in self.eval.metrics else self.eval.metrics[0]
 
 
 def _plain_name(name: str) -> bool:
@@ -232,11 +249,25 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
             parse(cls.Config, block or {}, f"adapters.{key}")
         for i, m in enumerate(suite.eval.metrics + (suite.eval.history_metrics or [])):
             METRICS.get(m, where=f"eval.metrics[{i}]")
+        _check_headline(suite)
         for name, strat in suite.strategies.items():
             check_strategy(name, strat)
     except BenchError as err:  # same class (callers catch ConfigError), now naming the file
         raise type(err)(err.message, file=err.file or file, key=err.key, fix=err.fix) from None
     return suite
+
+
+def _check_headline(suite: Suite) -> None:
+    from bench.metrics import METRICS
+    from bench.metrics.cost import COST_METRICS
+
+    if suite.headline is None:
+        return
+    METRICS.get(suite.headline, where="headline")
+    if suite.headline not in suite.eval.metrics and suite.headline not in COST_METRICS:
+        raise ConfigError(
+            f"headline metric '{suite.headline}' is not measured by this suite", key="headline", fix=f"add {suite.headline} to eval.metrics"
+        )
 
 
 def load_suite(source: str | Path | dict) -> Suite:

@@ -24,6 +24,7 @@ class Metric:
     description: str = ""
     periodic: bool = True  # cheap enough to compute at every periodic evaluation
     unit: str = ""
+    flag_below: float | None = None  # the report flags a run whose value falls below this (e.g. data copying)
 
 
 def _load() -> None:
@@ -34,8 +35,18 @@ def _load() -> None:
 METRICS: Registry[Metric] = Registry("metric", _load)
 
 
-def register_metric(name: str, *, higher_is_better: bool, families=None, description: str = "", periodic: bool = True, unit: str = ""):
-    """Decorator for a metric function `fn(ctx) -> float`."""
+def register_metric(
+    name: str,
+    *,
+    higher_is_better: bool,
+    families=None,
+    description: str = "",
+    periodic: bool = True,
+    unit: str = "",
+    flag_below: float | None = None,
+):
+    """Decorator for a metric function `fn(ctx) -> float`. `flag_below`: a threshold under which the report's
+    verdict flags the run (e.g. a data-copying statistic), beside the numbers."""
 
     def deco(fn):
         METRICS.add(
@@ -48,6 +59,7 @@ def register_metric(name: str, *, higher_is_better: bool, families=None, descrip
                 description or (fn.__doc__ or "").strip().split("\n")[0],
                 periodic,
                 unit,
+                flag_below,
             ),
         )
         return fn
