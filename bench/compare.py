@@ -17,6 +17,7 @@ suite value that the results table carries as a column named by its path (e.g. `
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -113,7 +114,9 @@ def welch_interval(strategy: Sequence[float], baseline: Sequence[float]) -> tupl
         return math.nan, math.nan
     from scipy.stats import ttest_ind
 
-    ci = ttest_ind(x, y, equal_var=False).confidence_interval(1 - ALPHA)
+    with warnings.catch_warnings():  # a constant side (e.g. modes 5, 5, 5) is exact, not "precision loss"
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci = ttest_ind(x, y, equal_var=False).confidence_interval(1 - ALPHA)
     return float(ci.low), float(ci.high)
 
 
@@ -153,6 +156,14 @@ def pick_baseline(strategies: Sequence[str], requested: str | None, tasks: Mappi
 
 def _completed(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == "completed"] if "status" in df.columns else df
+
+
+def _by_seed(done: pd.DataFrame, strategy: str, metric: str) -> pd.Series:
+    """A strategy's finite values of a metric, indexed by seed."""
+    part = done[done["strategy"] == strategy]
+    vals = pd.to_numeric(part[metric], errors="coerce").to_numpy(float)
+    keep = np.isfinite(vals)
+    return pd.Series(vals[keep], index=part["seed"].to_numpy()[keep])
 
 
 def _one(base: pd.Series, other: pd.Series, hib: bool | None) -> dict:
@@ -222,14 +233,7 @@ def comparisons_frame(
             for m in metrics:
                 if m not in gd.columns:
                     continue
-
-                def series(name: str, m: str = m) -> pd.Series:
-                    part = gd[gd["strategy"] == name]
-                    vals = pd.to_numeric(part[m], errors="coerce")
-                    keep = np.isfinite(vals.to_numpy(float))
-                    return pd.Series(vals.to_numpy(float)[keep], index=part["seed"].to_numpy()[keep])
-
-                base, other = series(base_name), series(strategy)
+                base, other = _by_seed(gd, base_name, m), _by_seed(gd, strategy, m)
                 if base.empty and other.empty:
                     continue  # the metric does not exist for this group (e.g. bpd of a GAN): nothing to compare
                 row = {**ident, "strategy": strategy, "metric": m, "baseline": base_name}

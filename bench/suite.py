@@ -140,7 +140,9 @@ class Suite:
             from bench.errors import did_you_mean
 
             raise ConfigError(
-                f"baseline '{self.baseline}' is not a strategy of this suite", key="baseline", fix=did_you_mean(self.baseline, self.strategies)
+                f"baseline '{self.baseline}' is not a strategy of this suite",
+                key="baseline",
+                fix=did_you_mean(self.baseline, self.strategies),
             )
 
     @property

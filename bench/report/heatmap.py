@@ -57,14 +57,22 @@ def _draw(v: Verdict, path: Path) -> bool:
             dark = abs(goodness) > 0.6
             color = "white" if dark else "#222"
             mark = " *" if c.significant else ""
-            ax.text(j + 0.5, i + 0.42, f"{pct(c.rel)}{mark}", ha="center", va="center", fontsize=9, color=color, weight="bold" if mark else None)
+            ax.text(
+                j + 0.5, i + 0.42, f"{pct(c.rel)}{mark}", ha="center", va="center", fontsize=9, color=color, weight="bold" if mark else None
+            )
             sub = f"n={c.n_pairs}" + ("" if c.n_pairs >= 3 else " (too few)")
             ax.text(j + 0.5, i + 0.74, sub, ha="center", va="center", fontsize=6.5, color=color)
             if c.significant:
                 ax.add_patch(Rectangle((j + 0.04, i + 0.04), 0.92, 0.92, fill=False, edgecolor="black", lw=2.2))
     ax.set_xlim(0, len(cols))
     ax.set_ylim(len(rows), 0)
-    ax.set_xticks([j + 0.5 for j in range(len(cols))], cols, fontsize=8, rotation=20 if len(cols) > 4 else 0, ha="right" if len(cols) > 4 else "center")
+    ax.set_xticks(
+        [j + 0.5 for j in range(len(cols))],
+        cols,
+        fontsize=8,
+        rotation=20 if len(cols) > 4 else 0,
+        ha="right" if len(cols) > 4 else "center",
+    )
     ax.set_yticks([i + 0.5 for i in range(len(rows))], rows, fontsize=8)
     ax.tick_params(length=0)
     for side in ax.spines.values():

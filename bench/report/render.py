@@ -156,7 +156,9 @@ def _figures(rows: list[Row], results: list[dict], histories: dict[str, Any], qu
         return _draw_figures(rows, results, histories, quality, meta, fig_dir)
 
 
-def _draw_figures(rows: list[Row], results: list[dict], histories: dict[str, Any], quality: list[str], meta, fig_dir: Path) -> dict[str, Any]:
+def _draw_figures(
+    rows: list[Row], results: list[dict], histories: dict[str, Any], quality: list[str], meta, fig_dir: Path
+) -> dict[str, Any]:
     colors = plots.strategy_colors(sorted({r.strategy for r in rows}))
     figs: dict[str, Any] = {"bars": None, "compute": None, "curves": []}
     if plots.bar_charts(rows, quality, meta, colors, fig_dir / "bars.png"):

@@ -159,7 +159,11 @@ def _ci_factor(n: int) -> float:
 
 
 def build_rows(
-    results: list[dict], metrics: list[str], meta: dict[str, MetricMeta], comparisons: pd.DataFrame | None = None, baseline: str | None = None
+    results: list[dict],
+    metrics: list[str],
+    meta: dict[str, MetricMeta],
+    comparisons: pd.DataFrame | None = None,
+    baseline: str | None = None,
 ) -> list[Row]:
     """One Row per adapter × strategy with a Cell per metric; best and the paired Δ filled in.
     `comparisons` is comparisons.csv's frame (None: computed here from `results`)."""

@@ -225,7 +225,11 @@ def to_markdown(v: Verdict) -> str:
 
     lines = [f"## Verdict: {esc(v.metric)} ({v.direction}) against {esc(v.baseline)}", ""]
     lines += [f"- {esc(v.sentences[a])}" for a in v.adapters]
-    lines += ["", "| adapter | strategy | n | relative Δ [95% CI] | p_holm | P(improvement) | significant |", "|---|---|--:|--:|--:|--:|---|"]
+    lines += [
+        "",
+        "| adapter | strategy | n | relative Δ [95% CI] | p_holm | P(improvement) | significant |",
+        "|---|---|--:|--:|--:|--:|---|",
+    ]
     for (a, s), c in sorted(v.cells.items()):
         rel = f"{pct(c.rel)} [{pct(c.rel_low)}, {pct(c.rel_high)}]"
         mark = "yes" if c.significant else esc(f"no: {c.why}" if c.why else "no")
