@@ -110,7 +110,7 @@ def _cell(rec: dict[str, Any], hib: bool | None) -> VerdictCell:
     return c
 
 
-def _sentence(adapter: str, metric: str, cells: list[VerdictCell], n: int, mde_text: str) -> str:
+def _sentence(adapter: str, metric: str, cells: list[VerdictCell], n: int) -> str:
     """One plain sentence: what resolves, by how much, and what does not."""
     sig = sorted((c for c in cells if c.significant), key=lambda c: -abs(c.rel))
     parts = []
@@ -130,7 +130,7 @@ def _sentence(adapter: str, metric: str, cells: list[VerdictCell], n: int, mde_t
         text = f"No strategy changes {adapter}'s {metric} detectably at n = {n}"
         if best is not None:
             text += f" (largest estimate: {best.strategy}, {pct(best.rel)} [{pct(best.rel_low)}, {pct(best.rel_high)}])"
-        return text + (f"; {mde_text}" if mde_text else "") + "."
+        return text + "."
     tail = ""
     if rest:
         tail = f"; no other strategy resolves at n = {n}"
@@ -161,7 +161,7 @@ def build_verdict(
     n_tests = int(pd.to_numeric(comparisons["p_value"], errors="coerce").notna().sum())
     per = {a: [c for (aa, _), c in cells.items() if aa == a] for a in adapters}
     mde = {a: _mde_text(per[a], n_tests) for a in adapters}
-    sentences = {a: _sentence(a, metric, per[a], max((c.n_pairs for c in per[a]), default=0), mde[a]) for a in adapters}
+    sentences = {a: _sentence(a, metric, per[a], max((c.n_pairs for c in per[a]), default=0)) for a in adapters}
     base = str(comp["baseline"].iloc[0]) if "baseline" in comp.columns else (baseline or "scratch")
     direction = meta[metric].direction if metric in meta else "direction unknown"
     return Verdict(
@@ -225,6 +225,9 @@ def to_markdown(v: Verdict) -> str:
 
     lines = [f"## Verdict: {esc(v.metric)} ({v.direction}) against {esc(v.baseline)}", ""]
     lines += [f"- {esc(v.sentences[a])}" for a in v.adapters]
+    lines += (
+        ["", "Resolution: " + "; ".join(f"{esc(a)}: {esc(v.mde[a])}" for a in v.adapters if v.mde[a]) + "."] if any(v.mde.values()) else []
+    )
     lines += [
         "",
         "| adapter | strategy | n | relative Δ [95% CI] | p_holm | P(improvement) | significant |",
