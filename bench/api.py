@@ -90,6 +90,7 @@ def run_suite(
     if hidden > 0:
         echo(f"(mean ± 95% CI over seeds; {hidden} more metrics in summary.csv and the report)")
     echo(f"\n{len(todo)} runs in {time.perf_counter() - start:.1f}s; results: {suite_dir / 'results.csv'}")
+    echo(f"comparisons against the baseline (paired, Holm-corrected): {suite_dir / 'comparisons.csv'}")
     echo(f"report: {report.resolve().as_uri()}")
     df.attrs.update(summary=summary, report=report, failed=failed)
     return df
