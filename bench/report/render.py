@@ -32,7 +32,7 @@ from bench.report.stats import (
     metric_meta,
     ordered_metrics,
 )
-from bench.report.verdict import Verdict, build_verdict, pct
+from bench.report.verdict import Verdict, build_verdict, interval, mde_legend, pct
 
 COLLAPSE_ROWS = 30  # more headline rows than this: one collapsible table per adapter
 COLLAPSE_RUNS = 100  # more runs than this: run lists start closed
@@ -210,11 +210,9 @@ def _verdict_view(v: Verdict | None, img_dir: Path) -> dict[str, Any] | None:
     if v is None:
         return None
     heat = "img/verdict.png" if verdict_heatmap(v, img_dir / "verdict.png") else None
-    cells = [
-        {"c": c, "interval": f"[{pct(c.rel_low)}, {pct(c.rel_high)}]" if c.n_pairs >= 2 else "", "flags": []}
-        for _, c in sorted(v.cells.items())
-    ]
-    return {"v": v, "heatmap": heat, "cells": cells, "by_adapter": [(a, v.sentences[a], v.mde[a]) for a in v.adapters]}
+    cells = [{"c": c, "interval": interval(c).strip()} for _, c in sorted(v.cells.items())]
+    by_adapter = [(a, v.sentences[a], v.mde[a]) for a in v.adapters]
+    return {"v": v, "heatmap": heat, "cells": cells, "by_adapter": by_adapter, "mde_legend": mde_legend(v)}
 
 
 def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cost, meta, t0, verdict=None) -> Path:

@@ -79,6 +79,17 @@ def fmt_p(p: float) -> str:
     return "–" if not math.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.995 else "1")
 
 
+def p_is(p: float) -> str:
+    """'p_holm = 0.012' or 'p_holm < 0.001'."""
+    text = fmt_p(p)
+    return f"p_holm {text}" if text.startswith("<") else f"p_holm = {text}"
+
+
+def interval(c: VerdictCell) -> str:
+    """' [−25%, −10%]', or nothing when there is no interval (fewer than 2 pairs)."""
+    return f" [{pct(c.rel_low)}, {pct(c.rel_high)}]" if math.isfinite(c.rel_low) and math.isfinite(c.rel_high) else ""
+
+
 def _cell(rec: dict[str, Any], hib: bool | None) -> VerdictCell:
     c = VerdictCell(
         adapter=str(rec["adapter"]),
@@ -104,7 +115,7 @@ def _cell(rec: dict[str, Any], hib: bool | None) -> VerdictCell:
     elif not math.isfinite(c.p_holm):
         c.why = note or "untestable"
     elif not c.significant:
-        c.why = f"p_holm = {fmt_p(c.p_holm)} ≥ {ALPHA}"
+        c.why = f"{p_is(c.p_holm)} ≥ {ALPHA}"
     extra = [part for part in note.split("; ") if part and not part.startswith("untestable") and part not in c.why]
     c.why = "; ".join([c.why, *extra] if c.why else extra)
     return c
@@ -118,9 +129,8 @@ def _sentence(adapter: str, metric: str, cells: list[VerdictCell], n: int) -> st
         verb = "lowers" if c.delta < 0 else "raises"
         judged = {True: "better", False: "worse", None: ""}[c.better]
         parts.append(
-            f"{c.strategy} {verb} {adapter}'s {metric} by {pct(abs(c.rel), signed=False)} "
-            f"[{pct(c.rel_low)}, {pct(c.rel_high)}]{f' ({judged})' if judged else ''}, "
-            f"p_holm = {fmt_p(c.p_holm)}, P(improvement) = {c.prob:.2f}"
+            f"{c.strategy} {verb} {adapter}'s {metric} by {pct(abs(c.rel), signed=False)}"
+            f"{interval(c)}{f' ({judged})' if judged else ''}, {p_is(c.p_holm)}, P(improvement) = {c.prob:.2f}"
         )
     rest = [c for c in cells if not c.significant]
     if not cells:
@@ -129,7 +139,7 @@ def _sentence(adapter: str, metric: str, cells: list[VerdictCell], n: int) -> st
         best = max((c for c in cells if c.has_value), key=lambda c: abs(c.rel), default=None)
         text = f"No strategy changes {adapter}'s {metric} detectably at n = {n}"
         if best is not None:
-            text += f" (largest estimate: {best.strategy}, {pct(best.rel)} [{pct(best.rel_low)}, {pct(best.rel_high)}])"
+            text += f" (largest estimate: {best.strategy}, {pct(best.rel)}{interval(best)})"
         return text + "."
     tail = ""
     if rest:
@@ -137,14 +147,22 @@ def _sentence(adapter: str, metric: str, cells: list[VerdictCell], n: int) -> st
     return "; ".join(parts) + tail + "."
 
 
-def _mde_text(cells: list[VerdictCell], n_tests: int) -> str:
+def _mde_text(cells: list[VerdictCell]) -> str:
+    """The adapter's median minimum detectable effect, relative to the baseline mean when there is one."""
     vals = [c for c in cells if math.isfinite(c.mde) and c.n_pairs >= 2]
     if not vals:
         return ""
     n = max(c.n_pairs for c in vals)
     rel = [c.mde / abs(c.base_mean) for c in vals if math.isfinite(c.base_mean) and c.base_mean != 0]
-    shown = f"{pct(statistics.median(rel), signed=False)} of the baseline" if rel else f"{statistics.median(c.mde for c in vals):.3g}"
-    return f"the smallest change this suite detects at n = {n} is about {shown} (median MDE: {POWER:.0%} power, Holm over {n_tests} tests)"
+    shown = f"±{pct(statistics.median(rel), signed=False)}" if rel else f"±{statistics.median(c.mde for c in vals):.3g}"
+    return f"{shown} at n = {n}"
+
+
+def mde_legend(v: Verdict) -> str:
+    return (
+        f"median minimum detectable effect on {v.metric} relative to {v.baseline}'s mean: {POWER:.0%} power, paired t at level "
+        f"{ALPHA}/{v.n_tests} (Holm's strictest step), from the observed SD of the per-seed differences"
+    )
 
 
 def build_verdict(
@@ -160,7 +178,7 @@ def build_verdict(
     strategies = sorted({s for _, s in cells})
     n_tests = int(pd.to_numeric(comparisons["p_value"], errors="coerce").notna().sum())
     per = {a: [c for (aa, _), c in cells.items() if aa == a] for a in adapters}
-    mde = {a: _mde_text(per[a], n_tests) for a in adapters}
+    mde = {a: _mde_text(per[a]) for a in adapters}
     sentences = {a: _sentence(a, metric, per[a], max((c.n_pairs for c in per[a]), default=0)) for a in adapters}
     base = str(comp["baseline"].iloc[0]) if "baseline" in comp.columns else (baseline or "scratch")
     direction = meta[metric].direction if metric in meta else "direction unknown"
@@ -226,7 +244,9 @@ def to_markdown(v: Verdict) -> str:
     lines = [f"## Verdict: {esc(v.metric)} ({v.direction}) against {esc(v.baseline)}", ""]
     lines += [f"- {esc(v.sentences[a])}" for a in v.adapters]
     lines += (
-        ["", "Resolution: " + "; ".join(f"{esc(a)}: {esc(v.mde[a])}" for a in v.adapters if v.mde[a]) + "."] if any(v.mde.values()) else []
+        ["", "Resolution: " + ", ".join(f"{esc(a)} {esc(v.mde[a])}" for a in v.adapters if v.mde[a]) + f" ({esc(mde_legend(v))})."]
+        if any(v.mde.values())
+        else []
     )
     lines += [
         "",
@@ -234,8 +254,8 @@ def to_markdown(v: Verdict) -> str:
         "|---|---|--:|--:|--:|--:|---|",
     ]
     for (a, s), c in sorted(v.cells.items()):
-        rel = f"{pct(c.rel)} [{pct(c.rel_low)}, {pct(c.rel_high)}]"
         mark = "yes" if c.significant else esc(f"no: {c.why}" if c.why else "no")
+        rel = f"{pct(c.rel)}{interval(c)}"
         prob = f"{c.prob:.2f}" if math.isfinite(c.prob) else "–"
         lines.append(f"| {esc(a)} | {esc(s)} | {c.n_pairs} | {rel} | {fmt_p(c.p_holm)} | {prob} | {mark} |")
     if v.flags:
