@@ -1,18 +1,19 @@
 """The verdict heatmap: adapter × strategy, the relative paired Δ of the headline metric against the baseline.
 
-Colour says better (blue) or worse (orange) by the metric's direction, saturating at the largest |Δ| shown;
+Colour says better (purple) or worse (orange) by the metric's direction, saturating at ±50% (a fixed scale,
+so one wild unresolved cell does not wash out the ones that resolve);
 a thick black frame and a "*" mark only the comparisons significant after Holm correction with >= 3 pairs.
 Every label is plain text (parse_math off), so a `$` in a strategy name is printed, never typeset.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from bench.report.verdict import Verdict, pct
 
 NO_VALUE = "#eeeeee"
+SATURATE = 0.5  # |relative Δ| at full colour
 
 
 def verdict_heatmap(v: Verdict, path: Path) -> bool:
@@ -38,8 +39,6 @@ def _draw(v: Verdict, path: Path) -> bool:
     fig.subplots_adjust(left=1.5 / w, right=1 - 0.9 / w, bottom=0.75 / h, top=1 - 0.6 / h)
     ax = fig.add_subplot()
     cmap = matplotlib.colormaps["PuOr"]  # purple-orange: readable for the common colour-vision deficiencies
-    shown = [abs(c.rel) for c in v.cells.values() if c.has_value]
-    scale = max(shown) if shown and max(shown) > 0 else 1.0
     for i, a in enumerate(rows):
         for j, s in enumerate(cols):
             c = v.cells.get((a, s))
@@ -47,8 +46,8 @@ def _draw(v: Verdict, path: Path) -> bool:
                 ax.add_patch(Rectangle((j, i), 1, 1, facecolor=NO_VALUE, edgecolor="white", lw=2))
                 ax.text(j + 0.5, i + 0.5, "n/a" if c is None else "no Δ", ha="center", va="center", fontsize=8, color="#777")
                 continue
-            # Better → the purple end, worse → the orange end; strength is |Δ| relative to the largest shown.
-            goodness = abs(c.rel) / scale * (1 if c.better else -1 if c.better is False else 0)
+            # Better → the purple end, worse → the orange end; strength grows with |Δ| up to SATURATE.
+            goodness = min(abs(c.rel) / SATURATE, 1.0) * (1 if c.better else -1 if c.better is False else 0)
             face = cmap(0.5 + 0.45 * goodness)
             if not c.significant:  # pale: an estimate, not a finding; full colour is kept for what resolves
                 face = tuple(0.55 * 1.0 + 0.45 * ch for ch in face[:3])
@@ -81,10 +80,11 @@ def _draw(v: Verdict, path: Path) -> bool:
     fig.text(
         0.5,
         0.02,
-        f"purple: better, orange: worse ({v.direction}); pale: not significant; * and frame: p_holm < 0.05 with n ≥ 3",
+        f"purple: better, orange: worse ({v.direction}), full at ±{SATURATE:.0%}; pale: not significant; "
+        "* and frame: p_holm < 0.05 with n ≥ 3",
         ha="center",
         fontsize=7,
         color="#555",
     )
     fig.savefig(path)
-    return not math.isnan(scale)
+    return True
