@@ -1,14 +1,9 @@
-"""Shared pixel tokenisation for the sequence baselines (lstm_seq, transformer_seq), so they compare like-for-like.
+"""What the sequence baselines (lstm_seq, transformer_seq) share, so they compare like-for-like: the pixel
+token layout (bench.tokens.PixelTokens, the same one the autoregressive pretraining task reads), the
+ancestral sampler, and one training step and likelihood (TokenSequenceAdapter).
 
-An image becomes a sequence of T = C·H·W tokens in raster order with the channels interleaved per pixel
-(r, g, b, r, g, b, ...), as in PixelRNN (van den Oord et al. 2016) and Image GPT (Chen et al. 2020).
-A token is a *bin* of grey levels: with `bins` equal to the data's levels (the default) it is the level
-index itself; with fewer bins, neighbouring levels share a bin and the model spreads a bin's probability
-uniformly over the levels in it, so log P(x) is still a mass over the data's exact discrete values.
-
-The sequence part sees a vocabulary of `bins + 1` tokens: the extra one is a start token fed at position 0,
-so the first pixel is predicted too. The start token is never a target; its logit is dropped before the
-softmax in the likelihood, the loss and the sampler.
+The layout (raster order, channels interleaved per pixel, bins of grey levels, a start token at position 0
+that is never a target) is described in bench/tokens.py.
 """
 
 from __future__ import annotations
@@ -17,79 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from bench.adapter import Adapter, Batch, from_levels
-
-
-class PixelTokens:
-    """Image ⇄ token sequence, bins ⇄ levels, and log P(x) from next-token logits."""
-
-    def __init__(self, channels: int, image_size: int, levels: int, bins: int = 0, device: torch.device | str = "cpu"):
-        bins = bins or levels
-        if not 2 <= bins <= levels:
-            raise ValueError(f"levels (bins) must be between 2 and the data's {levels} levels, got {bins}")
-        self.channels, self.size, self.levels, self.bins = channels, image_size, levels, bins
-        self.length = channels * image_size * image_size
-        self.vocab = bins + 1
-        self.start = bins
-        # level → bin: equal-width bins over the level index (exactly the identity when bins == levels).
-        # The lookup tables live on the run's device: no host-to-device copy in the training step.
-        self.level_to_bin = torch.arange(levels, device=device) * bins // levels
-        size = torch.bincount(self.level_to_bin, minlength=bins)
-        self.bin_first = torch.cumsum(size, 0) - size  # lowest level in each bin
-        self.bin_size = size
-        self.log_bin_size = size.double().log()
-
-    # --- image ⇄ sequence ------------------------------------------------------------------------
-    def encode(self, levels_idx: torch.Tensor) -> torch.Tensor:
-        """Level indices N×C×H×W → bin tokens N×T, raster order, channels interleaved per pixel."""
-        n = levels_idx.shape[0]
-        seq = levels_idx.permute(0, 2, 3, 1).reshape(n, self.length)
-        return self.level_to_bin.to(seq.device)[seq]
-
-    def inputs(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Teacher-forcing inputs: the start token, then all tokens but the last (N×T)."""
-        start = torch.full_like(tokens[:, :1], self.start)
-        return torch.cat([start, tokens[:, :-1]], dim=1)
-
-    def decode(self, tokens: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Bin tokens N×T → uint8 N×C×H×W. A level is drawn uniformly within its bin (the model's own law)."""
-        n = tokens.shape[0]
-        first = self.bin_first.to(tokens.device)[tokens]
-        if self.bins < self.levels:
-            assert generator is not None, "decoding coarse bins draws a level within each bin: pass a generator"
-            size = self.bin_size.to(generator.device)[tokens.to(generator.device)]
-            u = torch.rand(size.shape, generator=generator, device=generator.device)
-            first = first + (u * size).long().clamp_max(size - 1).to(tokens.device)
-        img = first.reshape(n, self.size, self.size, self.channels).permute(0, 3, 1, 2)
-        return from_levels(img.contiguous(), self.levels)
-
-    def positions_channel(self, length: int, device: torch.device) -> torch.Tensor:
-        """Which channel each target position holds (0..C-1): tells a model which colour comes next."""
-        return torch.arange(length, device=device) % self.channels
-
-    # --- likelihood ------------------------------------------------------------------------------
-    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
-        """Next-token logits (N, T, vocab) → float32 log-probabilities over the bins (start token dropped)."""
-        return F.log_softmax(logits[..., : self.bins].float(), dim=-1)
-
-    def token_log_probs(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Per-token log P(bin_t | bins_<t) in nats, N×T."""
-        return self.log_probs(logits).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-
-    def log_likelihood(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Per-example log P(x) in nats over the data's discrete levels: bins, then uniform within a bin."""
-        ll = self.token_log_probs(logits, tokens).double().sum(1)
-        if self.bins < self.levels:
-            ll = ll - self.log_bin_size.to(tokens.device)[tokens].sum(1)
-        return ll.float()
-
-    def loss(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy in nats per token (the training objective), computed in float32."""
-        return F.cross_entropy(logits[..., : self.bins].float().flatten(0, 1), tokens.flatten())
-
+from bench.adapter import Adapter, Batch
+from bench.tokens import PixelTokens
 
 StepFn = Callable[[torch.Tensor, int, Any], tuple[torch.Tensor, Any]]
 

@@ -208,8 +208,8 @@ class CNNGAN(Adapter):
 
     def parts(self) -> dict[str, Part]:
         return {
-            "generator": Part(self.G, "decoder", dim=self.config.z_dim, blocks=self.G.blocks),
-            "discriminator": Part(self.D.trunk, "encoder", dim=self.config.feature_dim, blocks=self.D.trunk.blocks),
+            "generator": Part(self.G, "decoder", latent_dim=self.config.z_dim, blocks=self.G.blocks),
+            "discriminator": Part(self.D.trunk, "encoder", features=self.config.feature_dim, blocks=self.D.trunk.blocks),
         }
 
     def _noise(self, n: int) -> torch.Tensor:

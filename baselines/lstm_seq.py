@@ -26,8 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from baselines._tokens import PixelTokens, TokenSequenceAdapter, sample_tokens
+from baselines._tokens import TokenSequenceAdapter, sample_tokens
 from bench.adapter import DataInfo, Part, adam, register_adapter
+from bench.tokens import PixelTokens
 
 
 class LSTMSequence(nn.Module):
@@ -86,7 +87,7 @@ class LSTMSeq(TokenSequenceAdapter):
 
     def parts(self) -> dict[str, Part]:
         m = self.model
-        return {"sequence": Part(m, "sequence", dim=self.tok.vocab, blocks=[m.embed, *m.lstms, m.head])}
+        return {"sequence": Part(m, "sequence", vocab=self.tok.vocab, blocks=[m.embed, *m.lstms, m.head])}
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:

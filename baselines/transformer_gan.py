@@ -305,8 +305,8 @@ class TransformerGAN(Adapter):
         g_blocks = self.G.block_list if isinstance(self.G, TransformerGenerator) else self.G.blocks
         vit = self.D.trunk
         return {
-            "generator": Part(self.G, "decoder", dim=self.config.z_dim, blocks=g_blocks),
-            "discriminator": Part(vit, "encoder", dim=vit.num_features, blocks=[_ViTInput(vit), *vit.blocks]),
+            "generator": Part(self.G, "decoder", latent_dim=self.config.z_dim, blocks=g_blocks),
+            "discriminator": Part(vit, "encoder", features=vit.num_features, blocks=[_ViTInput(vit), *vit.blocks], patch_size=self.patch),
         }
 
     def num_params(self) -> int:  # the trained networks; the EMA copy is not counted twice

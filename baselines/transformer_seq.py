@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._tokens import PixelTokens, TokenSequenceAdapter, sample_tokens
+from baselines._tokens import TokenSequenceAdapter, sample_tokens
 from bench.adapter import DataInfo, Part, adam, register_adapter
+from bench.tokens import PixelTokens
 
 KVCache = list[list[torch.Tensor | None]]  # per block: [keys, values], each N×heads×T×head_dim, filled up to the step
 
@@ -141,7 +142,7 @@ class TransformerSeq(TokenSequenceAdapter):
 
     def parts(self) -> dict[str, Part]:
         m = self.model
-        return {"sequence": Part(m, "sequence", dim=self.tok.vocab, blocks=[m.embed, *m.blocks, m.head])}
+        return {"sequence": Part(m, "sequence", vocab=self.tok.vocab, blocks=[m.embed, *m.blocks, m.head])}
 
     def before_step(self, step: int) -> None:
         lr = self.config.lr * min(1.0, (step + 1) / max(1, self.config.warmup))  # linear warm-up, as iGPT

@@ -128,8 +128,8 @@ class VAE(Adapter):
     def parts(self) -> dict[str, Part]:
         e, d = self.encoder, self.decoder
         return {
-            "encoder": Part(e, "encoder", dim=self.config.feature_dim, blocks=[e.stem, *e.downs, e.fc]),
-            "decoder": Part(d, "decoder", dim=self.config.z_dim, blocks=[d.fc, *d.ups, d.out]),
+            "encoder": Part(e, "encoder", features=self.config.feature_dim, blocks=[e.stem, *e.downs, e.fc]),
+            "decoder": Part(d, "decoder", latent_dim=self.config.z_dim, blocks=[d.fc, *d.ups, d.out]),
         }
 
     # --- pixel likelihood -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ the device, timing, evaluation, files and reports. An adapter never writes a fil
             width: int = 64
 
         def __init__(self, config, info, device): ...
-        def parts(self): return {"generator": Part(self.G, "decoder", dim=self.z_dim), ...}
+        def parts(self): return {"generator": Part(self.G, "decoder", latent_dim=self.z_dim), ...}
         def train_step(self, batch, step): ...   # -> {"loss_d": tensor, "loss_g": tensor}
         def sample(self, n, generator): ...      # -> uint8 N×C×H×W
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Literal
@@ -31,6 +32,7 @@ from torch import nn
 
 from bench.errors import ConfigError
 from bench.registry import Registry
+from bench.tokens import from_levels, to_levels  # pixel levels: part of the adapter API (bench.from_levels)
 
 Role = Literal["encoder", "decoder", "sequence"]
 ROLES: tuple[str, ...] = ("encoder", "decoder", "sequence")
@@ -83,43 +85,58 @@ class Batch:
         return self.u8.shape[0]
 
 
-def to_levels(u8: torch.Tensor, levels: int) -> torch.Tensor:
-    """uint8 pixels → level index in 0..levels-1 (the inverse of `from_levels`)."""
-    if levels == 256:
-        return u8.long()
-    return torch.round(u8.float() * ((levels - 1) / 255.0)).long()
-
-
-def from_levels(idx: torch.Tensor, levels: int) -> torch.Tensor:
-    """Level index → uint8 pixels on the 0..255 scale."""
-    if levels == 256:
-        return idx.to(torch.uint8)
-    return torch.round(idx.float() * (255.0 / (levels - 1))).clamp_(0, 255).to(torch.uint8)
-
-
 def to_uint8(x: torch.Tensor, levels: int = 256) -> torch.Tensor:
     """Images in [-1, 1] → uint8, snapped to the data's `levels` grid so samples live where data lives."""
     unit = ((x.float() + 1.0) / 2.0).clamp_(0.0, 1.0)
     return from_levels(torch.round(unit * (levels - 1)).long(), levels)
 
 
+# The size each role must declare: what a generic pretraining partner needs to fit the part.
+ROLE_SIZE: dict[str, str] = {"encoder": "features", "decoder": "latent_dim", "sequence": "vocab"}
+
+
 @dataclass
 class Part:
-    """A network piece that pretraining can initialise.
+    """A network piece that pretraining can initialise, with its sizes named by role.
 
-    role: `encoder` (image → features, `dim` = feature size), `decoder` (latent → image, `dim` = latent
-    size) or `sequence` (tokens → next-token logits, `dim` = vocabulary size).
+    role: `encoder` (image → features; give `features`, the feature size), `decoder` (latent → image; give
+    `latent_dim`, the latent size) or `sequence` (tokens → next-token logits; give `vocab`, the vocabulary
+    size, start token included).
     blocks: the part's blocks in input-to-output order; `freeze: {part: N}` freezes the first N.
+    patch_size: for an encoder whose input is cut into patches (a ViT): masked autoencoding hides whole
+    patches of this size. None (a CNN): it is trained as a denoising autoencoder on single pixels.
     """
 
     module: nn.Module
     role: Role
-    dim: int
+    features: int | None = None
+    latent_dim: int | None = None
+    vocab: int | None = None
     blocks: list[nn.Module] = field(default_factory=list)
+    patch_size: int | None = None
+    dim: dataclasses.InitVar[int | None] = None  # deprecated: the role's size under its old, shared name
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, dim: int | None) -> None:
         if self.role not in ROLES:
             raise ValueError(f"Part role must be one of {ROLES}, got {self.role!r}")
+        size = ROLE_SIZE[self.role]
+        if dim is not None:
+            warnings.warn(f"Part(dim=...) is deprecated: a {self.role} part takes {size}=", DeprecationWarning, stacklevel=3)
+            if getattr(self, size) is None:
+                setattr(self, size, dim)
+        for name in ROLE_SIZE.values():
+            value = getattr(self, name)
+            if name != size and value is not None:
+                raise ValueError(f"a {self.role} part takes {size}=, not {name}= (that names a {_role_of(name)} part's size)")
+        value = getattr(self, size)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"a {self.role} part needs {size}= (a positive int), got {value!r}")
+        if self.patch_size is not None and (self.role != "encoder" or not isinstance(self.patch_size, int) or self.patch_size < 1):
+            raise ValueError(f"patch_size must be a positive int on an encoder part, got {self.patch_size!r} on a {self.role} part")
+
+
+def _role_of(size: str) -> str:
+    return next(r for r, s in ROLE_SIZE.items() if s == size)
 
 
 class Adapter:
@@ -183,12 +200,29 @@ class Adapter:
 
 # --- registry ------------------------------------------------------------------------------------
 def _load_builtin() -> None:
-    importlib.import_module("baselines")
+    """Register every `bench.adapters` entry point: the bundled baselines (this project's pyproject.toml)
+    and any installed plugin alike, as lm-eval lists its models. The core never names a package of adapters."""
     for ep in entry_points(group="bench.adapters"):
-        cls = ep.load()
-        if ep.name not in ADAPTERS._items:  # a plugin may have registered itself on import
-            ADAPTERS.add(ep.name, cls)
-            cls.key = cls.key or ep.name
+        where = f"entry point bench.adapters:{ep.name} ({ep.value})"
+        try:
+            cls = ep.load()
+        except Exception as err:  # a plugin's import may raise anything; say which one
+            raise ConfigError(f"cannot load adapter: {type(err).__name__}: {err}", key=where, fix="fix or uninstall that package") from None
+        try:
+            check_adapter_class(cls)
+        except TypeError as err:
+            raise ConfigError(str(err), key=where, fix="point the entry point at a bench.Adapter subclass") from None
+        if ep.name not in ADAPTERS._items:  # a module may have registered itself on import (@register_adapter)
+            _register(ep.name, cls)
+
+
+def _register(key: str, cls: type[Adapter]) -> type[Adapter]:
+    # The one place `cls.key` is set: at registration, and only if the class has none yet (a class
+    # registered under a second name keeps its first). Lookups never touch it.
+    ADAPTERS.add(key, cls)
+    if not cls.key:
+        cls.key = key
+    return cls
 
 
 ADAPTERS: Registry[type[Adapter]] = Registry("adapter", _load_builtin)
@@ -199,8 +233,9 @@ def register_adapter(key: str):
 
     def deco(cls: type[Adapter]) -> type[Adapter]:
         check_adapter_class(cls)
+        ADAPTERS.add(key, cls)
         cls.key = key
-        return ADAPTERS.add(key, cls)
+        return cls
 
     return deco
 
@@ -219,8 +254,8 @@ def check_adapter_class(cls: type) -> None:
 
 
 def get_adapter(key: str, *, where: str | None = None) -> type[Adapter]:
-    """Look up a registry key, or import `module.path:ClassName` (registering it under that name)."""
-    if ":" not in key:
+    """Look up a registry key, or import `module.path:ClassName` (registering it under that name, once)."""
+    if ":" not in key or key in ADAPTERS:
         return ADAPTERS.get(key, where=where)
     mod_name, _, cls_name = key.partition(":")
     try:
@@ -238,11 +273,7 @@ def get_adapter(key: str, *, where: str | None = None) -> type[Adapter]:
         check_adapter_class(cls)
     except TypeError as err:
         raise ConfigError(str(err), key=where) from None
-    if key not in ADAPTERS:
-        ADAPTERS.add(key, cls)
-    if not cls.key:
-        cls.key = key
-    return cls
+    return _register(key, cls)
 
 
 def validate_sample(x: Any, n: int, info: DataInfo, name: str) -> torch.Tensor:
@@ -267,21 +298,52 @@ def validate_log_likelihood(ll: Any, n: int, name: str) -> torch.Tensor | None:
     return ll
 
 
-# Set by the runner from the suite's `runner.fused_optim`; adapters need not know about it.
-FUSED_OPTIM = {"enabled": True}
+class HarnessAdam(torch.optim.Adam):
+    """Adam built by `bench.adam`: its kernel (`fused`) is the harness's to choose, from the suite's
+    `runner.fused_optim`, when the runner builds the adapter. The subclass only marks that; the maths is torch's."""
+
+
+class HarnessAdamW(torch.optim.AdamW):
+    """AdamW built by `bench.adam` (weight decay given); see HarnessAdam."""
 
 
 def adam(
-    params, lr: float, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, device: torch.device | str = "cpu"
+    params, lr: float, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, device: torch.device | str | None = None
 ) -> torch.optim.Optimizer:
-    """Adam(W) as every baseline should build it: fused kernels (one pass over all parameters per step, not a
-    loop of small ops per tensor), which PyTorch has for CUDA and for the CPU."""
+    """Adam(W) as every baseline should build it. The harness then picks its kernel for the run's device
+    (fused: one pass over all parameters per step, not a loop of small ops per tensor), so an adapter never
+    knows about speed switches. `device` is accepted for adapters written before that; it changes nothing."""
     params = (
         [p for p in params if p.requires_grad] if not isinstance(params, list) or not params or not isinstance(params[0], dict) else params
     )
-    fused = torch.device(device).type in ("cuda", "cpu") and FUSED_OPTIM["enabled"]
-    cls = torch.optim.AdamW if weight_decay else torch.optim.Adam
-    return cls(params, lr=lr, betas=betas, weight_decay=weight_decay, **({"fused": True} if fused else {}))
+    cls = HarnessAdamW if weight_decay else HarnessAdam
+    return cls(params, lr=lr, betas=betas, weight_decay=weight_decay)
+
+
+def set_fused_optim(adapter: Adapter, fused: bool) -> None:
+    """Choose the kernel of every optimiser the adapter built with `bench.adam`, on or off.
+
+    It mirrors what torch's `Adam.__init__(fused=...)` records (torch/optim/adam.py): the group's and the
+    defaults' `fused` flag, and `_step_supports_amp_scaling`. Off is `None`, torch's own default, which is
+    what `bench.adam` gave when the switch was off. The state is created lazily at the first step from the
+    group's flag, so setting it before training equals passing it to the constructor. After a checkpoint is
+    loaded its `step` counters are put where the fused kernel reads them (float32 on the parameter's
+    device), as `Optimizer.load_state_dict` does for groups saved fused. An optimiser an adapter built
+    itself (the dummy's plain Adam) keeps the adapter's choice: changing it would change its numbers."""
+    flag = True if fused else None
+    for opt in adapter.optimizers().values():
+        if not isinstance(opt, (HarnessAdam, HarnessAdamW)):
+            continue
+        opt.defaults["fused"] = flag
+        opt._step_supports_amp_scaling = fused  # read by GradScaler; Adam.__init__ sets it for fused
+        for group in opt.param_groups:
+            group["fused"] = flag
+            if not fused:
+                continue
+            for p in group["params"]:
+                st = opt.state.get(p)
+                if st and isinstance(st.get("step"), torch.Tensor):
+                    st["step"] = st["step"].to(dtype=torch.float32, device=p.device)
 
 
 def bits_per_dim(ll_nats: torch.Tensor, dims: int) -> float:

@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench import store
+from bench.result import STATUSES, RunResult
 
 ID_COLS = ["run_id", "adapter", "family", "strategy", "task", "seed", "status", "error"]
 
 
-def results_frame(results: list[dict]) -> pd.DataFrame:
+def results_frame(results: list[RunResult]) -> pd.DataFrame:
     rows = []
     for r in results:
-        row = {k: r.get(k) for k in ID_COLS}
-        row["protocol_version"] = (r.get("protocol") or {}).get("protocol_version")
-        row["suite_version"] = (r.get("spec") or {}).get("suite_version")
-        row["pretrain_cached"] = (r.get("timings") or {}).get("pretrain_cached")
-        for k, v in (r.get("metrics") or {}).items():
-            row[k] = v
+        row = {k: getattr(r, k) for k in ID_COLS}
+        row["protocol_version"] = (r.protocol or {}).get("protocol_version")
+        row["suite_version"] = r.spec.get("suite_version")
+        row["pretrain_cached"] = (r.timings or {}).get("pretrain_cached")
+        row.update(r.metrics)
         rows.append(row)
     df = pd.DataFrame(rows, columns=None if rows else ID_COLS)
     return df.sort_values(["adapter", "strategy", "seed"], kind="stable").reset_index(drop=True) if rows else df
@@ -47,6 +50,29 @@ def _t975(dof: int) -> float:
     return float(t.ppf(0.975, dof))
 
 
+@dataclass(frozen=True)
+class SeedStats:
+    """A metric over the completed seeds of one adapter × strategy: the one definition behind summary.csv and the report."""
+
+    mean: float
+    std: float  # sample std (ddof 1); NaN for one seed
+    ci95: float  # half-width of the 95% t-interval; NaN for one seed
+    n: int
+
+
+def seed_stats(values: Sequence[float]) -> SeedStats:
+    """Mean, sample std, 95% CI half-width and n of finite per-seed values (NaN where undefined).
+
+    numpy's mean and std(ddof=1), which equal pandas' Series.mean()/std() bit for bit (no bottleneck), so
+    summary.csv keeps its numbers; and no pandas per cell, so a report over 1,000 runs stays quick."""
+    n = len(values)
+    if n == 0:
+        return SeedStats(math.nan, math.nan, math.nan, 0)
+    arr = np.asarray(values, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if n > 1 else math.nan
+    return SeedStats(float(arr.mean()), std, ci95(std, n), n)
+
+
 def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Per adapter × strategy: counts by status, and mean/std/ci95/n over seeds of every metric.
     Only completed runs enter the statistics; the counts make diverged and failed runs visible."""
@@ -61,17 +87,15 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
             "strategy": strategy,
             "n_runs": len(g),
         }
-        for s in store.STATUSES:
+        for s in STATUSES:
             row[f"n_{s}"] = int((g["status"] == s).sum())
         done = g[g["status"] == "completed"]
         for m in metrics:
-            vals = done[m].dropna().astype(float)
-            n = len(vals)
-            std = float(vals.std(ddof=1)) if n > 1 else math.nan
-            row[f"{m}_mean"] = float(vals.mean()) if n else math.nan
-            row[f"{m}_std"] = std
-            row[f"{m}_ci95"] = ci95(std, n)
-            row[f"{m}_n"] = n
+            st = seed_stats(done[m].dropna().astype(float).to_numpy())
+            row[f"{m}_mean"] = st.mean
+            row[f"{m}_std"] = st.std
+            row[f"{m}_ci95"] = st.ci95
+            row[f"{m}_n"] = st.n
         out.append(row)
     return pd.DataFrame(out)
 
@@ -98,17 +122,15 @@ def suite_options(suite_dir: Path) -> dict:
 
 
 def metric_directions(names: list[str]) -> dict[str, bool | None]:
-    """higher_is_better per metric from the registry; None for an unregistered one (no direction claimed)."""
-    try:
-        from bench.metrics import METRICS
-    except Exception:  # a broken metric module must not stop the tables from being written
-        return dict.fromkeys(names)
-    return {n: (METRICS.get(n).higher_is_better if n in METRICS else None) for n in names}
+    """higher_is_better per metric from the torch-free metric table; None for one it does not know."""
+    from bench.metrics.info import metric_info
+
+    return {n: (info.higher_is_better if (info := metric_info(n)) else None) for n in names}
 
 
 def quality_metrics(df: pd.DataFrame) -> list[str]:
     """Metric columns computed from samples: cost metrics (seconds, memory, size) are not compared."""
-    from bench.metrics.cost import COST_METRICS
+    from bench.metrics.info import COST_METRICS
 
     return [m for m in metric_columns(df) if m not in COST_METRICS]
 

@@ -6,13 +6,17 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 
 from bench import store
 from bench.errors import BenchError
+
+if TYPE_CHECKING:
+    from bench.result import RunResult
+    from bench.spec import RunSpec
 
 Echo = Callable[[str], None]
 TERMINAL_METRICS = 5
@@ -70,12 +74,12 @@ def run_suite(
     failed = done = 0
     start = time.perf_counter()
 
-    def on_done(run, res: dict) -> None:
+    def on_done(run: RunSpec, res: RunResult) -> None:
         nonlocal failed, done
-        failed += res["status"] == "failed"
+        failed += res.status == "failed"
         done += 1
-        note = f" — {res.get('error')}" if res["status"] != "completed" else ""
-        echo(f"[{done}/{len(todo)}] {run.run_id}: {res['status']}{note}"[:400])
+        note = f" — {res.error}" if res.status != "completed" else ""
+        echo(f"[{done}/{len(todo)}] {run.run_id}: {res.status}{note}"[:400])
 
     EXECUTORS[executor](todo, suite_dir, str(dev) if device != "auto" else "auto", cache_dir, on_done, progress, **executor_options)
     df, summary = write_tables(suite_dir)
@@ -115,12 +119,13 @@ def load_results(runs_dir: str | Path) -> pd.DataFrame:
     return results_frame(results)
 
 
-def render_report(suite_dir: str | Path, out: str | Path | None = None, formats: tuple[str, ...] = ("html",)) -> Path:
+def render_report(suite_dir: str | Path, out: str | Path | None = None, formats: tuple[str, ...] = ("html",), warn: Echo = _quiet) -> Path:
     """Re-render the report of a run folder without training anything.
 
     formats: any of html (index.html, per-run pages, figures), md (summary.md), tex (summary.tex, booktabs)
     and csv (summary.csv with Δ vs scratch and Welch p-values), all written into `out`
     (default reports/<suite>). Returns index.html when html is asked for, else the first file written.
+    A result.json that is not a valid RunResult is left out, and `warn` gets one line naming it.
     """
     from bench.aggregate import write_tables
     from bench.report import render_report as _render
@@ -131,6 +136,7 @@ def render_report(suite_dir: str | Path, out: str | Path | None = None, formats:
     unknown = [f for f in formats if f not in ("html", "md", "tex", "csv")]
     if unknown or not formats:
         raise BenchError(f"unknown report format {', '.join(unknown) or '(none)'}", fix="use html, md, tex or csv")
+    store.list_results(suite_dir, warn)  # only to name the results that tables and report leave out
     write_tables(suite_dir)
     written = _render(suite_dir, Path(out) if out else Path("reports") / suite_dir.name, tuple(formats))
     return written.get("html") or next(iter(written.values()))

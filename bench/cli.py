@@ -122,7 +122,7 @@ def report(runs_dir: Path, out: Path | None, formats: tuple[str, ...]) -> None:
     from bench.api import render_report
     from bench.report.export import FILES
 
-    path = Path(render_report(runs_dir, out, formats=formats))
+    path = Path(render_report(runs_dir, out, formats=formats, warn=lambda msg: click.echo(f"warning: {msg}", err=True)))
     for f in dict.fromkeys(formats):
         shown = path if f == "html" else path.parent / FILES[f]
         click.echo(f"report: {shown.resolve().as_uri()}" if f == "html" else f"{f}: {shown}")

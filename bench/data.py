@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,32 +20,9 @@ import torch.nn.functional as F
 from bench.adapter import DataInfo, from_levels, to_levels
 from bench.errors import ConfigError, DataUnavailable
 from bench.registry import Registry
+from bench.spec import DatasetSpec
 
 SPLIT_SEED = 20240601  # fixed forever: changing it changes every reference statistic
-
-
-@dataclass
-class DatasetSpec:
-    """The suite's `dataset:` block (and a strategy's `source:`)."""
-
-    name: str
-    image_size: int | None = None  # None: the data set's native size
-    channels: int | None = None  # None: native; 1 or 3 converts
-    classes: list[int] | None = None  # keep only these labels
-    limit: int | None = None  # keep only the first N training images (few-shot), after `classes`
-    root: str | None = None  # where torchvision data sets live
-    download: bool = False  # allow torchvision to download into root
-    levels: int | None = None  # re-quantise to this many grey levels per channel
-
-    def __post_init__(self) -> None:
-        if self.image_size is not None and not 4 <= self.image_size <= 256:
-            raise ValueError(f"image_size must be between 4 and 256, got {self.image_size}")
-        if self.channels not in (None, 1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be a positive integer, got {self.limit}")
-        if self.levels is not None and not 2 <= self.levels <= 256:
-            raise ValueError(f"levels must be between 2 and 256, got {self.levels}")
 
 
 @dataclass
@@ -211,13 +189,19 @@ def _convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     return (x.float() * w).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
 
 
-_CACHE: dict[str, ImageData] = {}
+# Loaded data sets, keyed by the full spec (every field that changes the tensors), least recently used
+# first out. Safe to share across runs: nothing writes into an ImageData's tensors (`to()` and `reference()`
+# make new objects), so a hit is exactly what loading again would give. Bounded, because a long-lived process
+# (a notebook, a Ray worker) may load many data sets; a suite's runs share the target and a few sources.
+_CACHE: OrderedDict[str, ImageData] = OrderedDict()
+_CACHE_MAX = 8
 
 
 def load_dataset(spec: DatasetSpec, where: str = "dataset") -> ImageData:
-    """Load, convert and filter a data set. Results are memoised per process (data sets are small)."""
+    """Load, convert and filter a data set. Results are memoised per process (see _CACHE)."""
     key = repr(spec)
     if key in _CACHE:
+        _CACHE.move_to_end(key)
         return _CACHE[key]
     loader = DATASETS.get(spec.name, where=f"{where}.name")
     xtr, ytr, xte, yte, levels, num_classes = loader(spec)
@@ -244,4 +228,6 @@ def load_dataset(spec: DatasetSpec, where: str = "dataset") -> ImageData:
     meta = {"train_size": len(xtr), "test_size": len(xte), "levels": levels}
     data = ImageData(spec.name, xtr.contiguous(), ytr, xte.contiguous(), yte, levels, num_classes, meta, full_train)
     _CACHE[key] = data
+    while len(_CACHE) > _CACHE_MAX:
+        _CACHE.popitem(last=False)
     return data

@@ -62,22 +62,18 @@ def usable_cores() -> int:
     return max(1, n)
 
 
-_INTEROP_SET = False
-
-
 def configure_threads(threads: int | None) -> int:
     """Set torch's intra-op threads for a run: `threads` capped at the usable cores (more only oversubscribes
     them), or all usable cores. On an idle 2-core machine 2 threads trained the smoke models 1.2-1.8x faster
     than 1 (transformer_gan 112 vs 138 ms/step, cnn_gan 33 vs 54); on a machine shared with other jobs 1
     thread can be faster, so busy hosts should set `runner.threads: 1`. Returns the number set."""
-    global _INTEROP_SET
     n = min(threads, usable_cores()) if threads else (DEFAULT_THREADS or usable_cores())
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
-    if not _INTEROP_SET:
-        # The harness never runs ops concurrently (no torch.jit.fork), so the inter-op pool would only add
-        # idle threads. PyTorch allows setting it once, before any inter-op work; later it raises.
-        _INTEROP_SET = True
+    # The harness never runs ops concurrently (no torch.jit.fork), so the inter-op pool would only add idle
+    # threads. PyTorch allows setting it once, before any inter-op work, and raises after; torch's own count
+    # says whether it is done, so no flag of ours has to remember it (reading the count starts no pool).
+    if torch.get_num_interop_threads() != 1:
         with contextlib.suppress(RuntimeError):
             torch.set_num_interop_threads(1)
     return n

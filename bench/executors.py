@@ -22,34 +22,33 @@ import torch
 
 from bench import env, store
 from bench.errors import BenchError
-from bench.suite import RunSpec
+from bench.result import RunResult
+from bench.spec import RunSpec
 
-Callback = Callable[[RunSpec, dict], None]
+Callback = Callable[[RunSpec, RunResult], None]
 
 
-def failed_result(run: RunSpec, err: BaseException, device: str) -> dict[str, Any]:
+def failed_result(run: RunSpec, err: BaseException, device: str) -> RunResult:
     msg = f"{type(err).__name__}: {err}"
     if isinstance(err, torch.cuda.OutOfMemoryError):
         msg = f"CUDA out of memory ({str(err).splitlines()[0][:200]}); lower budget.batch_size or the adapter's size"
-    return {
-        "run_id": run.run_id,
-        "suite": run.suite,
-        "adapter": run.adapter,
-        "strategy": run.strategy,
-        "task": run.strategy_spec.task,
-        "seed": run.seed,
-        "status": "failed",
-        "error": msg.strip()[:2000],
-        "traceback": traceback.format_exc()[-20000:],
-        "metrics": {},
-        "not_applicable": {},
-        "spec": run.resolved(),
-        "env": {"versions": env.versions(), "device": device, "git_commit": env.git_commit()},
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    return RunResult(
+        run_id=run.run_id,
+        suite=run.suite,
+        adapter=run.adapter,
+        strategy=run.strategy,
+        task=run.strategy_spec.task,
+        seed=run.seed,
+        status="failed",
+        error=msg.strip()[:2000],
+        traceback=traceback.format_exc()[-20000:],
+        spec=run.resolved(),
+        env={"versions": env.versions(), "device": device, "git_commit": env.git_commit()},
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
 
 
-def execute_one(run: RunSpec, suite_dir: Path, device_name: str, cache_dir: Path, progress: bool = True) -> dict[str, Any]:
+def execute_one(run: RunSpec, suite_dir: Path, device_name: str, cache_dir: Path, progress: bool = True) -> RunResult:
     """Run one spec, turning any exception into a `failed` result.json. Safe to call in a worker process."""
     from bench.runner import run_one
 
@@ -60,7 +59,7 @@ def execute_one(run: RunSpec, suite_dir: Path, device_name: str, cache_dir: Path
         raise
     except Exception as err:  # isolation: record and carry on
         res = failed_result(run, err, env.device_name(device))
-        store.atomic_write_json(Path(suite_dir) / run.run_id / "result.json", res)
+        store.write_result(Path(suite_dir) / run.run_id, res)
         return res
     finally:
         # Free what the run held so that a long suite does not grow (and an OOM does not poison the next run).
@@ -92,17 +91,20 @@ def _module_path(mod: Any) -> str | None:
 
 
 def _shipped_modules(runs: list[RunSpec]) -> list[str]:
-    """The code Ray workers must import: the harness, the bundled baselines and any out-of-tree adapter
-    module (`module:Class`) that is not installed in site-packages."""
-    import baselines
-    import bench
+    """The code Ray workers must import: the harness, and the top-level package (or single-file module) of
+    every adapter class the registry resolved for these runs (the bundled baselines, a plugin, a user's
+    `module:Class`) and of the classes it derives from, unless installed in site-packages, where the workers
+    find it themselves."""
+    from bench.adapter import get_adapter
 
-    shipped = [p for p in (_module_path(bench), _module_path(baselines)) if p]
-    for key in sorted({r.adapter for r in runs if ":" in r.adapter}):
-        mod = sys.modules.get(key.partition(":")[0].split(".")[0])  # imported by validation on the driver
-        path = _module_path(mod) if mod is not None else None
-        if path and "site-packages" not in path and "dist-packages" not in path and path not in shipped:
-            shipped.append(path)
+    shipped = [str(Path(__file__).resolve().parent)]  # the bench package folder
+    for key in sorted({r.adapter for r in runs}):
+        cls = get_adapter(key, where=f"adapters.{key}")  # validated on the driver already: a registry hit
+        for base in cls.__mro__:  # a user's adapter may subclass a bundled one: ship that package too
+            mod = sys.modules.get(base.__module__.split(".")[0])
+            path = _module_path(mod) if mod is not None else None
+            if path and "site-packages" not in path and "dist-packages" not in path and path not in shipped:
+                shipped.append(path)
     return shipped
 
 
@@ -171,7 +173,7 @@ def run_ray(
                     res = ray.get(ref)
                 except Exception as err:  # the worker itself died (killed, lost node): record it, keep going
                     res = failed_result(run, err, "ray worker")
-                    store.atomic_write_json(suite_dir / run.run_id / "result.json", res)
+                    store.write_result(suite_dir / run.run_id, res)
                 on_done(run, res)
     except BaseException:
         # Ctrl-C (or any driver error): stop the runs still queued or running; their checkpoints let a

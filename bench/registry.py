@@ -19,8 +19,12 @@ class Registry(Generic[T]):
 
     def _ensure_loaded(self) -> None:
         if not self._loaded and self._loader is not None:
-            self._loaded = True
-            self._loader()
+            self._loaded = True  # first, so a loader that looks entries up does not recurse
+            try:
+                self._loader()
+            except BaseException:
+                self._loaded = False  # a failed load is retried (and fails loudly) rather than left half done
+                raise
 
     def add(self, key: str, obj: T) -> T:
         if key in self._items and self._items[key] is not obj:

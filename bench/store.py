@@ -12,74 +12,48 @@ Layout (the run folder is the unit of resume and of distribution):
 from __future__ import annotations
 
 import io
-import json
-import os
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-DONE_STATUSES = ("completed", "diverged", "not_applicable")
-STATUSES = (*DONE_STATUSES, "failed")
+# Re-exported: callers of the run layer keep writing through `store.atomic_write_json` and friends.
+from bench.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json  # noqa: F401
+from bench.result import DONE_STATUSES, STATUSES, InvalidResult, RunResult  # noqa: F401
+
+Warn = Callable[[str], None]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers see old or new, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "item"):
-        return o.item()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    # allow_nan=False keeps files strict JSON; non-finite numbers must be None before this.
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=False) + "\n")
-
-
-def read_json(path: Path) -> dict | None:
-    """A parsed JSON object, or None when missing, truncated or corrupt (never trusted then)."""
-    try:
-        obj = json.loads(Path(path).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def read_result(run_dir: Path) -> dict | None:
+def read_result(run_dir: Path, warn: Warn | None = None) -> RunResult | None:
     """A run's result, or None when it is missing or not trustworthy: unparsable, another run's
-    (run_id is the folder name), an unknown status, or metrics that are not a name → number mapping."""
+    (run_id is the folder name), or not the shape of a RunResult (a field of the wrong type, an unknown
+    status, metrics that are not a name -> number mapping). `warn` hears why a present file was rejected."""
     run_dir = Path(run_dir)
-    res = read_json(run_dir / "result.json")
-    if res is None or res.get("status") not in STATUSES or res.get("run_id") != run_dir.name:
+    path = run_dir / "result.json"
+    obj = read_json(path)
+    if obj is None:
+        if warn is not None and path.is_file():
+            warn(f"{path}: not a JSON object; skipped (the run is redone on the next `bench run`)")
         return None
-    metrics = res.get("metrics")
-    if not isinstance(metrics, dict) or not all(v is None or isinstance(v, int | float) for v in metrics.values()):
+    try:
+        res = RunResult.from_json(obj)
+    except InvalidResult as err:
+        if warn is not None:
+            warn(f"{path}: {err}; skipped (the run is redone on the next `bench run`)")
+        return None
+    if res.run_id != run_dir.name:
+        if warn is not None:
+            warn(f"{path}: run_id {res.run_id!r} is not its folder's name; skipped")
         return None
     return res
 
 
 def is_done(run_dir: Path) -> bool:
     res = read_result(run_dir)
-    return res is not None and res["status"] in DONE_STATUSES
+    return res is not None and res.done
+
+
+def write_result(run_dir: Path, result: RunResult) -> None:
+    atomic_write_json(Path(run_dir) / "result.json", result.to_json())  # last: its presence means done
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -113,11 +87,11 @@ def remove_partial_writes(run_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def list_results(suite_dir: Path) -> list[dict]:
-    """Every readable result.json under a suite folder, in run_id order."""
+def list_results(suite_dir: Path, warn: Warn | None = None) -> list[RunResult]:
+    """Every readable result.json under a suite folder, in run_id order; `warn` hears about the others."""
     out = []
     for p in sorted(Path(suite_dir).glob("*/result.json")):
-        res = read_result(p.parent)
+        res = read_result(p.parent, warn)
         if res is not None:
             out.append(res)
     return out

@@ -88,38 +88,34 @@ def run_spec(adapter: str, steps: int, batch_size: int, image_size: int | None =
 
 def prepared(spec, device, out_dir, progress: bool = False):
     """(runner, adapter, data, generator) exactly as Runner.run() prepares them before its loop: seeded,
-    fused-optimiser flag set before the adapter is built, fast path (layouts, TF32) applied after."""
+    and the adapter built with the run's fast path (layouts, fused Adam, TF32)."""
     from pathlib import Path
 
     import torch
 
-    from bench import adapter as adapter_mod
     from bench import env
     from bench.data import load_dataset
-    from bench.runner import Runner, apply_fast_path, build_adapter
+    from bench.runner import Runner, build_adapter
 
     runner = Runner(spec, Path(out_dir), device, Path(out_dir) / ".cache", progress=progress)
     env.seed_everything(spec.seed)
-    adapter_mod.FUSED_OPTIM["enabled"] = runner.fast.fused_optim
     data = load_dataset(spec.dataset).to(device)
-    adapter = build_adapter(spec, data, device)
-    apply_fast_path(runner.fast, adapter, device)
+    adapter = build_adapter(spec, data, device, runner.fast)
     gen = torch.Generator(device=device).manual_seed(spec.seed)
     return runner, adapter, data, gen
 
 
 def harness_loop(spec, device, out_dir, progress: bool = False) -> Timing:
-    """Time Runner._loop: the harness's training loop with its flushes, divergence checks and progress bar.
+    """Time Runner.train: the harness's training loop with its flushes, divergence checks and progress bar.
     The final evaluation is left out (the loops it is compared with evaluate nothing)."""
     import torch
 
     from bench.runner import LoopState
 
     runner, adapter, data, gen = prepared(spec, device, out_dir, progress)
-    runner._final_eval = lambda *a: None  # type: ignore[method-assign]
 
     def go() -> None:
-        runner._loop(adapter, data, LoopState(), gen)
+        runner.train(adapter, data, LoopState(), gen)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 

@@ -14,7 +14,7 @@ as pytorch/examples/dcgan/main.py does:
 Two differences are in the plain loop's favour: drop_last=True (every step has the full batch, as in
 ours), and no image files saved every 100 iterations.
 
-The harness side is Runner._loop with the suite's default `runner:` block (fused Adam; on CUDA also bf16
+The harness side is Runner.train with the suite's default `runner:` block (fused Adam; on CUDA also bf16
 autocast, TF32 and channels_last), data resident on the device, losses synced every 25 steps. Both sides
 use the same intra-op threads. Targets: >= 1.5x on CPU, >= 3x on CUDA.
 

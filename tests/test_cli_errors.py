@@ -139,8 +139,8 @@ def test_external_weights_with_wrong_sha256_fail_that_run_only(tmp_path: Path) -
     path = write(tmp_path, yaml.safe_dump(suite))
     res = invoke("run", str(path), "--out", str(tmp_path / "runs"), "--reports", str(tmp_path / "rep"), "--quiet", "--device", "cpu")
     assert res.exit_code == 1, res.output  # a run did not complete; the suite itself was valid
-    results = {r["strategy"]: r for r in store.list_results(tmp_path / "runs" / "errs")}
-    assert results["scratch"]["status"] == "completed"
+    results = {r.strategy: r for r in store.list_results(tmp_path / "runs" / "errs")}
+    assert results["scratch"].status == "completed"
     ext = results["ext"]
-    assert ext["status"] == "failed"
-    assert "sha256 mismatch" in ext["error"] and wrong in ext["error"] and "strategies.ext.sha256" in ext["error"]
+    assert ext.status == "failed"
+    assert "sha256 mismatch" in ext.error and wrong in ext.error and "strategies.ext.sha256" in ext.error

@@ -253,7 +253,7 @@ def test_every_strategy_sees_the_same_data_order_and_latents(tmp_path: Path, mon
             # The trained model is the instance that was sampled; a pretraining copy never is.
             (log,) = [v for v in seen.values() if v["sample"]]
             logs[(strategy, seed)] = log
-    assert all(r["status"] == "completed" for r in store.list_results(tmp_path / "crn"))
+    assert all(r.status == "completed" for r in store.list_results(tmp_path / "crn"))
     for seed in (0, 1):
         assert len(logs[("scratch", seed)]["train"]) == 4
         assert logs[("scratch", seed)] == logs[("gen", seed)]

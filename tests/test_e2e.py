@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -20,10 +21,22 @@ def _suite_file(tmp_path: Path, suite: dict) -> Path:
 
 
 def _run(tmp_path: Path, suite_path: Path, *extra: str, out: str = "runs"):
-    args = ["run", str(suite_path), "--out", str(tmp_path / out), "--reports", str(tmp_path / "reports"), "--device", "cpu", "--quiet", *extra]
+    args = [
+        "run",
+        str(suite_path),
+        "--out",
+        str(tmp_path / out),
+        "--reports",
+        str(tmp_path / "reports"),
+        "--device",
+        "cpu",
+        "--quiet",
+        *extra,
+    ]
     return CliRunner().invoke(main, args, catch_exceptions=False)
 
 
+@pytest.mark.slow  # end to end
 def test_tiny_suite_end_to_end(tmp_path, tiny_suite):
     tiny_suite["seeds"] = [0, 1]
     tiny_suite["eval"]["metrics"] = ["bpd", "fid_domain"]
@@ -50,13 +63,15 @@ def test_tiny_suite_end_to_end(tmp_path, tiny_suite):
     assert (tmp_path / "reports" / "tiny" / "index.html").is_file()
     assert "report: file://" in res.output and "bpd" in res.output
 
-    # A rerun of a finished suite skips everything.
+    # A rerun of a finished suite skips everything and leaves the finished results untouched.
+    before = (runs[0] / "result.json").read_text()
+    mtimes = [(r / "result.json").stat().st_mtime_ns for r in runs]
     t = time.perf_counter()
     again = _run(tmp_path, path)
     assert again.exit_code == 0 and "2 already done" in again.output
     assert time.perf_counter() - t < 10
-    before = (runs[0] / "result.json").read_text()
     assert (runs[0] / "result.json").read_text() == before
+    assert [(r / "result.json").stat().st_mtime_ns for r in runs] == mtimes
 
     # --force reruns, and on CPU the same seed gives bit-identical metrics.
     forced = _run(tmp_path, path, "--force", "--only", "dummy-scratch-s0*")
@@ -66,6 +81,7 @@ def test_tiny_suite_end_to_end(tmp_path, tiny_suite):
         assert a[k] == b[k], k
 
 
+@pytest.mark.slow  # end to end
 def test_half_written_run_is_redone(tmp_path, tiny_suite):
     path = _suite_file(tmp_path, tiny_suite)
     assert _run(tmp_path, path).exit_code == 0
@@ -94,6 +110,7 @@ def test_validate_and_list(tmp_path, tiny_suite):
     assert "fid_domain" in CliRunner().invoke(main, ["list", "metrics"]).output
 
 
+@pytest.mark.slow  # end to end
 def test_report_regenerates_without_training(tmp_path, tiny_suite):
     path = _suite_file(tmp_path, tiny_suite)
     assert _run(tmp_path, path).exit_code == 0

@@ -34,6 +34,26 @@ def report_count():
     print(f"\nfuzz cases tried: {sum(CASES.values())} ({', '.join(f'{k}: {v}' for k, v in CASES.items())})")
 
 
+def tried_at_least(kind: str, floor: int):
+    """Turn a hypothesis test into a pytest test that also checks it really tried `floor` cases of `kind`.
+
+    The check lives in the same test, so it holds however the file is run (alone, filtered with -k, or in
+    any order): a settings profile or a strategy change that silently shrinks the fuzzing fails here."""
+
+    def deco(fuzz):
+        def test(folder: Path) -> None:  # no functools.wraps: pytest would then ask for the fuzzed arguments
+            before = CASES.get(kind, 0)
+            fuzz(folder)
+            tried = CASES.get(kind, 0) - before
+            assert tried >= floor, f"{fuzz.__name__} tried {tried} {kind} cases, fewer than {floor}"
+
+        test.__name__ = test.__qualname__ = fuzz.__name__
+        test.__doc__ = fuzz.__doc__
+        return test
+
+    return deco
+
+
 def validate(folder: Path, content: str | bytes, kind: str) -> None:
     CASES[kind] = CASES.get(kind, 0) + 1
     path = folder / f"suite{next(_files)}.yaml"
@@ -56,12 +76,14 @@ KEYWORDS = st.sampled_from(
 )
 
 
+@tried_at_least("yaml_text", 220)
 @FUZZ
 @given(body=st.lists(st.one_of(YAMLISH, KEYWORDS), max_size=6).map("".join))
 def test_random_yaml_text(folder: Path, body: str) -> None:
     validate(folder, body, "yaml_text")
 
 
+@tried_at_least("bytes", 220)
 @FUZZ
 @given(data=st.binary(max_size=200))
 def test_random_bytes(folder: Path, data: bytes) -> None:
@@ -164,13 +186,8 @@ def base_file(folder: Path) -> None:
     (folder / "base.yaml").write_text("name: base\ndataset: {name: digits}\nadapters: {dummy: {}}\nbudget: {steps: 5}\n")
 
 
+@tried_at_least("valid_shaped", 360)
 @settings(FUZZ, max_examples=400)
 @given(suite=suites)
 def test_valid_shaped_suites_with_random_values(folder: Path, suite: dict) -> None:
     validate(folder, yaml.safe_dump(suite, allow_unicode=True), "valid_shaped")
-
-
-def test_enough_cases_were_tried() -> None:
-    # Runs last in this file; guards against a settings change silently disabling the fuzzing.
-    if len(CASES) == 3:
-        assert sum(CASES.values()) >= 800, CASES

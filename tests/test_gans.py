@@ -59,8 +59,8 @@ def test_parts_roles_and_dims(cls, cfg, feat: int) -> None:
     adapter, info = _make(cls, 8, 1, **cfg)
     parts = adapter.parts()
     g, d = parts["generator"], parts["discriminator"]
-    assert (g.role, g.dim, d.role, d.dim) == ("decoder", 8, "encoder", feat)
-    img = g.module(torch.randn(2, g.dim))
+    assert (g.role, g.latent_dim, d.role, d.features) == ("decoder", 8, "encoder", feat)
+    img = g.module(torch.randn(2, g.latent_dim))
     assert img.shape == (2, *info.shape) and img.abs().max() <= 1
     assert d.module(img).shape == (2, feat)
     # Every parameter of a part sits in some block, except the final norm of a ViT (trained by FreezeD too).

@@ -2,11 +2,13 @@
 
 CUDA tests skip cleanly without a GPU. Everything that can run on a CPU does, so the GPU-only decisions are
 at least checked for logic here: the switches chosen for a CUDA device, the layout alignment fused Adam
-needs, channels_last batches, bit-exact resume with the CPU fast path, and `runner: {compile: true}`.
+needs, channels_last batches, bit-exact resume with the CPU fast path, `runner: {compile: true}`, and that
+the fused-Adam choice is made per adapter and never leaks from one run to the next in a process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -20,7 +22,11 @@ from bench.runner import FastPath, align_optimizer_state, fast_path
 from bench.suite import expand, load_suite
 
 CUDA = torch.cuda.is_available()
-needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+
+
+def needs_cuda(test):
+    """A CUDA test: marked `gpu` (so `-m "not gpu"` deselects it) and skipped without a GPU."""
+    return pytest.mark.gpu(pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")(test))
 
 
 def gan_suite(name: str, **runner) -> dict:
@@ -149,6 +155,62 @@ def test_compile_on_cpu_records_compile_time(tmp_path: Path) -> None:
     assert res["metrics"]["total_seconds"] == pytest.approx(t["pretrain"] + t["train"] + t["compile"])
 
 
+# --- the fused-optimiser choice: explicit per adapter, nothing left behind between runs ---------------------
+def _fused_flags(adapter) -> list:
+    return [g["fused"] for opt in adapter.optimizers().values() for g in opt.param_groups]
+
+
+def _kernels_of_one_step(adapter, data, fast, monkeypatch) -> set[str]:
+    """The Adam implementations torch ran for one training step of `adapter`."""
+    import torch.optim.adam as adam_impl
+
+    used: set[str] = set()
+    for name in ("_fused_adam", "_single_tensor_adam", "_multi_tensor_adam"):
+        real = getattr(adam_impl, name)
+        monkeypatch.setattr(adam_impl, name, lambda *a, _r=real, _n=name, **k: (used.add(_n), _r(*a, **k))[1])
+    batch = Batch(data.train_x[:16], data.train_y[:16], data.levels, memory_format=fast.memory_format)
+    adapter.train_step(batch, 0)
+    monkeypatch.undo()
+    return used
+
+
+def test_fused_choice_is_per_adapter_and_never_leaks(monkeypatch) -> None:
+    """Adapters built in one process with fused Adam on, off, then on again: each optimiser runs the kernel
+    of its own run, whatever was built before or after it. A checkpoint's optimiser state, which brings its
+    own param groups, takes the loading run's choice. The dummy's own torch Adam is the adapter's business."""
+    from bench.data import load_dataset
+    from bench.runner import apply_fast_path, build_adapter
+
+    cpu = torch.device("cpu")
+    (on,) = expand(load_suite(gan_suite("fused_on")))
+    (off,) = expand(load_suite(gan_suite("fused_off", fused_optim=False)))
+    fast_on, fast_off = fast_path(on, cpu), fast_path(off, cpu)
+    assert fast_on.fused_optim and not fast_off.fused_optim
+    data = load_dataset(on.dataset)
+    first = build_adapter(on, data, cpu, fast_on)
+    plain = build_adapter(off, data, cpu, fast_off)
+    again = build_adapter(on, data, cpu, fast_on)
+    assert _fused_flags(first) == _fused_flags(again) == [True, True] and _fused_flags(plain) == [None, None]
+    assert _kernels_of_one_step(plain, data, fast_off, monkeypatch) == {"_single_tensor_adam"}
+    assert _kernels_of_one_step(first, data, fast_on, monkeypatch) == {"_fused_adam"}  # built before `plain`
+    assert _kernels_of_one_step(again, data, fast_on, monkeypatch) == {"_fused_adam"}
+
+    # Resume across a changed switch: the loaded groups say what the saving run chose; the loader's choice wins.
+    plain.load_state_dict(first.state_dict())
+    assert _fused_flags(plain) == [True, True]  # what torch restores
+    apply_fast_path(fast_off, plain, cpu)
+    assert _fused_flags(plain) == [None, None]
+    assert _kernels_of_one_step(plain, data, fast_off, monkeypatch) == {"_single_tensor_adam"}
+    again.load_state_dict(plain.state_dict())
+    apply_fast_path(fast_on, again, cpu)
+    assert _fused_flags(again) == [True, True]
+    assert _kernels_of_one_step(again, data, fast_on, monkeypatch) == {"_fused_adam"}
+
+    dummy_run = dataclasses.replace(on, adapter="dummy", adapter_config={})
+    dummy = build_adapter(dummy_run, data, cpu, fast_on)
+    assert _fused_flags(dummy) == [None]
+
+
 # --- on a GPU -------------------------------------------------------------------------------------
 @needs_cuda
 @pytest.mark.parametrize("runner", [{}, {"compile": True}, {"amp": False, "tf32": False, "channels_last": False, "fused_optim": False}])
@@ -166,17 +228,14 @@ def test_cnn_gan_on_cuda(tmp_path: Path, runner: dict) -> None:
 
 @needs_cuda
 def test_cuda_fast_path_applies_layout_and_kernels(tmp_path: Path) -> None:
-    from bench import adapter as adapter_mod
     from bench.data import load_dataset
-    from bench.runner import Runner, apply_fast_path, build_adapter
+    from bench.runner import Runner, build_adapter
 
     (spec,) = expand(load_suite(gan_suite("gpu_layout")))
     dev = torch.device("cuda")
     runner = Runner(spec, tmp_path, dev, tmp_path / ".cache", progress=False)
-    adapter_mod.FUSED_OPTIM["enabled"] = runner.fast.fused_optim
     data = load_dataset(spec.dataset).to(dev)
-    adapter = build_adapter(spec, data, dev)
-    apply_fast_path(runner.fast, adapter, dev)
+    adapter = build_adapter(spec, data, dev, runner.fast)
     conv = next(m for m in adapter.G.modules() if isinstance(m, torch.nn.ConvTranspose2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert all(g.get("fused") for g in adapter.opt_g.param_groups)

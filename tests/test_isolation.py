@@ -18,6 +18,8 @@ from click.testing import CliRunner
 from bench import store
 from bench.cli import main
 
+pytestmark = pytest.mark.slow  # every test here runs a suite end to end
+
 MODULE = "iso_adapters_under_test"
 
 SOURCE = textwrap.dedent(
@@ -94,7 +96,7 @@ def cli_run(tmp_path: Path, data: dict) -> tuple[int, str, dict[str, dict]]:
     out = tmp_path / "runs"
     res = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--reports", str(tmp_path / "rep"), "--quiet", "--device", "cpu"])
     assert res.exception is None or isinstance(res.exception, SystemExit), res.output
-    results = {r["adapter"]: r for r in store.list_results(out / data["name"])}
+    results = {r.adapter: r for r in store.list_results(out / data["name"])}
     return res.exit_code, res.output, results
 
 
@@ -104,11 +106,11 @@ def test_exception_in_one_run_is_recorded_and_others_continue(tmp_path: Path) ->
     assert code == 1, output
     assert "1 run(s) failed" in output
     broken = results[f"{MODULE}:Broken"]
-    assert broken["status"] == "failed"
-    assert broken["error"] == "RuntimeError: boom: deliberately broken adapter"
-    assert "Traceback (most recent call last)" in broken["traceback"]
-    assert "in train_step" in broken["traceback"] and "boom" in broken["traceback"]
-    assert results["dummy"]["status"] == "completed"
+    assert broken.status == "failed"
+    assert broken.error == "RuntimeError: boom: deliberately broken adapter"
+    assert "Traceback (most recent call last)" in broken.traceback
+    assert "in train_step" in broken.traceback and "boom" in broken.traceback
+    assert results["dummy"].status == "completed"
     rows = (tmp_path / "runs" / "iso_broken" / "results.csv").read_text()
     assert "failed" in rows and "completed" in rows  # both are in the table
 
@@ -117,10 +119,10 @@ def test_cuda_oom_fails_that_run_frees_memory_and_suite_continues(tmp_path: Path
     code, output, results = cli_run(tmp_path, suite("iso_oom", {f"{MODULE}:OutOfMemory": {}, "dummy": {}}))
     assert code == 1, output
     oom = results[f"{MODULE}:OutOfMemory"]
-    assert oom["status"] == "failed"
-    assert oom["error"].startswith("CUDA out of memory")
-    assert "lower budget.batch_size" in oom["error"]  # says what to do about it
-    assert results["dummy"]["status"] == "completed"
+    assert oom.status == "failed"
+    assert oom.error.startswith("CUDA out of memory")
+    assert "lower budget.batch_size" in oom.error  # says what to do about it
+    assert results["dummy"].status == "completed"
     gc.collect()
     built = [ref for name, ref in sys.modules[MODULE].ALIVE if name == "OutOfMemory"]
     assert built, "the OOM adapter was never built"
@@ -131,18 +133,18 @@ def test_nonfinite_loss_is_diverged_with_step(tmp_path: Path) -> None:
     code, output, results = cli_run(tmp_path, suite("iso_nan", {f"{MODULE}:NaN": {}, "dummy": {}}))
     assert code == 0, output  # a diverged model is a result, not a failure
     res = results[f"{MODULE}:NaN"]
-    assert res["status"] == "diverged"
-    assert res["diverged_at"] == 7  # train_step(step=6) is the 7th step
-    assert "step 7" in res["error"] and "nan" in res["error"]
-    assert results["dummy"]["status"] == "completed"
+    assert res.status == "diverged"
+    assert res.diverged_at == 7  # train_step(step=6) is the 7th step
+    assert "step 7" in res.error and "nan" in res.error
+    assert results["dummy"].status == "completed"
     # result.json stays strict JSON even though a loss was NaN
-    json.loads((tmp_path / "runs" / "iso_nan" / res["run_id"] / "result.json").read_text(), parse_constant=pytest.fail)
+    json.loads((tmp_path / "runs" / "iso_nan" / res.run_id / "result.json").read_text(), parse_constant=pytest.fail)
 
 
 def test_diverge_threshold(tmp_path: Path) -> None:
     code, output, results = cli_run(tmp_path, suite("iso_thr", {f"{MODULE}:Exploding": {}}, diverge_threshold=1000.0))
     assert code == 0, output
     (res,) = results.values()
-    assert res["status"] == "diverged"
-    assert res["diverged_at"] == 4  # 10^3 is not above 1000; 10^4 is
-    assert res["steps_done"] == 4
+    assert res.status == "diverged"
+    assert res.diverged_at == 4  # 10^3 is not above 1000; 10^4 is
+    assert res.steps_done == 4

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from baselines._tokens import PixelTokens
 from baselines.lstm_seq import LSTMSeq
 from baselines.transformer_seq import TransformerSeq
 from baselines.vae import VAE
 from bench import schema
 from bench.adapter import Batch, DataInfo, bits_per_dim, from_levels, to_levels
+from bench.tokens import PixelTokens
 
 CPU = torch.device("cpu")
 TINY = {

@@ -101,13 +101,13 @@ def test_cache_hit_identical_and_corrupt_file_retrained(digits, tmp_path):
     path = tmp_path / "domain" / f"{first.hash}.safetensors"
     flip_last_bit = lambda b: b[:-1] + bytes([b[-1] ^ 1])  # noqa: E731
     for corrupt in (lambda b: b"not a safetensors file", flip_last_bit):
-        dom._MEMO.clear()
+        dom.forget_classifiers()
         hit = dom.get_domain_classifier(digits, "cpu", tmp_path, cfg)  # from disk, not from memory
         assert hit is not first and hit.describe() == first.describe()
         for k, v in first.extractor.state_dict().items():
             assert torch.equal(v, hit.extractor.state_dict()[k])
         path.write_bytes(corrupt(path.read_bytes()))  # garbage, then a single flipped bit that still parses
-        dom._MEMO.clear()
+        dom.forget_classifiers()
         again = dom.get_domain_classifier(digits, "cpu", tmp_path, cfg)
         raw = path.read_bytes()
         assert st_load(raw)  # the cache file is whole again, and its record describes it

@@ -19,6 +19,8 @@ from bench.cli import main  # noqa: E402
 from bench.executors import _runtime_envs, _shipped_modules, check_gpus_per_run  # noqa: E402
 from bench.suite import expand, load_suite  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a local Ray cluster and suites run through it
+
 MODULE = "ray_adapters_under_test"
 SOURCE = textwrap.dedent(
     """
@@ -68,8 +70,8 @@ def bench_run(tmp_path: Path, *args: str):
 def comparable(res: dict) -> dict:
     from bench.metrics.cost import COST_METRICS
 
-    quality = {k: v for k, v in res["metrics"].items() if k not in COST_METRICS or k == "params"}
-    return {"status": res["status"], "error": res["error"], "metrics": quality, "first_losses": res.get("first_losses")}
+    quality = {k: v for k, v in res.metrics.items() if k not in COST_METRICS or k == "params"}
+    return {"status": res.status, "error": res.error, "metrics": quality, "first_losses": res.first_losses}
 
 
 def test_ray_executor_matches_local(cluster, tmp_path: Path) -> None:
@@ -78,15 +80,15 @@ def test_ray_executor_matches_local(cluster, tmp_path: Path) -> None:
     # One run raises in both: exit 1, and every other run still finishes.
     assert local.exit_code == 1, local.output
     assert remote.exit_code == 1, remote.output
-    a = {r["run_id"]: r for r in store.list_results(tmp_path / "local" / "ray_tiny")}
-    b = {r["run_id"]: r for r in store.list_results(tmp_path / "ray" / "ray_tiny")}
+    a = {r.run_id: r for r in store.list_results(tmp_path / "local" / "ray_tiny")}
+    b = {r.run_id: r for r in store.list_results(tmp_path / "ray" / "ray_tiny")}
     assert sorted(a) == sorted(b) and len(a) == 2
     for run_id in a:
         assert comparable(a[run_id]) == comparable(b[run_id]), run_id
-    statuses = sorted(r["status"] for r in b.values())
+    statuses = sorted(r.status for r in b.values())
     assert statuses == ["completed", "failed"]
-    failed = next(r for r in b.values() if r["status"] == "failed")
-    assert "boom on a ray worker" in failed["traceback"]
+    failed = next(r for r in b.values() if r.status == "failed")
+    assert "boom on a ray worker" in failed.traceback
     assert (tmp_path / "ray" / "ray_tiny" / "results.csv").is_file()
     # Resume works across executors: a second Ray pass finds the completed runs done and redoes only failures.
     again = bench_run(tmp_path, "--out", str(tmp_path / "ray"), "--executor", "ray", "--only", "dummy-*")

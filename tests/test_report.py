@@ -27,6 +27,7 @@ from bench import store
 from bench.report import export, stats
 from bench.report.render import render_report
 from bench.report.stats import MetricMeta
+from bench.result import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 XSS = "<script>alert(1)</script>"
@@ -61,6 +62,11 @@ def make_result(adapter: str, strategy: str, seed: int, status: str = "completed
         "finished_at": "2026-01-01T00:00:00+0000",
         **extra,
     }
+
+
+def typed(results: list[dict]) -> list[RunResult]:
+    """The results as the report reads them from disk."""
+    return [RunResult.from_json(r) for r in results]
 
 
 def write_suite(root: Path, results: list[dict], suite_yaml: str = "name: t\n") -> Path:
@@ -113,7 +119,7 @@ def test_single_seed_cells_get_no_best_and_no_delta():
         make_result("cnn_gan", "supervised", 0, metrics={"fid_domain": 20.0}),
         make_result("cnn_gan", "autoencode", 0, metrics={"fid_domain": 30.0}),
     ]
-    rows = rows_by_key(stats.build_rows(res, ["fid_domain"], META))
+    rows = rows_by_key(stats.build_rows(typed(res), ["fid_domain"], META))
     assert not any(r.cells["fid_domain"].best for r in rows.values())
     sup = rows[("cnn_gan", "supervised")].cells["fid_domain"]
     assert sup.delta is None and sup.p is None and sup.stars == "" and sup.n_pairs == 1
@@ -121,12 +127,12 @@ def test_single_seed_cells_get_no_best_and_no_delta():
 
 def test_best_follows_direction_and_ties_and_unknown():
     res = grid_results()
-    rows = rows_by_key(stats.build_rows(res, ["fid_domain"], META))
+    rows = rows_by_key(stats.build_rows(typed(res), ["fid_domain"], META))
     assert rows[("cnn_gan", "supervised")].cells["fid_domain"].best  # lower fid wins
     assert not rows[("cnn_gan", "scratch")].cells["fid_domain"].best
-    flipped = rows_by_key(stats.build_rows(res, ["fid_domain"], {"fid_domain": MetricMeta("fid_domain", True)}))
+    flipped = rows_by_key(stats.build_rows(typed(res), ["fid_domain"], {"fid_domain": MetricMeta("fid_domain", True)}))
     assert flipped[("cnn_gan", "scratch")].cells["fid_domain"].best
-    unknown = rows_by_key(stats.build_rows(res, ["fid_domain"], {"fid_domain": MetricMeta("fid_domain", None)}))
+    unknown = rows_by_key(stats.build_rows(typed(res), ["fid_domain"], {"fid_domain": MetricMeta("fid_domain", None)}))
     assert not any(c.cells["fid_domain"].best for c in unknown.values())
     # vae has one strategy with numbers: nothing to be best of; equal total_seconds everywhere would tie.
     assert not rows[("vae", "scratch")].cells["fid_domain"].best
@@ -135,7 +141,7 @@ def test_best_follows_direction_and_ties_and_unknown():
 def test_paired_delta_against_scratch():
     from scipy.stats import ttest_rel
 
-    rows = rows_by_key(stats.build_rows(grid_results(), ["fid_domain"], META))
+    rows = rows_by_key(stats.build_rows(typed(grid_results()), ["fid_domain"], META))
     sup, base = rows[("cnn_gan", "supervised")].cells["fid_domain"], rows[("cnn_gan", "scratch")].cells["fid_domain"]
     assert base.baseline and base.delta is None
     assert sup.delta == pytest.approx(30.1666667 - 41.0)
@@ -146,7 +152,7 @@ def test_paired_delta_against_scratch():
 
 
 def test_na_and_failed_cells_say_why():
-    rows = rows_by_key(stats.build_rows(grid_results(), ["fid_domain", "bpd"], META))
+    rows = rows_by_key(stats.build_rows(typed(grid_results()), ["fid_domain", "bpd"], META))
     assert rows[("cnn_gan", "scratch")].cells["bpd"].na == "GANs have no likelihood"
     sup = rows[("vae", "supervised")]
     assert sup.counts == {"completed": 0, "diverged": 1, "failed": 1, "not_applicable": 0}
@@ -157,7 +163,7 @@ def test_na_and_failed_cells_say_why():
 
 # --- exports --------------------------------------------------------------------------------------
 def test_markdown_export(tmp_path):
-    rows = stats.build_rows(grid_results(), ["fid_domain", "bpd", "total_seconds"], META)
+    rows = stats.build_rows(typed(grid_results()), ["fid_domain", "bpd", "total_seconds"], META)
     md = export.to_markdown("t|x", rows, ["fid_domain", "bpd"], ["total_seconds"], META)
     assert "| adapter | strategy | runs done | fid\\_domain ↓ | bpd ↓ |" in md
     assert "**30.2 ± 1.9** (n=3) Δ−10.8\\*" in md
@@ -174,7 +180,7 @@ def test_latex_export_is_booktabs_and_escaped():
     res = grid_results()
     for r in res:
         r["adapter"] = r["adapter"].replace("cnn_gan", "cnn_gan&50%$#{}~^\\")
-    rows = stats.build_rows(res, ["fid_domain", "total_seconds"], META)
+    rows = stats.build_rows(typed(res), ["fid_domain", "total_seconds"], META)
     tex = export.to_latex("my_suite", rows, ["fid_domain", "total_seconds"], META)
     for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}", r"\end{table}"):
         assert rule in tex
@@ -360,6 +366,7 @@ def console_errors(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if "Uncaught" in ln or ("CONSOLE" in ln and ("error" in ln.lower() or "ERROR:CONSOLE" in ln))]
 
 
+@pytest.mark.slow  # end to end
 def test_report_in_headless_chromium(tmp_path):
     if not CHROMIUM.exists():
         pytest.skip("chromium not installed (/usr/bin/chromium); apt-get install -y chromium")
@@ -408,7 +415,7 @@ VMETA = {
 def test_verdict_calls_only_what_resolves():
     from bench.report.verdict import build_verdict
 
-    res = verdict_results()
+    res = typed(verdict_results())
     comp = stats.comparisons_for(res, VMETA)
     v = build_verdict(comp, "fid_domain", VMETA, res, None)
     assert v is not None and v.baseline == "scratch" and v.strategies == ["noise", "sup$x", "two"]
@@ -460,5 +467,6 @@ def test_heatmap_labels_are_plain_text(tmp_path):
     res = verdict_results()
     for r in res:
         r["strategy"] = r["strategy"].replace("noise", "a$b^c_d")
+    res = typed(res)
     v = build_verdict(stats.comparisons_for(res, VMETA), "fid_domain", VMETA, res, None)
     assert verdict_heatmap(v, tmp_path / "v.png") and (tmp_path / "v.png").stat().st_size > 5000

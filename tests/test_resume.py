@@ -19,6 +19,8 @@ import yaml
 from bench import store
 from bench.api import run_suite
 
+pytestmark = pytest.mark.slow  # every test here trains and interrupts real runs
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -60,7 +62,7 @@ def quality(res: dict) -> dict:
     """Metrics that are a function of the run's numbers; wall-clock cost metrics can never be identical."""
     from bench.metrics.cost import COST_METRICS
 
-    return {k: v for k, v in res["metrics"].items() if k not in COST_METRICS or k == "params"}
+    return {k: v for k, v in res.metrics.items() if k not in COST_METRICS or k == "params"}
 
 
 def history_numbers(run_dir: Path) -> list[dict]:
@@ -69,12 +71,12 @@ def history_numbers(run_dir: Path) -> list[dict]:
 
 
 def assert_same_run(a: dict, b: dict, dir_a: Path, dir_b: Path) -> None:
-    assert a["run_id"] == b["run_id"]
-    assert a["status"] == b["status"] == "completed"
+    assert a.run_id == b.run_id
+    assert a.status == b.status == "completed"
     assert quality(a) == quality(b)  # exact equality, not approx: CPU runs are deterministic
-    assert a["first_losses"] == b["first_losses"]
-    assert a["steps_done"] == b["steps_done"]
-    assert history_numbers(dir_a / a["run_id"]) == history_numbers(dir_b / b["run_id"])
+    assert a.first_losses == b.first_losses
+    assert a.steps_done == b.steps_done
+    assert history_numbers(dir_a / a.run_id) == history_numbers(dir_b / b.run_id)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +84,7 @@ def reference(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
     """An uninterrupted two-seed run, shared by every comparison below."""
     out = tmp_path_factory.mktemp("reference")
     suite = tiny_suite(seeds=[0, 1])
-    return out / suite["name"], {r["seed"]: r for r in run(suite, out)}
+    return out / suite["name"], {r.seed: r for r in run(suite, out)}
 
 
 def test_kill9_mid_suite_then_rerun_matches_uninterrupted(tmp_path: Path) -> None:
@@ -132,19 +134,19 @@ def test_kill9_mid_suite_then_rerun_matches_uninterrupted(tmp_path: Path) -> Non
     done_before = {p.parent.name: p.stat().st_mtime_ns for p in (out / suite["name"]).glob("*/result.json")}
     assert len(done_before) == 1  # seed 0 finished before the kill
 
-    results = {r["seed"]: r for r in run(suite, out)}
+    results = {r.seed: r for r in run(suite, out)}
     for run_id, mtime in done_before.items():  # the finished run was not redone
         assert (out / suite["name"] / run_id / "result.json").stat().st_mtime_ns == mtime
-    assert results[1]["resumed_from"] and results[1]["resumed_from"][0] > 0
+    assert results[1].resumed_from and results[1].resumed_from[0] > 0
     assert not (killed_at / "checkpoint.pt").exists()
 
     ref_out = tmp_path / "ref"
-    ref_results = {r["seed"]: r for r in run(ref_suite, ref_out)}
+    ref_results = {r.seed: r for r in run(ref_suite, ref_out)}
     for seed in (0, 1):
         a, b = results[seed], ref_results[seed]
         assert quality(a) == quality(b)
-        assert a["first_losses"] == b["first_losses"]
-        assert history_numbers(out / suite["name"] / a["run_id"]) == history_numbers(ref_out / ref_suite["name"] / b["run_id"])
+        assert a.first_losses == b.first_losses
+        assert history_numbers(out / suite["name"] / a.run_id) == history_numbers(ref_out / ref_suite["name"] / b.run_id)
 
 
 def _interrupt_at(monkeypatch, step: int) -> None:
@@ -177,8 +179,8 @@ def test_interrupted_run_resumes_exactly(tmp_path: Path, monkeypatch, reference,
         assert ckpt is not None and ckpt["step"] == last
     else:
         assert not ckpts
-    res = {r["seed"]: r for r in run(suite, tmp_path)}
-    assert res[0]["resumed_from"] == ([last] if last else [])
+    res = {r.seed: r for r in run(suite, tmp_path)}
+    assert res[0].resumed_from == ([last] if last else [])
     for seed in (0, 1):
         assert_same_run(res[seed], ref[seed], tmp_path / suite["name"], ref_dir)
 
@@ -254,7 +256,7 @@ def test_bad_checkpoint_is_redone_from_scratch(tmp_path: Path, monkeypatch, inte
     _damage(_copy_run(interrupted, out), damage)
     (res,) = run(tiny_suite(), out)
     assert not marker.exists()
-    assert res["resumed_from"] == []  # started over instead of trusting it
+    assert res.resumed_from == []  # started over instead of trusting it
     assert_same_run(res, ref[0], out / "resume", ref_dir)
 
 
@@ -274,8 +276,8 @@ def test_bad_result_json_is_not_done(tmp_path: Path, reference, damage: str) -> 
     import shutil
 
     ref_dir, ref = reference
-    run_dir = tmp_path / ref[0]["run_id"]
-    shutil.copytree(ref_dir / ref[0]["run_id"], run_dir)
+    run_dir = tmp_path / ref[0].run_id
+    shutil.copytree(ref_dir / ref[0].run_id, run_dir)
     assert store.is_done(run_dir)
     path = run_dir / "result.json"
     path.write_bytes(BAD_RESULTS[damage](path.read_bytes()))
@@ -287,7 +289,7 @@ def test_half_written_result_json_is_redone(tmp_path: Path, reference) -> None:
     ref_dir, ref = reference
     suite = tiny_suite()
     (first,) = run(suite, tmp_path)
-    path = tmp_path / "resume" / first["run_id"] / "result.json"
+    path = tmp_path / "resume" / first.run_id / "result.json"
     path.write_bytes(path.read_bytes()[:100])
     (again,) = run(suite, tmp_path)
     assert store.is_done(path.parent)
@@ -307,7 +309,7 @@ def test_stale_temp_files_are_cleaned(tmp_path: Path) -> None:
 def test_corrupt_cache_files_are_rebuilt(tmp_path: Path, monkeypatch) -> None:
     """Every file under the cache (pretrained checkpoints, the domain classifier, real features) is verified
     on load; a damaged one is rebuilt, and the run's numbers equal those from the intact cache."""
-    from bench.metrics import domain
+    from bench.metrics import domain_cache
 
     suite = tiny_suite(
         name="cached",
@@ -316,9 +318,9 @@ def test_corrupt_cache_files_are_rebuilt(tmp_path: Path, monkeypatch) -> None:
         strategies={"gen": {"task": "generative", "source": {"name": "digits", "classes": [0, 1, 2]}, "steps": 5}},
     )
     # The classifier is memoised per process; forget it so this cache folder gets its own files, as a new process would.
-    monkeypatch.setattr(domain, "_MEMO", {})
+    monkeypatch.setattr(domain_cache, "MEMO", domain_cache.Memo(maxsize=4))
     (first,) = run(suite, tmp_path)
-    assert first["status"] == "completed" and not first["pretrain"]["cached"]
+    assert first.status == "completed" and not first.pretrain["cached"]
     files = sorted(p for p in (tmp_path / ".cache").rglob("*") if p.is_file())
     assert any("pretrain" in p.parts for p in files) and any("domain" in p.parts for p in files)
     for i, p in enumerate(files):  # half-written or bit-rotted, alternately
@@ -328,9 +330,9 @@ def test_corrupt_cache_files_are_rebuilt(tmp_path: Path, monkeypatch) -> None:
         else:
             raw[len(raw) // 2] ^= 0xFF
             p.write_bytes(bytes(raw))
-    monkeypatch.setattr(domain, "_MEMO", {})
+    monkeypatch.setattr(domain_cache, "MEMO", domain_cache.Memo(maxsize=4))
     df = run_suite(suite, out=tmp_path, reports=tmp_path / "reports", device="cpu", progress=False, force=True)
     (again,) = store.list_results(tmp_path / "cached")
-    assert not df.attrs["failed"] and again["status"] == "completed"
-    assert not again["pretrain"]["cached"]  # rebuilt, not trusted
+    assert not df.attrs["failed"] and again.status == "completed"
+    assert not again.pretrain["cached"]  # rebuilt, not trusted
     assert quality(again) == quality(first)

@@ -11,13 +11,26 @@ from bench import store
 from bench.aggregate import ci95, summary_frame, terminal_table
 
 
+def _result(status: str) -> dict:
+    return {
+        "run_id": "r1",
+        "suite": "s",
+        "adapter": "dummy",
+        "strategy": "scratch",
+        "task": "scratch",
+        "seed": 0,
+        "status": status,
+        "metrics": {},
+    }
+
+
 def test_atomic_json_roundtrip_and_corrupt_is_not_trusted(tmp_path):
     run = tmp_path / "r1"
-    store.atomic_write_json(run / "result.json", {"run_id": "r1", "status": "completed", "metrics": {}})
+    store.atomic_write_json(run / "result.json", _result("completed"))
     assert store.is_done(run)
     (run / "result.json").write_text('{"run_id": "r1", "status": "compl')  # half-written
     assert store.read_result(run) is None and not store.is_done(run)
-    store.atomic_write_json(run / "result.json", {"run_id": "r1", "status": "failed"})
+    store.atomic_write_json(run / "result.json", _result("failed"))
     assert not store.is_done(run)  # failed runs are retried on rerun
     assert not list(run.glob(".*.tmp"))
 
@@ -38,10 +51,32 @@ def test_checkpoint_weights_only_and_corrupt(tmp_path):
 def test_summary_mean_std_ci_and_counts():
     df = pd.DataFrame(
         [
-            {"run_id": f"a{i}", "adapter": "a", "family": "gan", "strategy": "s", "task": "scratch", "seed": i, "status": "completed", "error": None, "m": v}
+            {
+                "run_id": f"a{i}",
+                "adapter": "a",
+                "family": "gan",
+                "strategy": "s",
+                "task": "scratch",
+                "seed": i,
+                "status": "completed",
+                "error": None,
+                "m": v,
+            }
             for i, v in enumerate([1.0, 2.0, 3.0])
         ]
-        + [{"run_id": "a9", "adapter": "a", "family": "gan", "strategy": "s", "task": "scratch", "seed": 9, "status": "diverged", "error": "nan", "m": None}]
+        + [
+            {
+                "run_id": "a9",
+                "adapter": "a",
+                "family": "gan",
+                "strategy": "s",
+                "task": "scratch",
+                "seed": 9,
+                "status": "diverged",
+                "error": "nan",
+                "m": None,
+            }
+        ]
     )
     s = summary_frame(df).iloc[0]
     assert s["m_mean"] == 2.0 and s["m_n"] == 3 and s["n_diverged"] == 1 and s["n_runs"] == 4

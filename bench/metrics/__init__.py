@@ -1,8 +1,12 @@
-"""The metric registry. It fits on one screen: name → Metric(direction, families, function).
+"""The metric registry. It fits on one screen: name → Metric(info, function).
 
-Metric functions are pure stages over an `EvalContext`, which computes shared inputs (samples, features,
-class predictions) once and caches them. A metric that does not apply raises `NotApplicable(reason)`, and
-the result records the reason instead of a number.
+What a metric is (direction, families, periodic flag, unit) lives in `bench.metrics.info`, a table that
+needs no torch; this registry pairs each row with its implementation. Metric functions are pure stages over
+an `EvalContext`, which computes shared inputs (samples, features, class predictions) once and caches them.
+A metric that does not apply raises `NotApplicable(reason)`, and the result records the reason instead of
+a number.
+
+Importing this package stays light (no torch): the context and the metric modules load on first use.
 """
 
 from __future__ import annotations
@@ -10,21 +14,45 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from bench.metrics.context import EvalContext, NotApplicable
+from bench.errors import ConfigError
+from bench.metrics.info import METRIC_INFO, MetricInfo
 from bench.registry import Registry
+
+if TYPE_CHECKING:
+    from bench.metrics.context import EvalContext, NotApplicable  # noqa: F401
 
 
 @dataclass(frozen=True)
 class Metric:
-    name: str
-    higher_is_better: bool
+    info: MetricInfo
     fn: Callable[[EvalContext], float] | None  # None: filled in by the runner (cost metrics)
-    families: tuple[str, ...] | None = None  # None: every family
-    description: str = ""
-    periodic: bool = True  # cheap enough to compute at every periodic evaluation
-    unit: str = ""
-    flag_below: float | None = None  # the report flags a run whose value falls below this (e.g. data copying)
+
+    # The table's fields, read through the registry entry by the runner, the suite check and `bench list`.
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.info.higher_is_better
+
+    @property
+    def families(self) -> tuple[str, ...] | None:
+        return self.info.families
+
+    @property
+    def description(self) -> str:
+        return self.info.description
+
+    @property
+    def periodic(self) -> bool:
+        return self.info.periodic
+
+    @property
+    def unit(self) -> str:
+        return self.info.unit
 
 
 def _load() -> None:
@@ -35,41 +63,37 @@ def _load() -> None:
 METRICS: Registry[Metric] = Registry("metric", _load)
 
 
-def register_metric(
-    name: str,
-    *,
-    higher_is_better: bool,
-    families=None,
-    description: str = "",
-    periodic: bool = True,
-    unit: str = "",
-    flag_below: float | None = None,
-):
-    """Decorator for a metric function `fn(ctx) -> float`. `flag_below`: a threshold under which the report's
-    verdict flags the run (e.g. a data-copying statistic), beside the numbers."""
+def _info(name: str) -> MetricInfo:
+    if name not in METRIC_INFO:
+        raise ConfigError(
+            f"metric {name!r} has no entry in the metric table",
+            key=name,
+            fix="add its MetricInfo (direction, description, families) to bench/metrics/info.py",
+        )
+    return METRIC_INFO[name]
+
+
+def register_metric(name: str):
+    """Decorator for a metric function `fn(ctx) -> float`, registered under its row in the metric table."""
+    info = _info(name)
 
     def deco(fn):
-        METRICS.add(
-            name,
-            Metric(
-                name,
-                higher_is_better,
-                fn,
-                tuple(families) if families else None,
-                description or (fn.__doc__ or "").strip().split("\n")[0],
-                periodic,
-                unit,
-                flag_below,
-            ),
-        )
+        METRICS.add(name, Metric(info, fn))
         return fn
 
     return deco
 
 
+def register_cost_metric(name: str) -> None:
+    """A metric the runner measures itself: registered so suites may name it and reports know it."""
+    METRICS.add(name, Metric(_info(name), None))
+
+
 def evaluate(names: list[str], ctx: EvalContext) -> tuple[dict[str, float], dict[str, str]]:
     """Compute `names` on `ctx`. Returns (values, not_applicable reasons). Exceptions other than
     NotApplicable propagate: a broken metric is a failed run, not a silently missing number."""
+    from bench.metrics.context import NotApplicable
+
     values: dict[str, float] = {}
     na: dict[str, str] = {}
     for name in names:
@@ -86,4 +110,13 @@ def evaluate(names: list[str], ctx: EvalContext) -> tuple[dict[str, float], dict
     return values, na
 
 
-__all__ = ["METRICS", "Metric", "EvalContext", "NotApplicable", "register_metric", "evaluate"]
+def __getattr__(name: str) -> Any:
+    # EvalContext and NotApplicable live with torch in bench.metrics.context; load it only when asked.
+    if name in ("EvalContext", "NotApplicable"):
+        from bench.metrics import context
+
+        return getattr(context, name)
+    raise AttributeError(f"module 'bench.metrics' has no attribute {name!r}")
+
+
+__all__ = ["METRICS", "Metric", "MetricInfo", "EvalContext", "NotApplicable", "register_metric", "evaluate"]

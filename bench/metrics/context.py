@@ -11,7 +11,7 @@ import torch
 if TYPE_CHECKING:
     from bench.adapter import Adapter
     from bench.data import ImageData
-    from bench.suite import EvalSpec
+    from bench.spec import EvalSpec
 
 
 # Samples are drawn in chunks of this fixed size: a sampler's random stream depends on how many images each

@@ -1,19 +1,56 @@
 """Cost metrics. The runner measures them (timing and memory are properties of the run, not of samples);
-they are registered here so that reports know their direction and units."""
+they are registered here so that suites may name them and reports know their direction and units.
+
+Their names, directions and units are rows of the torch-free table `bench.metrics.info` (the report reads
+it without torch). `VALUES` says how each value follows from what the runner measured (`RunCost`); the
+runner's numbers come from `cost_values`, and the import-time check below keeps the two in step, so a
+name cannot be registered without being measured, or measured without being registered.
+"""
 
 from __future__ import annotations
 
-from bench.metrics import METRICS, Metric
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
-COST_METRICS = {
-    "pretrain_seconds": (False, "s", "wall time of the pretraining stage (original cost when cached)"),
-    "train_seconds": (False, "s", "wall time of the training loop, evaluation excluded"),
-    "eval_seconds": (False, "s", "wall time of all evaluations"),
-    "total_seconds": (False, "s", "pretrain + train seconds: the compute a result cost"),
-    "images_per_second": (True, "img/s", "training images processed per second"),
-    "peak_memory_mb": (False, "MB", "peak CPU RSS, or CUDA max allocated on GPU"),
-    "params": (False, "", "trainable and frozen parameters of all the adapter's networks"),
+from bench.metrics import register_cost_metric
+from bench.metrics.info import COST_METRICS
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """What the runner measured about one run."""
+
+    pretrain_seconds: float  # the pretraining stage's original cost, also when its checkpoint came from the cache
+    train_seconds: float  # the training loop, evaluations and compile steps excluded
+    eval_seconds: float
+    compile_seconds: float
+    timed_images: int  # training images processed in the steps counted by train_seconds
+    peak_memory_mb: float
+    params: int
+
+
+def _images_per_second(c: RunCost) -> float:
+    return c.timed_images / c.train_seconds if c.train_seconds > 0 else math.nan
+
+
+VALUES: dict[str, Callable[[RunCost], float]] = {
+    "pretrain_seconds": lambda c: c.pretrain_seconds,
+    "train_seconds": lambda c: c.train_seconds,
+    "eval_seconds": lambda c: c.eval_seconds,
+    "total_seconds": lambda c: c.pretrain_seconds + c.train_seconds + c.compile_seconds,
+    "images_per_second": _images_per_second,
+    "peak_memory_mb": lambda c: c.peak_memory_mb,
+    "params": lambda c: float(c.params),
 }
+if set(VALUES) != set(COST_METRICS):  # a programming error, caught on import by every test
+    raise RuntimeError(f"cost metrics out of step: table {sorted(COST_METRICS)} vs values {sorted(VALUES)}")
 
-for _name, (_hib, _unit, _desc) in COST_METRICS.items():
-    METRICS.add(_name, Metric(_name, _hib, None, None, _desc, True, _unit))
+
+def cost_values(cost: RunCost) -> dict[str, float]:
+    """Every cost metric of a run, by name, in the table's order."""
+    return {name: VALUES[name](cost) for name in COST_METRICS}
+
+
+for _name in COST_METRICS:
+    register_cost_metric(_name)

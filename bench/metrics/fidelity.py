@@ -79,12 +79,12 @@ def density_coverage(fake: torch.Tensor, real: torch.Tensor, k: int = DC_NEIGHBO
     return {"density": hits / (k * len(fake)), "coverage": float(covered.double().mean())}
 
 
-@register_metric("fid_domain", higher_is_better=False, description="Fréchet distance in the domain classifier's feature space")
+@register_metric("fid_domain")
 def fid_domain(ctx: EvalContext) -> float:
     return fid_from_features(*_pair(ctx))
 
 
-@register_metric("kid_domain", higher_is_better=False, description="kernel (MMD²) distance in the domain classifier's feature space")
+@register_metric("kid_domain")
 def kid_domain(ctx: EvalContext) -> float:
     fake, real = _pair(ctx)
     if min(len(fake), len(real)) < 2:
@@ -93,23 +93,21 @@ def kid_domain(ctx: EvalContext) -> float:
     return kid_from_features(fake, real, ctx.spec.kid_subset_size)
 
 
-@register_metric("precision_domain", higher_is_better=True, description="share of generated samples on the real manifold (k=3)")
+@register_metric("precision_domain")
 def precision_domain(ctx: EvalContext) -> float:
     return _once(ctx, "prc_domain", lambda: prc_from_features(*_pair(ctx)))["precision"]
 
 
-@register_metric("recall_domain", higher_is_better=True, description="share of real samples on the generated manifold (k=3)")
+@register_metric("recall_domain")
 def recall_domain(ctx: EvalContext) -> float:
     return _once(ctx, "prc_domain", lambda: prc_from_features(*_pair(ctx)))["recall"]
 
 
-@register_metric("density_domain", higher_is_better=True, description="density (Naeem et al. 2020, k=5); about 1 for real data")
+@register_metric("density_domain")
 def density_domain(ctx: EvalContext) -> float:
     return _once(ctx, "dc_domain", lambda: density_coverage(*_pair(ctx)))["density"]
 
 
-@register_metric(
-    "coverage_domain", higher_is_better=True, description="coverage (Naeem et al. 2020, k=5): share of real neighbourhoods hit"
-)
+@register_metric("coverage_domain")
 def coverage_domain(ctx: EvalContext) -> float:
     return _once(ctx, "dc_domain", lambda: density_coverage(*_pair(ctx)))["coverage"]

@@ -18,13 +18,7 @@ from bench.metrics.context import EvalContext, NotApplicable
 BPD_CONVENTION = "bits/dim = -log2 P(x) / (C·H·W) over discrete pixel values (levels per channel as in the data); no dequantisation"
 
 
-@register_metric(
-    "bpd",
-    higher_is_better=False,
-    families=("vae", "autoregressive", "flow", "diffusion", "other"),
-    description="bits per dimension of the test split",
-    unit="bits/dim",
-)
+@register_metric("bpd")
 def bpd(ctx: EvalContext) -> float:
     total, count = 0.0, 0
     adapter = ctx.adapter

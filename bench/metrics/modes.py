@@ -57,11 +57,11 @@ def _predicted(ctx: EvalContext) -> torch.Tensor:
     return ctx.fake_features["logits"].argmax(dim=1)
 
 
-@register_metric("modes", higher_is_better=True, description="classes covered by generated samples (>= 1 sample each)")
+@register_metric("modes")
 def modes(ctx: EvalContext) -> float:
     return float(torch.unique(_predicted(ctx)).numel())
 
 
-@register_metric("modes_kl", higher_is_better=False, description="KL(generated class histogram || real), nats", unit="nats")
+@register_metric("modes_kl")
 def modes_kl(ctx: EvalContext) -> float:
     return class_kl(_predicted(ctx), real_class_histogram(ctx.data))

@@ -12,10 +12,11 @@ from bench.metrics.domain import ARCH_VERSION, TrainConfig, cached_description, 
 from bench.metrics.fidelity import DC_NEIGHBORHOOD, KID_SEED, KID_SUBSETS, PRC_NEIGHBORHOOD, kid_subset_size
 from bench.metrics.likelihood import BPD_CONVENTION
 from bench.metrics.modes import MODES_DEFINITION
+from bench.spec import PROTOCOL_VERSION
 
 if TYPE_CHECKING:
     from bench.data import ImageData
-    from bench.suite import EvalSpec
+    from bench.spec import EvalSpec
 
 
 def _domain_resize(size: int) -> str:
@@ -28,8 +29,6 @@ def _domain_resize(size: int) -> str:
 def describe(spec: EvalSpec, data: ImageData, cache_dir: Path | None = None) -> dict[str, Any]:
     """The protocol a result was measured under. With `cache_dir`, the domain classifier's test accuracy is
     included when it has been trained already (describing never trains one)."""
-    from bench.suite import PROTOCOL_VERSION
-
     data = data.reference()
     n_real = len(data.test_x)
     size = int(data.train_x.shape[-1])

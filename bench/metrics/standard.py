@@ -26,11 +26,11 @@ from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, isc_features_to_metric
 from torch_fidelity.utils import create_feature_extractor
 
+from bench.files import atomic_write_bytes
 from bench.metrics import register_metric
 from bench.metrics.context import EvalContext, NotApplicable
 from bench.metrics.domain import split_fingerprint
 from bench.metrics.fidelity import fid_from_features, kid_from_features, prc_from_features
-from bench.store import atomic_write_bytes
 
 INCEPTION_FILE = URL_INCEPTION_V3.rsplit("/", 1)[1]  # weights-inception-2015-12-05-6726825d.pth
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision VGG16_Weights.IMAGENET1K_V1, what torch-fidelity's vgg16 loads
@@ -97,21 +97,19 @@ def _features(ctx: EvalContext, name: str) -> tuple[dict[str, torch.Tensor], dic
     return fake, real
 
 
-@register_metric(
-    "fid", higher_is_better=False, periodic=False, description="Fréchet Inception distance (torch-fidelity inception-v3-compat)"
-)
+@register_metric("fid")
 def fid(ctx: EvalContext) -> float:
     fake, real = _features(ctx, "inception-v3-compat")
     return fid_from_features(fake["2048"], real["2048"])
 
 
-@register_metric("kid", higher_is_better=False, periodic=False, description="kernel Inception distance (torch-fidelity)")
+@register_metric("kid")
 def kid(ctx: EvalContext) -> float:
     fake, real = _features(ctx, "inception-v3-compat")
     return kid_from_features(fake["2048"], real["2048"], ctx.spec.kid_subset_size)
 
 
-@register_metric("isc", higher_is_better=True, periodic=False, description="Inception score of the generated samples (torch-fidelity)")
+@register_metric("isc")
 def isc(ctx: EvalContext) -> float:
     fake, _ = _features(ctx, "inception-v3-compat")
     if len(fake["logits_unbiased"]) < ISC_SPLITS:
@@ -126,11 +124,11 @@ def _prc(ctx: EvalContext) -> dict[str, float]:
     return ctx.cache["prc_vgg16"]
 
 
-@register_metric("precision", higher_is_better=True, periodic=False, description="precision in VGG16 features (torch-fidelity, k=3)")
+@register_metric("precision")
 def precision(ctx: EvalContext) -> float:
     return _prc(ctx)["precision"]
 
 
-@register_metric("recall", higher_is_better=True, periodic=False, description="recall in VGG16 features (torch-fidelity, k=3)")
+@register_metric("recall")
 def recall(ctx: EvalContext) -> float:
     return _prc(ctx)["recall"]

@@ -33,6 +33,7 @@ from bench.report.stats import (
     ordered_metrics,
 )
 from bench.report.verdict import Verdict, build_verdict, interval, mde_legend, pct
+from bench.result import RunResult
 
 COLLAPSE_ROWS = 30  # more headline rows than this: one collapsible table per adapter
 COLLAPSE_RUNS = 100  # more runs than this: run lists start closed
@@ -68,10 +69,10 @@ def _cell_view(c: Cell, notes: export.Footnotes) -> dict[str, Any]:
     }
 
 
-def _row_view(r: Row, metrics: list[str], notes: export.Footnotes, by_id: dict[str, dict]) -> dict[str, Any]:
+def _row_view(r: Row, metrics: list[str], notes: export.Footnotes, by_id: dict[str, RunResult]) -> dict[str, Any]:
     seeds = [
-        {"href": f"runs/{runpage.safe_name(i)}.html", "seed": by_id[i].get("seed"), "status": by_id[i].get("status"), "run_id": i}
-        for i in sorted(r.run_ids, key=lambda i: (by_id[i].get("seed") is None, by_id[i].get("seed")))
+        {"href": f"runs/{runpage.safe_name(i)}.html", "seed": by_id[i].seed, "status": by_id[i].status, "run_id": i}
+        for i in sorted(r.run_ids, key=lambda i: by_id[i].seed)
     ]
     return {"row": r, "runs": export.runs_text(r), "seeds": seeds, "cells": [_cell_view(r.cells[m], notes) for m in metrics]}
 
@@ -87,13 +88,13 @@ def _acc(clf: Any, key: str) -> str:
     return f"{v:.4f}" if isinstance(v, int | float) else ""
 
 
-def _provenance(results: list[dict], suite_dir: Path) -> dict[str, Any]:
-    env = [r.get("env") or {} for r in results]
-    dates = sorted(str(r["finished_at"]) for r in results if r.get("finished_at"))
+def _provenance(results: list[RunResult], suite_dir: Path) -> dict[str, Any]:
+    env = [r.env for r in results]
+    dates = sorted(r.finished_at for r in results if r.finished_at)
     yaml_path = suite_dir / "suite.yaml"
     return {
         "suite_yaml": yaml_path.read_text() if yaml_path.is_file() else "",
-        "protocols": [(json.dumps(p, indent=2, sort_keys=True), n) for p, n in _distinct([r.get("protocol") for r in results])],
+        "protocols": [(json.dumps(p, indent=2, sort_keys=True), n) for p, n in _distinct([r.protocol for r in results])],
         "classifiers": [
             {
                 "accuracy": _acc(c, "accuracy"),
@@ -101,7 +102,7 @@ def _provenance(results: list[dict], suite_dir: Path) -> dict[str, Any]:
                 "json": json.dumps(c, indent=2, sort_keys=True),
                 "n": n,
             }
-            for c, n in _distinct([(r.get("metric_info") or {}).get("domain_classifier") for r in results])
+            for c, n in _distinct([(r.metric_info or {}).get("domain_classifier") for r in results])
         ],
         "versions": [(json.dumps(v, indent=2, sort_keys=True), n) for v, n in _distinct([e.get("versions") for e in env])],
         "commits": _distinct([e.get("git_commit") for e in env]),
@@ -111,37 +112,37 @@ def _provenance(results: list[dict], suite_dir: Path) -> dict[str, Any]:
     }
 
 
-def _suite_name(results: list[dict], suite_dir: Path) -> str:
-    names = [r.get("suite") for r in results if r.get("suite")]
+def _suite_name(results: list[RunResult], suite_dir: Path) -> str:
+    names = [r.suite for r in results if r.suite]
     return str(Counter(names).most_common(1)[0][0]) if names else suite_dir.name
 
 
-def _copy_samples(results: list[dict], suite_dir: Path, img_dir: Path) -> dict[str, str]:
+def _copy_samples(results: list[RunResult], suite_dir: Path, img_dir: Path) -> dict[str, str]:
     """Copy each run's samples.png beside the page; run_id → relative src (from the report root)."""
     out: dict[str, str] = {}
     for r in results:
-        src = suite_dir / str(r["run_id"]) / "samples.png"
+        src = suite_dir / r.run_id / "samples.png"
         if src.is_file():
-            name = f"{runpage.safe_name(str(r['run_id']))}.png"
+            name = f"{runpage.safe_name(r.run_id)}.png"
             shutil.copyfile(src, img_dir / name)
-            out[str(r["run_id"])] = f"img/runs/{name}"
+            out[r.run_id] = f"img/runs/{name}"
     return out
 
 
-def _sample_grid(rows: list[Row], samples: dict[str, str], by_id: dict[str, dict]) -> list[dict[str, Any]]:
+def _sample_grid(rows: list[Row], samples: dict[str, str], by_id: dict[str, RunResult]) -> list[dict[str, Any]]:
     """One image per adapter × strategy (the lowest completed seed), whatever the number of seeds."""
     grid = []
     for adapter in sorted({r.adapter for r in rows}):
         cells = []
         for r in (r for r in rows if r.adapter == adapter):
-            done = sorted((i for i in r.run_ids if i in samples), key=lambda i: by_id[i].get("seed") or 0)
+            done = sorted((i for i in r.run_ids if i in samples), key=lambda i: by_id[i].seed)
             pick = done[0] if done else None
             cells.append(
                 {
                     "strategy": r.strategy,
                     "src": samples[pick] if pick else None,
                     "href": f"runs/{runpage.safe_name(pick)}.html" if pick else None,
-                    "seed": by_id[pick].get("seed") if pick else None,
+                    "seed": by_id[pick].seed if pick else None,
                     "why": "" if pick else (r.problems or "no samples.png"),
                 }
             )
@@ -149,7 +150,9 @@ def _sample_grid(rows: list[Row], samples: dict[str, str], by_id: dict[str, dict
     return grid
 
 
-def _figures(rows: list[Row], results: list[dict], histories: dict[str, Any], quality: list[str], meta, fig_dir: Path) -> dict[str, Any]:
+def _figures(
+    rows: list[Row], results: list[RunResult], histories: dict[str, Any], quality: list[str], meta, fig_dir: Path
+) -> dict[str, Any]:
     import matplotlib
 
     with matplotlib.rc_context({"text.parse_math": False}):  # names are plain text: a `$` must not start math
@@ -157,7 +160,7 @@ def _figures(rows: list[Row], results: list[dict], histories: dict[str, Any], qu
 
 
 def _draw_figures(
-    rows: list[Row], results: list[dict], histories: dict[str, Any], quality: list[str], meta, fig_dir: Path
+    rows: list[Row], results: list[RunResult], histories: dict[str, Any], quality: list[str], meta, fig_dir: Path
 ) -> dict[str, Any]:
     colors = plots.strategy_colors(sorted({r.strategy for r in rows}))
     figs: dict[str, Any] = {"bars": None, "compute": None, "curves": []}
@@ -168,12 +171,24 @@ def _draw_figures(
     for i, adapter in enumerate(sorted({r.adapter for r in rows})):
         per: dict[str, list] = {}
         for r in results:
-            if r.get("adapter") == adapter and r.get("status") == "completed" and histories[str(r["run_id"])][1]:
-                per.setdefault(str(r.get("strategy")), []).append(histories[str(r["run_id"])][1])
+            if r.adapter == adapter and r.status == "completed" and histories[r.run_id][1]:
+                per.setdefault(r.strategy, []).append(histories[r.run_id][1])
         name = f"curves_{i}.png"
         if per and plots.learning_curves(adapter, per, quality, meta, colors, fig_dir / name):
             figs["curves"].append({"adapter": adapter, "src": f"img/{name}"})
     return figs
+
+
+def _run_link(r: RunResult) -> dict[str, Any]:
+    """What a row of the runs tables shows (templates/_macros.html runs_table)."""
+    return {
+        "run_id": r.run_id,
+        "strategy": r.strategy,
+        "seed": r.seed,
+        "status": r.status,
+        "error": r.error,
+        "href": f"runs/{runpage.safe_name(r.run_id)}.html",
+    }
 
 
 def render_report(suite_dir: Path, out_dir: Path, formats: tuple[str, ...] = ("html",)) -> dict[str, Path]:
@@ -221,7 +236,7 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
         shutil.rmtree(out_dir / sub, ignore_errors=True)
     (out_dir / "img" / "runs").mkdir(parents=True)
     (out_dir / "runs").mkdir()
-    by_id = {str(r["run_id"]): r for r in results}
+    by_id = {r.run_id: r for r in results}
     histories = {i: runpage.read_history(suite_dir / i / "history.csv") for i in by_id}
     samples = _copy_samples(results, suite_dir, out_dir / "img" / "runs")
     env = _env()
@@ -235,8 +250,8 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
     views = [_row_view(r, headline, notes, by_id) for r in rows]
     cost_views = [_row_view(r, cost, notes, by_id) for r in rows]
     adapters = sorted({r.adapter for r in rows})
-    status_totals = Counter(str(r.get("status")) for r in results)
-    problems = [r for r in results if r.get("status") != "completed"]
+    status_totals = Counter(r.status for r in results)
+    problems = [r for r in results if r.status != "completed"]
     # Run folders without a valid result.json: still running, interrupted, or corrupt. Never silently dropped.
     unfinished = sorted(d.name for d in suite_dir.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in by_id)
     prov = _provenance(results, suite_dir)
@@ -244,8 +259,8 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
     verdict_view = _verdict_view(verdict, out_dir / "img")
     html = env.get_template("index.html").render(
         suite=suite,
-        description=next((str(r["spec"].get("description")) for r in results if (r.get("spec") or {}).get("description")), ""),
-        synthetic=any(r.get("synthetic") for r in results),
+        description=next((str(r.spec.get("description")) for r in results if r.spec.get("description")), ""),
+        synthetic=any(r.synthetic for r in results),
         generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         n_runs=len(results),
         status_totals=[(s, status_totals.get(s, 0)) for s in STATUS_CLASS],
@@ -263,11 +278,8 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
         sample_grid=_sample_grid(rows, samples, by_id),
         strategies=sorted({r.strategy for r in rows}),
         unfinished=unfinished,
-        problems=[{**p, "href": f"runs/{runpage.safe_name(str(p['run_id']))}.html"} for p in problems],
-        runs_by_adapter=[
-            (a, [{**r, "href": f"runs/{runpage.safe_name(str(r['run_id']))}.html"} for r in results if r.get("adapter") == a])
-            for a in adapters
-        ],
+        problems=[_run_link(p) for p in problems],
+        runs_by_adapter=[(a, [_run_link(r) for r in results if r.adapter == a]) for a in adapters],
         exports=[(f, n) for f, n in export.FILES.items() if (out_dir / n).is_file()],
         prov=prov,
         render_seconds=time.perf_counter() - t0,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report.stats import MetricMeta, fmt_num
+from bench.result import RunResult
 
 SVG_W, SVG_H, PAD = 260, 110, 6
 MAX_CURVES = 8
@@ -76,12 +77,12 @@ def _json(obj: Any) -> str:
 
 
 def context(
-    result: dict[str, Any], history: tuple[list[str], list[dict[str, float]]], meta: dict[str, MetricMeta], sample_src: str | None
+    result: RunResult, history: tuple[list[str], list[dict[str, float]]], meta: dict[str, MetricMeta], sample_src: str | None
 ) -> dict[str, Any]:
     """Everything run.html shows, as plain values (the template only lays it out)."""
     cols, rows = history
-    metrics = result.get("metrics") or {}
-    na = result.get("not_applicable") or {}
+    metrics = result.metrics
+    na = result.not_applicable
     names = [*metrics, *(k for k in na if k not in metrics)]
     mrows = []
     for name in names:
@@ -100,7 +101,7 @@ def context(
         )
     return {
         "r": result,
-        "status": result.get("status", "?"),
+        "status": result.status,
         "metric_rows": mrows,
         "curves": curves(cols, rows, meta),
         "hist_cols": cols,
@@ -110,13 +111,13 @@ def context(
         "blobs": [
             (title, text)
             for title, text in (
-                ("Timings (seconds)", _json(result.get("timings"))),
-                ("Pretraining", _json(result.get("pretrain"))),
-                ("First losses", _json(result.get("first_losses"))),
-                ("Metric info (domain classifier)", _json(result.get("metric_info"))),
-                ("Protocol", _json(result.get("protocol"))),
-                ("Resolved spec", _json(result.get("spec"))),
-                ("Environment", _json(result.get("env"))),
+                ("Timings (seconds)", _json(result.timings)),
+                ("Pretraining", _json(result.pretrain)),
+                ("First losses", _json(result.first_losses)),
+                ("Metric info (domain classifier)", _json(result.metric_info)),
+                ("Protocol", _json(result.protocol)),
+                ("Resolved spec", _json(result.spec)),
+                ("Environment", _json(result.env)),
             )
             if text
         ],

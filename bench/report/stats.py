@@ -8,16 +8,16 @@ shows the same numbers. Templates only display what is computed here.
 
 from __future__ import annotations
 
-import functools
 import math
-import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from bench.aggregate import ci95
+from bench.aggregate import seed_stats
+from bench.metrics.info import COST_METRICS, metric_info
+from bench.result import RunResult
 
 BASELINE = "scratch"
 SIG_MARK = "*"  # significant after Holm correction across the suite, with >= 3 paired seeds
@@ -27,7 +27,7 @@ STATUS_ORDER = ("completed", "diverged", "failed", "not_applicable")
 @dataclass(frozen=True)
 class MetricMeta:
     name: str
-    higher_is_better: bool | None  # None: not in the registry, so no "best" can be claimed
+    higher_is_better: bool | None  # None: not in the metric table, so no "best" can be claimed
     unit: str = ""
     description: str = ""
     cost: bool = False  # measured by the runner (time, memory, size), not computed from samples
@@ -87,42 +87,28 @@ class Row:
 
 
 def metric_meta(names: list[str]) -> dict[str, MetricMeta]:
-    """Direction, unit and description of each metric from the registry. A registry that fails to load
-    (a metric module missing or broken) must not take the report down, so it degrades to 'unknown'."""
-    from bench.metrics.cost import COST_METRICS
-
+    """Direction, unit and description of each metric from the metric table (bench.metrics.info, no torch).
+    A name the table does not know (an older or out-of-tree metric) gets an unknown direction."""
     out: dict[str, MetricMeta] = {}
     for name in names:
-        m = None
-        try:
-            from bench.metrics import METRICS
-
-            m = METRICS.get(name)
-        except Exception:  # unregistered metric or a metric module that fails to import
-            m = None
-        if m is None and name in COST_METRICS:
-            hib, unit, desc = COST_METRICS[name]
-            out[name] = MetricMeta(name, hib, unit, desc, cost=True)
-        elif m is None:
-            out[name] = MetricMeta(name, None, cost=False)
+        info = metric_info(name)
+        if info is None:
+            out[name] = MetricMeta(name, None)
         else:
-            flag = getattr(m, "flag_below", None)
-            out[name] = MetricMeta(name, m.higher_is_better, m.unit, m.description, cost=name in COST_METRICS, flag_below=flag)
+            out[name] = MetricMeta(name, info.higher_is_better, info.unit, info.description, cost=info.cost, flag_below=info.flag_below)
     return out
 
 
-def ordered_metrics(results: list[dict]) -> list[str]:
+def ordered_metrics(results: list[RunResult]) -> list[str]:
     """Every metric that any run measured or declared n/a: the suite's eval metrics first (their order),
     then other measured ones, cost metrics last. Metrics that are n/a everywhere still get a column."""
-    from bench.metrics.cost import COST_METRICS
-
     names: list[str] = []
     for r in results:
-        for m in ((r.get("spec") or {}).get("eval") or {}).get("metrics") or []:
+        for m in (r.spec.get("eval") or {}).get("metrics") or []:
             if m not in names:
                 names.append(m)
-    measured = [k for r in results for k, v in (r.get("metrics") or {}).items() if isinstance(v, int | float) and not isinstance(v, bool)]
-    extra = [*dict.fromkeys(measured), *(k for r in results for k in (r.get("not_applicable") or {}))]
+    measured = [k for r in results for k, v in r.metrics.items() if v is not None]
+    extra = [*dict.fromkeys(measured), *(k for r in results for k in r.not_applicable)]
     for m in extra:
         if m not in names and m not in COST_METRICS:
             names.append(m)
@@ -137,29 +123,23 @@ def baseline_strategy(rows: list[Row], requested: str | None = None) -> str | No
     return pick_baseline([r.strategy for r in rows], requested, {r.strategy: r.task or "" for r in rows})
 
 
-def _na_reason(metric: str, group: list[dict]) -> str:
+def _na_reason(metric: str, group: list[RunResult]) -> str:
     """Why a cell has no number, from the runs themselves (never a guess)."""
-    done = [r for r in group if r.get("status") == "completed"]
-    reasons = sorted({str((r.get("not_applicable") or {}).get(metric)) for r in done if metric in (r.get("not_applicable") or {})})
+    done = [r for r in group if r.status == "completed"]
+    reasons = sorted({r.not_applicable[metric] for r in done if metric in r.not_applicable})
     if reasons:
         return "; ".join(reasons)
-    na_runs = [r for r in group if r.get("status") == "not_applicable"]
+    na_runs = [r for r in group if r.status == "not_applicable"]
     if na_runs and len(na_runs) == len(group):
-        return "strategy not applicable: " + "; ".join(sorted({str(r.get("error") or "no reason recorded") for r in na_runs}))
+        return "strategy not applicable: " + "; ".join(sorted({r.error or "no reason recorded" for r in na_runs}))
     if not done:
-        counts = {s: sum(r.get("status") == s for r in group) for s in STATUS_ORDER[1:]}
+        counts = {s: sum(r.status == s for r in group) for s in STATUS_ORDER[1:]}
         return "no completed run: " + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n)
     return "not measured by the completed runs"
 
 
-@functools.cache
-def _ci_factor(n: int) -> float:
-    """t(0.975, n−1)/√n: the 95% half-width per unit std (scipy's t.ppf is slow; n takes few values)."""
-    return ci95(1.0, n)
-
-
 def build_rows(
-    results: list[dict],
+    results: list[RunResult],
     metrics: list[str],
     meta: dict[str, MetricMeta],
     comparisons: pd.DataFrame | None = None,
@@ -167,36 +147,30 @@ def build_rows(
 ) -> list[Row]:
     """One Row per adapter × strategy with a Cell per metric; best and the paired Δ filled in.
     `comparisons` is comparisons.csv's frame (None: computed here from `results`)."""
-    by_key: dict[tuple[str, str], list[dict]] = {}
+    by_key: dict[tuple[str, str], list[RunResult]] = {}
     for r in results:
-        by_key.setdefault((str(r.get("adapter")), str(r.get("strategy"))), []).append(r)
+        by_key.setdefault((r.adapter, r.strategy), []).append(r)
     rows: list[Row] = []
     # The baseline leads each adapter's block so every Δ reads against the row above it.
     order = sorted(by_key, key=lambda k: (k[0], k[1] != BASELINE, k[1]))
     for adapter, strategy in order:
         group = by_key[(adapter, strategy)]
-        counts = {s: sum(r.get("status") == s for r in group) for s in STATUS_ORDER}
-        fam = next((r.get("family") for r in group if r.get("family")), None)
-        task = next((r.get("task") for r in group if r.get("task")), None)
+        counts = {s: sum(r.status == s for r in group) for s in STATUS_ORDER}
+        fam = next((r.family for r in group if r.family), None)
+        task = next((r.task for r in group if r.task), None)
         cells: dict[str, Cell] = {}
         for m in metrics:
             vals = [
-                float(r["metrics"][m])
-                for r in sorted(group, key=lambda r: r.get("seed") or 0)
-                if r.get("status") == "completed"
-                and isinstance((r.get("metrics") or {}).get(m), int | float)
-                and math.isfinite(float(r["metrics"][m]))
+                float(v)
+                for r in sorted(group, key=lambda r: r.seed)
+                if r.status == "completed" and (v := r.metrics.get(m)) is not None and math.isfinite(float(v))
             ]
-            c = Cell(values=vals, n=len(vals))
-            if vals:
-                # Same definitions as aggregate.summary_frame (sample std, t-interval), without pandas per cell.
-                c.mean = statistics.fmean(vals)
-                c.std = statistics.stdev(vals) if len(vals) > 1 else math.nan
-                c.ci95 = _ci_factor(len(vals)) * c.std if len(vals) > 1 else math.nan
-            else:
+            st = seed_stats(vals)  # the same numbers as summary.csv: one implementation, in aggregate
+            c = Cell(mean=st.mean, ci95=st.ci95, std=st.std, n=st.n, values=vals)
+            if not vals:
                 c.na = _na_reason(m, group)
             cells[m] = c
-        rows.append(Row(adapter, strategy, fam, task, counts, len(group), sorted(str(r["run_id"]) for r in group), cells))
+        rows.append(Row(adapter, strategy, fam, task, counts, len(group), sorted(r.run_id for r in group), cells))
     mark_best(rows, meta)
     if comparisons is None:
         comparisons = comparisons_for(results, meta, baseline)
@@ -204,7 +178,7 @@ def build_rows(
     return rows
 
 
-def comparisons_for(results: list[dict], meta: Mapping[str, MetricMeta], baseline: str | None = None) -> pd.DataFrame:
+def comparisons_for(results: list[RunResult], meta: Mapping[str, MetricMeta], baseline: str | None = None) -> pd.DataFrame:
     """comparisons.csv's frame for these results: quality metrics only (cost metrics are not compared)."""
     from bench.aggregate import results_frame
     from bench.compare import comparisons_frame

@@ -18,6 +18,7 @@ import pandas as pd
 
 from bench.compare import ALPHA, MIN_PAIRS, POWER
 from bench.report.stats import MetricMeta
+from bench.result import RunResult
 
 
 @dataclass
@@ -166,7 +167,7 @@ def mde_legend(v: Verdict) -> str:
 
 
 def build_verdict(
-    comparisons: pd.DataFrame, metric: str, meta: dict[str, MetricMeta], results: list[dict], baseline: str | None
+    comparisons: pd.DataFrame, metric: str, meta: dict[str, MetricMeta], results: list[RunResult], baseline: str | None
 ) -> Verdict | None:
     """The verdict for `metric`, or None when the suite has no comparison on it (no baseline, one strategy)."""
     if comparisons.empty or metric not in set(comparisons["metric"]):
@@ -197,40 +198,40 @@ def build_verdict(
     )
 
 
-def _real_modes(r: dict) -> float | None:
+def _real_modes(r: RunResult) -> float | None:
     """How many modes the real data has: recorded by the modes metric, else the target's class list."""
-    info = r.get("metric_info") or {}
+    info = r.metric_info or {}
     if isinstance(info.get("real_modes"), int | float):
         return float(info["real_modes"])
-    classes = (((r.get("spec") or {}).get("dataset")) or {}).get("classes")
+    classes = (r.spec.get("dataset") or {}).get("classes")
     return float(len(classes)) if isinstance(classes, list) and classes else None
 
 
-def flags(results: list[dict], meta: dict[str, MetricMeta]) -> list[Flag]:
+def flags(results: list[RunResult], meta: dict[str, MetricMeta]) -> list[Flag]:
     """Per adapter × strategy: runs that diverged, runs whose samples cover fewer modes than the real data,
     and runs below a metric's flag threshold (metadata `flag_below`, e.g. a data-copying statistic)."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str], list[RunResult]] = {}
     for r in results:
-        groups.setdefault((str(r.get("adapter")), str(r.get("strategy"))), []).append(r)
+        groups.setdefault((r.adapter, r.strategy), []).append(r)
     out: list[Flag] = []
     for (a, s), rs in sorted(groups.items()):
-        div = [r for r in rs if r.get("status") == "diverged"]
+        div = [r for r in rs if r.status == "diverged"]
         if div:
             out.append(Flag(a, s, "collapse", f"{len(div)} of {len(rs)} runs diverged"))
-        done = [r for r in rs if r.get("status") == "completed"]
+        done = [r for r in rs if r.status == "completed"]
         low = []
         for r in done:
-            m, real = (r.get("metrics") or {}).get("modes"), _real_modes(r)
+            m, real = r.metrics.get("modes"), _real_modes(r)
             if isinstance(m, int | float) and real is not None and m < real:
-                low.append(f"s{r.get('seed')}: {m:g}")
+                low.append(f"s{r.seed}: {m:g}")
         if low:
             out.append(Flag(a, s, "collapse", f"{len(low)} of {len(done)} runs cover fewer modes than the real data ({', '.join(low)})"))
         for name, mm in meta.items():
             if mm.flag_below is None:
                 continue
-            below = [r for r in done if isinstance((r.get("metrics") or {}).get(name), int | float) and r["metrics"][name] < mm.flag_below]
+            below = [r for r in done if isinstance(v := r.metrics.get(name), int | float) and v < mm.flag_below]
             if below:
-                vals = ", ".join(f"s{r.get('seed')}: {r['metrics'][name]:.3g}" for r in below)
+                vals = ", ".join(f"s{r.seed}: {r.metrics[name]:.3g}" for r in below)
                 out.append(Flag(a, s, "memorisation", f"{name} below {mm.flag_below:g} in {len(below)} of {len(done)} runs ({vals})"))
     return out
 

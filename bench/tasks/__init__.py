@@ -25,12 +25,12 @@ from typing import Any
 
 import torch
 
-from bench.adapter import Adapter
-from bench.pretrain import PretrainOutcome, StrategyNotApplicable
+from bench.adapter import Adapter, set_fused_optim
 from bench.schema import to_dict
-from bench.suite import RunSpec
+from bench.spec import TASKS, RunSpec
 from bench.tasks import autoencode, autoregressive, cache, external, generative, supervised
 from bench.tasks.common import ALL_PARTS, PRETRAIN_SEED, Context, load_source, precision, select_parts
+from bench.tasks.strategy import PretrainOutcome, StrategyNotApplicable, check_strategy
 from bench.tasks.weights import load_weights
 
 # Bump when any task's code changes the weights it produces: old cache entries then stop matching.
@@ -48,7 +48,7 @@ class Task:
     whole_model: bool = False  # trains every module, whatever `parts:` loads afterwards
 
 
-TASKS: dict[str, Task] = {
+BY_NAME: dict[str, Task] = {
     t.name: t
     for t in (
         Task("scratch", "no pretraining: every part starts from its random initialisation", (), None),
@@ -80,11 +80,15 @@ TASKS: dict[str, Task] = {
         Task("external", "state dict from a file (safetensors / torch weights_only, sha256-pinned) or a timm name", external.ROLES, None),
     )
 }
+# The names are defined once, in the spec layer (a suite is validated against them before any task is
+# imported); this table must describe exactly those.
+if tuple(BY_NAME) != TASKS:
+    raise RuntimeError(f"bench.tasks describes {tuple(BY_NAME)}, but bench.spec.TASKS is {TASKS}: keep them in step")
 
 
 def describe_tasks() -> list[tuple[str, str]]:
     """(name, description) rows for `bench list strategies`, plus the options that combine with any task."""
-    rows = [(t.name, t.description) for t in TASKS.values()]
+    rows = [(t.name, t.description) for t in BY_NAME.values()]
     rows.append(("freeze: {part: N}", "option: keep the first N blocks of a part fixed during training (FreezeD)"))
     rows.append(("parts: [...]", "option: what is initialised: part names, roles (encoder/decoder/sequence) or all/both"))
     return rows
@@ -132,10 +136,11 @@ def seeded(device: torch.device) -> Iterator[None]:
         yield
 
 
-def run_task(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Path) -> PretrainOutcome:
-    """Apply the run's strategy to `adapter` in place. Raises StrategyNotApplicable when it does not apply."""
+def run_task(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Path, *, fused_optim: bool = False) -> PretrainOutcome:
+    """Apply the run's strategy to `adapter` in place. Raises StrategyNotApplicable when it does not apply.
+    `fused_optim`: the optimiser kernel of the fresh copy, as the runner chose it for the run's own adapter."""
     spec = run.strategy_spec
-    task = TASKS[spec.task]
+    task = BY_NAME[spec.task]
     if task.name == "external":
         return external.run(adapter, run, device)
     assert task.train is not None, f"task {task.name} has no training function"
@@ -161,6 +166,7 @@ def run_task(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Pa
         with seeded(device):
             # A fresh instance (same class, config and data info): the run's own adapter is only loaded into.
             fresh = type(adapter)(adapter.config, adapter.info, device)
+            set_fused_optim(fresh, fused_optim)  # whole-model tasks train it with its own optimisers
             ctx = Context(fresh, run, source.to(device), train_parts, device, batch_size)
             tensors, info, seconds = task.train(ctx)
         meta = {
@@ -179,4 +185,13 @@ def run_task(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Pa
     return PretrainOutcome(seconds=float(meta["seconds"]), cached=cached, parts=loaded, info=info)
 
 
-__all__ = ["TASKS", "TASK_VERSION", "Task", "describe_tasks", "run_task", "StrategyNotApplicable"]
+__all__ = [
+    "BY_NAME",
+    "TASK_VERSION",
+    "PretrainOutcome",
+    "StrategyNotApplicable",
+    "Task",
+    "check_strategy",
+    "describe_tasks",
+    "run_task",
+]

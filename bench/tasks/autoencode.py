@@ -8,11 +8,11 @@
   readout to the image's channels; one that already emits the image (a generator) is trained on it directly.
 
 `mask_ratio` > 0 corrupts the input (the loss always targets the clean image):
-- transformer encoders (any attention inside): masked image modelling, as MAE (He et al. 2022,
+- encoders whose input is patches (the part declares `patch_size`, e.g. a ViT): masked image modelling, as MAE (He et al. 2022,
   https://arxiv.org/abs/2111.06377). Patches are masked at the input and the loss counts masked patches
   only. Tokens are zeroed rather than dropped, as SimMIM does (Xie et al. 2022,
   https://arxiv.org/abs/2111.09886), because a generic task cannot reach inside the adapter's token pipeline.
-- CNN encoders, and decoders (through their partner encoder): denoising with masking noise, each pixel
+- other encoders (CNNs), and decoders (through their partner encoder): denoising with masking noise, each pixel
   zeroed with probability `mask_ratio` (Vincent et al. 2008, https://doi.org/10.1145/1390156.1390294).
 
 Evidence recorded: first and final training loss, reconstruction MSE on the source's test split, and for
@@ -29,29 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.adapter import Batch
-from bench.pretrain import StrategyNotApplicable
 from bench.tasks.common import Context, as_input, encode_all, eval_mode, fit, linear_probe
+from bench.tasks.strategy import StrategyNotApplicable
 from bench.tasks.weights import part_tensors
 
 ROLES = ("encoder", "decoder")
 HIDDEN = 512
-
-
-def is_transformer(module: nn.Module) -> bool:
-    """Attention anywhere inside: masked patches suit it; a CNN gets pixel-level denoising instead."""
-    return any(
-        isinstance(m, nn.MultiheadAttention) or "attention" in type(m).__name__.lower() or hasattr(m, "qkv") for m in module.modules()
-    )
-
-
-def patch_size(ctx: Context) -> int:
-    # The adapter's own patch size when it exposes one (resolved attribute first, then its config).
-    for owner in (ctx.fresh, ctx.fresh.config):
-        for attr in ("patch", "patch_size"):
-            p = getattr(owner, attr, None)
-            if isinstance(p, int) and p > 0:
-                return p
-    return 2 if ctx.info.image_size <= 16 else 4
 
 
 def corrupt(x: torch.Tensor, ratio: float, patch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,8 +88,9 @@ def train(ctx: Context) -> tuple[dict, dict[str, Any], float]:
         part = parts[name]
         module = part.module
         if part.role == "encoder":
-            masked = ratio > 0 and is_transformer(module)
-            patch = patch_size(ctx) if masked else 1
+            # The part says whether its input is patches (Part.patch_size): then MAE-style masking of patches.
+            masked = ratio > 0 and part.patch_size is not None
+            patch = part.patch_size if masked else 1
             info[f"{name}.objective"] = "masked" if masked else ("denoise" if ratio > 0 else "reconstruct")
             t = time.perf_counter()
             info[f"{name}.probe_accuracy_init"] = linear_probe(module, ctx.source)
@@ -120,8 +104,8 @@ def train(ctx: Context) -> tuple[dict, dict[str, Any], float]:
             masked, patch = False, 1
             info[f"{name}.objective"] = "denoise" if ratio > 0 else "reconstruct"
             probe_s = 0.0
-            enc = MLPEncoder(shape, part.dim).to(ctx.device)
-            readout = _decoder_readout(module, part.dim, shape, ctx.device)
+            enc = MLPEncoder(shape, part.latent_dim).to(ctx.device)
+            readout = _decoder_readout(module, part.latent_dim, shape, ctx.device)
             partner = nn.ModuleList([enc, readout])
 
             def forward(x: torch.Tensor, module=module, enc=enc, readout=readout) -> torch.Tensor:

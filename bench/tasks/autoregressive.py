@@ -3,59 +3,47 @@
 Generative pretraining from pixels, as Image GPT (Chen et al. 2020,
 https://cdn.openai.com/papers/Generative_Pretraining_from_Pixels_V2.pdf), on a different source domain.
 
-The sequence-part contract (bench.adapter.Part, role `sequence`, `dim` = vocabulary size) is read with the
-pixel tokenisation the sequence baselines share (baselines/_tokens.py): raster order with the channels
-interleaved per pixel; `dim - 1` grey-level bins (the level index itself when bins = levels); the last
-token id is the start token fed at position 0 and never a target. The source is already converted to the
-target's size, channels and levels, so the sequence length matches the part's positions.
+The sequence part (bench.adapter.Part, role `sequence`, `vocab` = vocabulary size) is read with the pixel
+token layout the sequence baselines use too (bench.tokens.PixelTokens): raster order with the channels
+interleaved per pixel, `vocab - 1` grey-level bins, and the last token id as the start token fed at
+position 0 and never a target. The source is already converted to the target's size, channels and levels,
+so the sequence length matches the part's positions.
 
 Evidence recorded: first and final training loss, and the test-split NLL (nats per token) before and after.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from bench.adapter import to_levels
-from bench.pretrain import StrategyNotApplicable
 from bench.tasks.common import Context, eval_mode, fit
+from bench.tasks.strategy import StrategyNotApplicable
 from bench.tasks.weights import part_tensors
+from bench.tokens import PixelTokens
+
+if TYPE_CHECKING:
+    from bench.data import ImageData
 
 ROLES = ("sequence",)
 
 
-class Tokens:
-    """Images (uint8) → (inputs, targets) token sequences for a part with vocabulary `vocab`."""
-
-    def __init__(self, vocab: int, levels: int):
-        self.bins, self.levels = vocab - 1, levels
-        if not 2 <= self.bins <= levels:
-            raise StrategyNotApplicable(f"autoregressive: sequence vocabulary {vocab} does not fit {levels} grey levels (+1 start token)")
-        self.start = self.bins
-
-    def targets(self, u8: torch.Tensor) -> torch.Tensor:
-        idx = to_levels(u8, self.levels)  # N×C×H×W level indices
-        seq = idx.permute(0, 2, 3, 1).reshape(idx.shape[0], -1)  # raster order, channels interleaved
-        return seq * self.bins // self.levels  # equal-width bins; the identity when bins == levels
-
-    def inputs(self, targets: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.full_like(targets[:, :1], self.start), targets[:, :-1]], dim=1)
-
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        # The start token's logit is dropped: it is never a target (as in the baselines' own loss).
-        return F.cross_entropy(logits[..., : self.bins].float().flatten(0, 1), targets.flatten())
+def layout(vocab: int, source: ImageData, device: torch.device) -> PixelTokens:
+    """The token layout of a sequence part with vocabulary `vocab` over the (converted) source images."""
+    try:
+        return PixelTokens.for_vocab(vocab, source.info.channels, source.info.image_size, source.levels, device=device)
+    except ValueError as why:
+        raise StrategyNotApplicable(f"autoregressive: {why}") from None
 
 
 @torch.no_grad()
-def test_nll(module: nn.Module, tok: Tokens, u8: torch.Tensor, batch: int = 256) -> float:
+def test_nll(module: nn.Module, tok: PixelTokens, u8: torch.Tensor, batch: int = 256) -> float:
     total, count = 0.0, 0
     with eval_mode(module):
         for chunk in u8.split(batch):
-            t = tok.targets(chunk)
+            t = tok.from_pixels(chunk)
             total += float(tok.loss(module(tok.inputs(t)), t)) * t.numel()
             count += t.numel()
     return total / max(count, 1)
@@ -68,11 +56,11 @@ def train(ctx: Context) -> tuple[dict, dict[str, Any], float]:
     test_u8 = ctx.source.test_x[:1000]
     for name in ctx.parts:
         part = parts[name]
-        module, tok = part.module, Tokens(part.dim, ctx.source.levels)
+        module, tok = part.module, layout(part.vocab, ctx.source, ctx.device)
         info[f"{name}.test_nll_init"] = test_nll(module, tok, test_u8)
 
         def loss_fn(batch, step, module=module, tok=tok) -> torch.Tensor:
-            t = tok.targets(batch.u8)
+            t = tok.from_pixels(batch.u8)
             return tok.loss(module(tok.inputs(t)), t)
 
         res = fit(ctx, list(module.parameters()), loss_fn, f"pretrain autoregressive {name}")

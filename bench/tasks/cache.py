@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from bench import store
+from bench import files
 
 WEIGHTS, META = "weights.safetensors", "meta.json"
 
@@ -54,7 +54,7 @@ def load(cache_dir: Path, key: str) -> tuple[dict[str, torch.Tensor], dict[str, 
     from safetensors.torch import load_file
 
     folder = entry_dir(cache_dir, key)
-    meta = store.read_json(folder / META)
+    meta = files.read_json(folder / META)
     if meta is None or meta.get("key") != key or not (folder / WEIGHTS).is_file():
         return None
     try:
@@ -94,7 +94,7 @@ def save(cache_dir: Path, key: str, tensors: dict[str, torch.Tensor], meta: dict
         save_file(flat, str(tmp / WEIGHTS))
         _fsync_file(tmp / WEIGHTS)
         meta = {**meta, "key": key, "weights_sha256": file_sha256(tmp / WEIGHTS), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        store.atomic_write_json(tmp / META, meta)  # last inside the folder: a folder without meta is never valid
+        files.atomic_write_json(tmp / META, meta)  # last inside the folder: a folder without meta is never valid
         for _ in range(3):
             try:
                 os.replace(tmp, final)  # atomic; fails if `final` exists and is not empty

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.adapter import ROLES, Adapter, Batch, DataInfo
-from bench.data import DatasetSpec, ImageData, load_dataset
-from bench.pretrain import StrategyNotApplicable
-from bench.suite import RunSpec, StrategySpec
+from bench.data import ImageData, load_dataset
+from bench.spec import DatasetSpec, RunSpec, StrategySpec
+from bench.tasks.strategy import StrategyNotApplicable
 
 PRETRAIN_SEED = 0  # the pretraining stage's seed for every run and suite (see the module docstring)
 ALL_PARTS = ("all", "both")  # `parts: [both]` (a GAN's generator and discriminator) = every part that applies

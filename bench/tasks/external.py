@@ -27,10 +27,10 @@ import torch
 
 from bench.adapter import Adapter
 from bench.errors import ConfigError, DataUnavailable
-from bench.pretrain import PretrainOutcome, StrategyNotApplicable
-from bench.suite import RunSpec
+from bench.spec import RunSpec
 from bench.tasks.cache import file_sha256
 from bench.tasks.common import ALL_PARTS, select_parts
+from bench.tasks.strategy import PretrainOutcome, StrategyNotApplicable
 from bench.tasks.weights import flatten, load_weights
 
 ROLES = ("encoder", "decoder", "sequence")

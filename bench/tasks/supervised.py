@@ -18,8 +18,8 @@ from typing import Any
 import torch.nn.functional as F
 from torch import nn
 
-from bench.pretrain import StrategyNotApplicable
 from bench.tasks.common import Context, encode_all, fit, linear_probe
+from bench.tasks.strategy import StrategyNotApplicable
 from bench.tasks.weights import part_tensors
 
 ROLES = ("encoder",)

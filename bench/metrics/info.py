@@ -1,0 +1,65 @@
+"""What every metric is, without computing it: name, direction, families, periodic flag, unit and description.
+
+One table, read by the metric registry (each implementation is registered under a name from here) and by the
+report, which must run where torch is not installed: this module imports nothing but the standard library.
+A new metric gets its row here and its function in a metric module (`@register_metric("name")`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LIKELIHOOD_FAMILIES = ("vae", "autoregressive", "flow", "diffusion", "other")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    higher_is_better: bool
+    description: str
+    unit: str = ""
+    families: tuple[str, ...] | None = None  # None: every family
+    periodic: bool = True  # cheap enough to compute at every periodic evaluation
+    cost: bool = False  # measured by the runner (time, memory, size), not computed from samples
+    flag_below: float | None = None  # the report's verdict flags a run below this (e.g. a data-copying statistic)
+
+
+def _rows(*infos: MetricInfo) -> dict[str, MetricInfo]:
+    return {i.name: i for i in infos}
+
+
+METRIC_INFO: dict[str, MetricInfo] = _rows(
+    # --- cost: measured by the runner; the names must match the keys of the runner's cost record ---
+    MetricInfo("pretrain_seconds", False, "wall time of the pretraining stage (original cost when cached)", "s", cost=True),
+    MetricInfo("train_seconds", False, "wall time of the training loop, evaluation excluded", "s", cost=True),
+    MetricInfo("eval_seconds", False, "wall time of all evaluations", "s", cost=True),
+    MetricInfo("total_seconds", False, "pretrain + train seconds: the compute a result cost", "s", cost=True),
+    MetricInfo("images_per_second", True, "training images processed per second", "img/s", cost=True),
+    MetricInfo("peak_memory_mb", False, "peak CPU RSS, or CUDA max allocated on GPU", "MB", cost=True),
+    MetricInfo("params", False, "trainable and frozen parameters of all the adapter's networks", cost=True),
+    # --- likelihood ---
+    MetricInfo("bpd", False, "bits per dimension of the test split", "bits/dim", families=LIKELIHOOD_FAMILIES),
+    # --- fidelity in the domain classifier's feature space ---
+    MetricInfo("fid_domain", False, "Fréchet distance in the domain classifier's feature space"),
+    MetricInfo("kid_domain", False, "kernel (MMD²) distance in the domain classifier's feature space"),
+    MetricInfo("precision_domain", True, "share of generated samples on the real manifold (k=3)"),
+    MetricInfo("recall_domain", True, "share of real samples on the generated manifold (k=3)"),
+    MetricInfo("density_domain", True, "density (Naeem et al. 2020, k=5); about 1 for real data"),
+    MetricInfo("coverage_domain", True, "coverage (Naeem et al. 2020, k=5): share of real neighbourhoods hit"),
+    # --- mode coverage ---
+    MetricInfo("modes", True, "classes covered by generated samples (>= 1 sample each)"),
+    MetricInfo("modes_kl", False, "KL(generated class histogram || real), nats", "nats"),
+    # --- standard torch-fidelity metrics: they need downloaded weights, so never at periodic evaluations ---
+    MetricInfo("fid", False, "Fréchet Inception distance (torch-fidelity inception-v3-compat)", periodic=False),
+    MetricInfo("kid", False, "kernel Inception distance (torch-fidelity)", periodic=False),
+    MetricInfo("isc", True, "Inception score of the generated samples (torch-fidelity)", periodic=False),
+    MetricInfo("precision", True, "precision in VGG16 features (torch-fidelity, k=3)", periodic=False),
+    MetricInfo("recall", True, "recall in VGG16 features (torch-fidelity, k=3)", periodic=False),
+)
+
+COST_METRICS: tuple[str, ...] = tuple(n for n, i in METRIC_INFO.items() if i.cost)
+
+
+def metric_info(name: str) -> MetricInfo | None:
+    """The row for `name`, or None for a metric the table does not know (e.g. from an older result)."""
+    return METRIC_INFO.get(name)

@@ -1,0 +1,119 @@
+"""One run, start to end: set-up (or resume) → pretraining → training loop → final evaluation → result.json.
+
+The harness owns the loop; the adapter only answers `train_step`, `sample` and `log_likelihood`. This module
+only sequences the stages; each lives in its own module of `bench.runner`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import env, store
+from bench.adapter import Adapter
+from bench.data import ImageData, load_dataset
+from bench.images import save_grid
+from bench.pretrain import PretrainOutcome, StrategyNotApplicable, apply_freeze, pretrain
+from bench.result import RunResult
+from bench.runner import checkpoint, result
+from bench.runner.build import build_adapter
+from bench.runner.evaluation import Evaluator
+from bench.runner.fastpath import apply_fast_path, fast_path
+from bench.runner.loop import Diverged, TrainingLoop
+from bench.runner.state import LoopState
+from bench.spec import RunSpec
+
+
+class Runner:
+    """Executes one RunSpec into `suite_dir/<run_id>/`. Create, then call `run()` → RunResult."""
+
+    def __init__(self, run: RunSpec, suite_dir: Path, device: torch.device, cache_dir: Path, progress: bool = True):
+        self.spec, self.device, self.cache_dir = run, torch.device(device), Path(cache_dir)
+        self.dir = Path(suite_dir) / run.run_id
+        self.ckpt_path = self.dir / "checkpoint.pt"
+        self.memory = env.PeakMemory(self.device)
+        self.fast = fast_path(run, self.device)
+        self.loop = TrainingLoop(run, self.device, self.fast, progress)
+        self.evaluator = Evaluator(run, self.device, self.cache_dir)
+
+    def run(self) -> RunResult:
+        run = self.spec
+        self.dir.mkdir(parents=True, exist_ok=True)
+        store.remove_partial_writes(self.dir)  # a run is only ever written by one process at a time
+        env.configure_threads(run.runner.threads)
+        env.seed_everything(run.seed)
+        self.memory.reset()
+        data = load_dataset(run.dataset).to(self.device)
+        adapter, state, gen = self._start(data)
+        if not state.resumed_from:  # a resumed run was pretrained before its checkpoint
+            try:
+                outcome = pretrain(adapter, run, self.device, self.cache_dir, fused_optim=self.fast.fused_optim)
+            except StrategyNotApplicable as why:
+                return self._finish(adapter, data, state, status="not_applicable", error=str(why))
+            state.pretrain = _outcome_dict(outcome)
+            env.seed_everything(run.seed + 1)  # training randomness independent of how much pretraining drew
+        try:
+            state.pretrain["frozen"] = len(apply_freeze(adapter, run.strategy_spec.freeze))
+        except StrategyNotApplicable as why:
+            return self._finish(adapter, data, state, status="not_applicable", error=str(why))
+        try:
+            self.train(adapter, data, state, gen)
+        except Diverged as d:
+            return self._finish(adapter, data, state, status="diverged", error=d.reason, extra={"diverged_at": d.step})
+        final = self.evaluator.final(adapter, data, state, self.memory)
+        save_grid(final.samples, self.dir / "samples.png")
+        return self._finish(
+            adapter,
+            data,
+            state,
+            status="completed",
+            metrics=final.metrics,
+            not_applicable=final.not_applicable,
+            extra={"metric_info": final.info},
+        )
+
+    def _start(self, data: ImageData) -> tuple[Adapter, LoopState, torch.Generator]:
+        """A fresh adapter, loop state and batch generator, or those of the checkpoint when one fits."""
+        run = self.spec
+        adapter = build_adapter(run, data, self.device, self.fast)
+        gen = torch.Generator(device=self.device).manual_seed(run.seed)  # draws the batch indices
+        try:
+            state = checkpoint.resume(self.ckpt_path, adapter, gen)
+        except Exception:
+            # It unpickled safely but does not fit this run: never trusted. Start over exactly as a fresh
+            # run would, from a fresh seed and adapter.
+            self.ckpt_path.unlink(missing_ok=True)
+            env.seed_everything(run.seed)
+            adapter = build_adapter(run, data, self.device, self.fast)
+            return adapter, LoopState(), torch.Generator(device=self.device).manual_seed(run.seed)
+        if state is None:
+            return adapter, LoopState(), gen
+        # The optimisers' param groups came back from the checkpoint: the run's own switches apply again.
+        apply_fast_path(self.fast, adapter, self.device)
+        return adapter, state, gen
+
+    def train(self, adapter: Adapter, data: ImageData, state: LoopState, gen: torch.Generator) -> None:
+        """The training loop with this run's periodic evaluations and checkpoints (no final evaluation)."""
+        self.loop(
+            adapter,
+            data,
+            state,
+            gen,
+            on_eval=lambda s: self.evaluator.periodic(adapter, data, s),
+            on_checkpoint=lambda s: checkpoint.save(self.ckpt_path, adapter, s, gen),
+        )
+
+    def _finish(self, adapter: Adapter, data: ImageData, state: LoopState, *, status: str, **fields: Any) -> RunResult:
+        res = result.assemble(self.spec, adapter.family, self.evaluator.protocol(data), self.device, state, status=status, **fields)
+        result.write(self.dir, res, state.history, self.ckpt_path)
+        return res
+
+
+def _outcome_dict(o: PretrainOutcome) -> dict[str, Any]:
+    return {"seconds": o.seconds, "cached": o.cached, "parts": o.parts, **o.info}
+
+
+def run_one(run: RunSpec, suite_dir: Path, device: torch.device, cache_dir: Path, progress: bool = True) -> RunResult:
+    return Runner(run, suite_dir, device, cache_dir, progress).run()

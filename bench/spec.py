@@ -1,0 +1,262 @@
+"""The spec layer: plain dataclasses for suites and runs, the task names and the protocol version.
+
+The bottom of the house: it imports nothing of bench but `errors` and `schema`, so every other module may
+import it. Validation that needs the registries (adapter configs, metric names, strategy checks) lives
+one floor up in bench/suite.py; these classes only check what they can see in themselves.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.errors import BenchError, did_you_mean
+from bench.schema import parse, to_dict
+
+PROTOCOL_VERSION = "1"  # bump whenever evaluation changes; stored in every result, never mixed silently
+# The pretraining task names, defined here once; bench/tasks/__init__.py holds what each one does.
+TASKS = ("scratch", "supervised", "autoencode", "autoregressive", "generative", "external")
+
+
+@dataclass
+class DatasetSpec:
+    """The suite's `dataset:` block (and a strategy's `source:`)."""
+
+    name: str
+    image_size: int | None = None  # None: the data set's native size
+    channels: int | None = None  # None: native; 1 or 3 converts
+    classes: list[int] | None = None  # keep only these labels
+    limit: int | None = None  # keep only the first N training images (few-shot), after `classes`
+    root: str | None = None  # where torchvision data sets live
+    download: bool = False  # allow torchvision to download into root
+    levels: int | None = None  # re-quantise to this many grey levels per channel
+
+    def __post_init__(self) -> None:
+        if self.image_size is not None and not 4 <= self.image_size <= 256:
+            raise ValueError(f"image_size must be between 4 and 256, got {self.image_size}")
+        if self.channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be a positive integer, got {self.limit}")
+        if self.levels is not None and not 2 <= self.levels <= 256:
+            raise ValueError(f"levels must be between 2 and 256, got {self.levels}")
+
+
+@dataclass
+class Budget:
+    steps: int = 300
+    eval_every: int = 0  # 0: evaluate only at the end
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1 or self.eval_every < 0:
+            raise ValueError("steps and eval_every must be >= 0 and batch_size >= 1")
+
+
+@dataclass
+class EvalSpec:
+    num_samples: int = 1000
+    metrics: list[str] = field(default_factory=lambda: ["fid_domain"])
+    batch_size: int = 500  # only changes speed, never the numbers
+    kid_subset_size: int = 1000
+    weights_path: str | None = None  # a folder holding Inception/VGG weights for fid/kid/isc/precision/recall
+    history_metrics: list[str] | None = None  # metrics at periodic evals; None: the cheap ones in `metrics`
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 2 or self.batch_size < 1 or self.kid_subset_size < 2:
+            raise ValueError("num_samples must be >= 2, batch_size >= 1 and kid_subset_size >= 2")
+
+
+@dataclass
+class StrategySpec:
+    """How parts are pretrained before training. `task: scratch` (or `{}`) does nothing."""
+
+    task: str = "scratch"
+    source: DatasetSpec | None = None
+    parts: list[str] | None = None  # None: every part the task applies to
+    steps: int = 0
+    freeze: dict[str, int] = field(default_factory=dict)
+    batch_size: int | None = None
+    lr: float = 1e-3
+    mask_ratio: float = 0.0
+    path: str | None = None  # external: a .safetensors or .pt state dict
+    sha256: str | None = None
+    timm_model: str | None = None  # external: a timm pretrained name (online, or in the timm cache)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task '{self.task}' ({did_you_mean(self.task, TASKS)})")
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        if self.steps < 0:
+            raise ValueError("steps must be >= 0")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        bad = {k: n for k, n in self.freeze.items() if n < 0}
+        if bad:
+            raise ValueError(f"freeze counts must be >= 0, got {bad}")
+
+
+@dataclass
+class RunnerSpec:
+    """Speed switches; none of them may change what a run measures beyond float rounding."""
+
+    amp: bool = True  # bf16 autocast on CUDA
+    tf32: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    fused_optim: bool = True
+    log_every: int = 25  # steps between host syncs for losses and divergence checks
+    checkpoint_every: int = 0  # 0: only at eval points
+    threads: int | None = None  # CPU threads; None: every usable core. Pin it (e.g. 1) on a shared host or for cross-machine repeatability
+    diverge_threshold: float | None = None  # |loss| above this counts as diverged
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError("threads must be >= 1 (or null for every usable core)")
+        if self.log_every < 1 or self.checkpoint_every < 0:
+            raise ValueError("log_every must be >= 1 and checkpoint_every >= 0")
+        if self.diverge_threshold is not None and not self.diverge_threshold > 0:
+            raise ValueError("diverge_threshold must be a positive number")
+
+
+@dataclass
+class Suite:
+    name: str
+    dataset: DatasetSpec
+    version: int = 1
+    description: str = ""
+    budget: Budget = field(default_factory=Budget)
+    eval: EvalSpec = field(default_factory=EvalSpec)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    adapters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    strategies: dict[str, StrategySpec] = field(default_factory=lambda: {"scratch": StrategySpec()})
+    runner: RunnerSpec = field(default_factory=RunnerSpec)
+    include: str | None = None  # resolved at load time; kept for provenance
+    # What comparisons.csv measures against (None: `scratch`) and the metric the verdict leads with (None:
+    # fid_domain when measured, else the first eval metric). Neither enters a run id: they change no number.
+    # bench.suite checks that they name a strategy and a measured metric.
+    baseline: str | None = None
+    headline: str | None = None
+
+    @property
+    def headline_metric(self) -> str:
+        """The verdict's metric: `headline:`, else fid_domain when measured, else the first eval metric."""
+        if self.headline:
+            return self.headline
+        return "fid_domain" if "fid_domain" in self.eval.metrics else self.eval.metrics[0]
+
+    def __post_init__(self) -> None:
+        if not _plain_name(self.name):
+            raise ValueError(f"name must be a plain folder name, got {self.name[:80]!r}")
+        if not self.adapters:
+            raise ValueError("adapters: at least one adapter is needed")
+        if not self.seeds:
+            raise ValueError("seeds: at least one seed is needed")
+        # Seeds feed numpy (32-bit) and torch; a repeated seed would be the same run twice.
+        if any(not 0 <= s < 2**32 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct integers in [0, 2^32), got {self.seeds}")
+        bad = [n for n in self.strategies if not _plain_name(n)]
+        if bad:  # strategy names are part of run folder names
+            raise ValueError(f"strategy names must be plain names (no '/', '\\', control characters or leading '.'), got {bad[0][:80]!r}")
+        if not self.strategies:
+            raise ValueError("strategies: at least one strategy is needed (scratch: {})")
+
+
+def _plain_name(name: str) -> bool:
+    """Usable as (part of) a folder name on every OS: short, no separators, no control characters."""
+    return 0 < len(name) <= 128 and not name.startswith(".") and not any(c in "/\\:" or not c.isprintable() for c in name)
+
+
+@dataclass
+class RunSpec:
+    """One cell of the grid: adapter × strategy × seed, fully resolved."""
+
+    suite: str
+    adapter: str
+    adapter_config: dict[str, Any]
+    strategy: str
+    strategy_spec: StrategySpec
+    seed: int
+    dataset: DatasetSpec
+    budget: Budget
+    eval: EvalSpec
+    runner: RunnerSpec
+    suite_version: int = 1
+    protocol_version: str = PROTOCOL_VERSION
+
+    def resolved(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @property
+    def run_id(self) -> str:
+        # The runner block only changes speed, so it stays out of the identity: a rerun with
+        # compile on resumes the same runs.
+        ident = {k: v for k, v in self.resolved().items() if k not in ("runner", "suite")}
+        digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:8]
+        safe = self.adapter.replace(":", "_").replace(".", "_")
+        return f"{safe}-{self.strategy}-s{self.seed}-{digest}"
+
+
+def expand(suite: Suite, only: str | None = None) -> list[RunSpec]:
+    """The adapter × strategy × seed grid, in a stable order, optionally filtered by a run_id glob."""
+    runs = [
+        RunSpec(
+            suite=suite.name,
+            adapter=a,
+            adapter_config=dict(cfg or {}),
+            strategy=s,
+            strategy_spec=spec,
+            seed=seed,
+            dataset=suite.dataset,
+            budget=suite.budget,
+            eval=suite.eval,
+            runner=suite.runner,
+            suite_version=suite.version,
+        )
+        for a, cfg in suite.adapters.items()
+        for s, spec in suite.strategies.items()
+        for seed in suite.seeds
+    ]
+    if only:
+        runs = [r for r in runs if fnmatch.fnmatch(r.run_id, only) or fnmatch.fnmatch(f"{r.adapter}-{r.strategy}-s{r.seed}", only)]
+        if not runs:
+            raise BenchError(f"--only '{only}' matches no run", fix="run with --dry-run to list run ids, or use a glob like 'cnn_gan-*'")
+    return runs
+
+
+def suite_to_dict(suite: Suite) -> dict:
+    return to_dict(suite)
+
+
+def runspec_from_dict(d: dict) -> RunSpec:
+    """Rebuild a RunSpec from `result.json`'s resolved spec (for Ray workers and reports)."""
+    kw = dict(d)
+    kw["strategy_spec"] = parse(StrategySpec, d["strategy_spec"], "strategy_spec")
+    kw["dataset"] = parse(DatasetSpec, d["dataset"], "dataset")
+    kw["budget"] = parse(Budget, d["budget"], "budget")
+    kw["eval"] = parse(EvalSpec, d["eval"], "eval")
+    kw["runner"] = parse(RunnerSpec, d["runner"], "runner")
+    return RunSpec(**kw)
+
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "TASKS",
+    "Budget",
+    "DatasetSpec",
+    "EvalSpec",
+    "RunSpec",
+    "RunnerSpec",
+    "StrategySpec",
+    "Suite",
+    "expand",
+    "runspec_from_dict",
+    "suite_to_dict",
+]
