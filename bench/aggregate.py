@@ -1,4 +1,5 @@
-"""Aggregation: result.json files → results.csv (one row per run) and summary.csv (per adapter × strategy)."""
+"""Aggregation: result.json files → results.csv (one row per run), summary.csv (per adapter × strategy) and
+comparisons.csv (each strategy against the baseline, paired by seed; see bench.compare)."""
 
 from __future__ import annotations
 
@@ -104,7 +105,42 @@ def write_tables(suite_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     summary = summary_frame(df)
     store.atomic_write_text(Path(suite_dir) / "results.csv", store.csv_text(df))
     store.atomic_write_text(Path(suite_dir) / "summary.csv", store.csv_text(summary))
+    comparisons = comparisons_of(df, suite_options(suite_dir).get("baseline"))
+    store.atomic_write_text(Path(suite_dir) / "comparisons.csv", store.csv_text(comparisons))
     return df, summary
+
+
+def suite_options(suite_dir: Path) -> dict:
+    """The resolved suite.yaml of a runs folder as a dict ({} when missing or unreadable: tables still get written)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((Path(suite_dir) / "suite.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def metric_directions(names: list[str]) -> dict[str, bool | None]:
+    """higher_is_better per metric from the torch-free metric table; None for one it does not know."""
+    from bench.metrics.info import metric_info
+
+    return {n: (info.higher_is_better if (info := metric_info(n)) else None) for n in names}
+
+
+def quality_metrics(df: pd.DataFrame) -> list[str]:
+    """Metric columns computed from samples: cost metrics (seconds, memory, size) are not compared."""
+    from bench.metrics.info import COST_METRICS
+
+    return [m for m in metric_columns(df) if m not in COST_METRICS]
+
+
+def comparisons_of(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """comparisons.csv for a results table: every strategy against the baseline on every quality metric."""
+    from bench.compare import comparisons_frame
+
+    metrics = quality_metrics(df) if not df.empty else []
+    return comparisons_frame(df, metrics, metric_directions(metrics), baseline)
 
 
 def fmt(mean: float, ci: float, digits: int = 3) -> str:

@@ -137,6 +137,7 @@ def run_suite(
         echo(f"(mean ± 95% CI over seeds; {hidden} more metrics in summary.csv and the report)")
     others = f" ({done - ran_here} of them by other launchers)" if done > ran_here else ""
     echo(f"\n{done} runs in {time.perf_counter() - start:.1f}s{others}; results: {suite_dir / 'results.csv'}")
+    echo(f"comparisons against the baseline (paired, Holm-corrected): {suite_dir / 'comparisons.csv'}")
     echo(f"report: {report.resolve().as_uri()}")
     for p in problems:
         echo(f"error: {p}"[:800])

@@ -140,6 +140,18 @@ class Suite:
     strategies: dict[str, StrategySpec] = field(default_factory=lambda: {"scratch": StrategySpec()})
     runner: RunnerSpec = field(default_factory=RunnerSpec)
     include: str | None = None  # resolved at load time; kept for provenance
+    # What comparisons.csv measures against (None: `scratch`) and the metric the verdict leads with (None:
+    # fid_domain when measured, else the first eval metric). Neither enters a run id: they change no number.
+    # bench.suite checks that they name a strategy and a measured metric.
+    baseline: str | None = None
+    headline: str | None = None
+
+    @property
+    def headline_metric(self) -> str:
+        """The verdict's metric: `headline:`, else fid_domain when measured, else the first eval metric."""
+        if self.headline:
+            return self.headline
+        return "fid_domain" if "fid_domain" in self.eval.metrics else self.eval.metrics[0]
 
     def __post_init__(self) -> None:
         if not _plain_name(self.name):

@@ -106,6 +106,7 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
             check_strategy(name, strat)
         _check_run_id_length(suite)
         limits.check_suite(suite)
+        _check_baseline_and_headline(suite)
     except BenchError as err:  # same class (callers catch ConfigError), now naming the file
         raise type(err)(err.message, file=err.file or file, key=err.key, fix=err.fix) from None
     return suite
@@ -123,6 +124,27 @@ def _check_run_id_length(suite: Suite) -> None:
                     key=f"strategies.{name[:40]}",
                     fix="shorten the strategy name or the adapter key",
                 )
+
+
+def _check_baseline_and_headline(suite: Suite) -> None:
+    """`baseline:` names a strategy of the suite; `headline:` is a registered metric the suite measures."""
+    from bench.errors import did_you_mean
+    from bench.metrics import METRICS
+    from bench.metrics.info import COST_METRICS
+
+    if suite.baseline is not None and suite.baseline not in suite.strategies:
+        raise ConfigError(
+            f"baseline '{suite.baseline}' is not a strategy of this suite",
+            key="baseline",
+            fix=did_you_mean(suite.baseline, suite.strategies),
+        )
+    if suite.headline is None:
+        return
+    METRICS.get(suite.headline, where="headline")
+    if suite.headline not in suite.eval.metrics and suite.headline not in COST_METRICS:
+        raise ConfigError(
+            f"headline metric '{suite.headline}' is not measured by this suite", key="headline", fix=f"add {suite.headline} to eval.metrics"
+        )
 
 
 def load_suite(source: str | Path | dict) -> Suite:

@@ -1,4 +1,4 @@
-"""The report: statistics (Welch, best by direction), n/a and failed rows, exports (md/tex/csv), escaping
+"""The report: statistics (paired Δ with Holm, best by direction), the verdict, n/a and failed rows, exports (md/tex/csv), escaping
 (XSS), self-containedness, and a real headless Chromium load (skipped when /usr/bin/chromium is absent).
 
 Run folders here are hand-written result.json files or SYNTHETIC ones from benchmarks/synthetic_runs.py;
@@ -113,15 +113,16 @@ def rows_by_key(rows):
 
 
 # --- stats ----------------------------------------------------------------------------------------
-def test_welch_matches_scipy_and_refuses_single_seeds():
-    from scipy.stats import ttest_ind
-
-    a, b = [1.0, 2.0, 3.5, 2.2], [2.5, 3.1, 4.0]
-    assert stats.welch_p(a, b) == pytest.approx(float(ttest_ind(a, b, equal_var=False).pvalue), rel=1e-9)
-    assert stats.welch_p([1.0], [1.0, 2.0]) is None
-    assert stats.welch_p([1.0, 1.0], [1.0, 1.0]) == 1.0
-    assert stats.significance_stars(0.0005) == "***" and stats.significance_stars(0.03) == "*" and stats.significance_stars(0.2) == ""
-    assert stats.significance_stars(None) == ""
+def test_single_seed_cells_get_no_best_and_no_delta():
+    res = [
+        make_result("cnn_gan", "scratch", 0, metrics={"fid_domain": 40.0}),
+        make_result("cnn_gan", "supervised", 0, metrics={"fid_domain": 20.0}),
+        make_result("cnn_gan", "autoencode", 0, metrics={"fid_domain": 30.0}),
+    ]
+    rows = rows_by_key(stats.build_rows(typed(res), ["fid_domain"], META))
+    assert not any(r.cells["fid_domain"].best for r in rows.values())
+    sup = rows[("cnn_gan", "supervised")].cells["fid_domain"]
+    assert sup.delta is None and sup.p is None and sup.stars == "" and sup.n_pairs == 1
 
 
 def test_best_follows_direction_and_ties_and_unknown():
@@ -137,15 +138,16 @@ def test_best_follows_direction_and_ties_and_unknown():
     assert not rows[("vae", "scratch")].cells["fid_domain"].best
 
 
-def test_delta_and_welch_against_scratch():
-    from scipy.stats import ttest_ind
+def test_paired_delta_against_scratch():
+    from scipy.stats import ttest_rel
 
     rows = rows_by_key(stats.build_rows(typed(grid_results()), ["fid_domain"], META))
     sup, base = rows[("cnn_gan", "supervised")].cells["fid_domain"], rows[("cnn_gan", "scratch")].cells["fid_domain"]
     assert base.baseline and base.delta is None
     assert sup.delta == pytest.approx(30.1666667 - 41.0)
-    assert sup.p == pytest.approx(float(ttest_ind(sup.values, base.values, equal_var=False).pvalue))
-    assert sup.stars == "***"
+    # The only testable comparison of these results (vae has no pair): Holm leaves its p as it is.
+    assert sup.p == pytest.approx(float(ttest_rel(sup.values, base.values).pvalue))
+    assert sup.significant and sup.stars == "*" and sup.n_pairs == 3
     assert sup.ci95 == pytest.approx(4.303 * sup.std / math.sqrt(3), rel=1e-3)
 
 
@@ -164,7 +166,7 @@ def test_markdown_export(tmp_path):
     rows = stats.build_rows(typed(grid_results()), ["fid_domain", "bpd", "total_seconds"], META)
     md = export.to_markdown("t|x", rows, ["fid_domain", "bpd"], ["total_seconds"], META)
     assert "| adapter | strategy | runs done | fid\\_domain ↓ | bpd ↓ |" in md
-    assert "**30.2 ± 1.9** (n=3) Δ−10.8\\*\\*\\*" in md
+    assert "**30.2 ± 1.9** (n=3) Δ−10.8\\*" in md
     assert "0/2 (1 diverged, 1 failed)" in md and "0/1 (1 not applicable)" in md
     assert "n/a [1]" in md and "1. GANs have no likelihood" in md
     assert "# t\\|x: results" in md
@@ -183,7 +185,7 @@ def test_latex_export_is_booktabs_and_escaped():
     for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}", r"\end{table}"):
         assert rule in tex
     assert r"cnn\_gan\&50\%\$\#\{\}\textasciitilde{}\textasciicircum{}\textbackslash{}" in tex
-    assert r"$\mathbf{30.2 \pm 1.9}^{***}$" in tex
+    assert r"$\mathbf{30.2 \pm 1.9}^{*}$" in tex
     assert r"$41 \pm 2.5$" in tex
     assert r"fid\_domain $\downarrow$" in tex
     assert "my\\_suite" in tex and "\\label{tab:my-suite}" in tex
@@ -204,7 +206,10 @@ def test_cli_writes_all_formats(tmp_path):
         assert (out / name).is_file(), name
     df = pd.read_csv(out / "summary.csv")
     row = df[(df.adapter == "cnn_gan") & (df.strategy == "supervised")].iloc[0]
-    assert row["fid_domain_n"] == 3 and bool(row["fid_domain_best"]) and row["fid_domain_welch_p"] < 0.001
+    assert row["fid_domain_n"] == 3 and bool(row["fid_domain_best"]) and row["fid_domain_p_holm"] < 0.01
+    assert bool(row["fid_domain_significant"]) and row["fid_domain_delta_vs_baseline"] == pytest.approx(-10.8333333)
+    comp = pd.read_csv(suite_dir / "comparisons.csv")  # `bench report` rewrites the tables too
+    assert comp.set_index(["adapter", "strategy", "metric"]).loc[("cnn_gan", "supervised", "fid_domain"), "n_pairs"] == 3
     assert df[(df.adapter == "vae") & (df.strategy == "supervised")].iloc[0]["n_failed"] == 1
     assert "report: file://" in res.output and "tex:" in res.output
 
@@ -258,7 +263,7 @@ def test_html_shows_failed_na_and_provenance(tmp_path):
     assert "1 diverged" in html and "1 failed" in html and "RuntimeError: boom" in html
     assert "GANs have no likelihood" in html and "needs a &#39;sequence&#39; part" in html
     assert 'fid_domain <span class="dir"' in html and "↓" in html
-    assert 'class="num best"' in html and "Δ −10.8***" in html
+    assert 'class="num best"' in html and "Δ −10.8*" in html and "Δ −10.8**" not in html
     pages = sorted((tmp_path / "rep" / "runs").glob("*.html"))
     assert len(pages) == len(grid_results())
     for page in [index, *pages]:
@@ -309,7 +314,7 @@ def test_large_suite_collapses(tmp_path):
     # one sample grid per adapter × strategy, not one per run
     assert len(re.findall(r'<img src="img/runs/', html)) <= 4 * 10
     assert len(list((tmp_path / "rep" / "runs").glob("*.html"))) == 200
-    assert len(list((tmp_path / "rep" / "img").glob("*.png"))) <= 2 + 4  # bars, compute, a curve figure per adapter
+    assert len(list((tmp_path / "rep" / "img").glob("*.png"))) <= 3 + 4  # bars, compute, verdict, a curve figure per adapter
 
 
 # --- a real browser -------------------------------------------------------------------------------
@@ -379,3 +384,89 @@ def test_report_in_headless_chromium(tmp_path):
         missing = [h for h in check["links"] if not h.startswith("#") and not (page.parent / h.split("#")[0]).exists()]
         assert missing == []
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+# --- the verdict ----------------------------------------------------------------------------------
+def verdict_results() -> list[dict]:
+    """cnn_gan: `sup` lowers fid by ~25% on every seed (resolves); `two` has only 2 seeds; `noise` is noise.
+    One `sup` run covers 4 of the 5 target classes; a data-copying metric falls under its flag threshold."""
+    base = [40.0, 44.0, 38.0, 47.0, 41.0]
+    noise = [1.5, -2.0, 0.5, 2.5, -1.5]
+    out = []
+    for seed, b in enumerate(base):
+        spec = {"eval": {"metrics": ["fid_domain", "modes"]}, "dataset": {"classes": [5, 6, 7, 8, 9]}}
+        out.append(make_result("cnn_gan", "scratch", seed, metrics={"fid_domain": b, "modes": 5.0}, spec=spec))
+        sup = {"fid_domain": 0.75 * b + 0.1 * seed, "modes": 4.0 if seed == 2 else 5.0, "copy_stat": -4.0 if seed == 0 else 1.0}
+        out.append(make_result("cnn_gan", "sup$x", seed, metrics=sup, spec=spec))
+        out.append(make_result("cnn_gan", "noise", seed, metrics={"fid_domain": b + noise[seed], "modes": 5.0}, spec=spec))
+        if seed < 2:
+            out.append(make_result("cnn_gan", "two", seed, metrics={"fid_domain": 0.5 * b, "modes": 5.0}, spec=spec))
+    out.append(make_result("cnn_gan", "noise", 5, status="diverged", error="non-finite loss"))
+    return out
+
+
+VMETA = {
+    "fid_domain": MetricMeta("fid_domain", False),
+    "modes": MetricMeta("modes", True),
+    "copy_stat": MetricMeta("copy_stat", True, flag_below=-3.0),
+}
+
+
+def test_verdict_calls_only_what_resolves():
+    from bench.report.verdict import build_verdict
+
+    res = typed(verdict_results())
+    comp = stats.comparisons_for(res, VMETA)
+    v = build_verdict(comp, "fid_domain", VMETA, res, None)
+    assert v is not None and v.baseline == "scratch" and v.strategies == ["noise", "sup$x", "two"]
+    sup, two, noise = (v.cells[("cnn_gan", s)] for s in ("sup$x", "two", "noise"))
+    assert sup.significant and sup.better is True and sup.rel == pytest.approx(-0.25, abs=0.01)
+    assert not two.significant and "at least 3" in two.why and two.n_pairs == 2
+    assert not noise.significant and "p_holm" in noise.why
+    sentence = v.sentences["cnn_gan"]
+    assert sentence.startswith("sup$x lowers cnn_gan's fid_domain by 25% [") and "(better)" in sentence
+    assert "P(improvement) = 1.00" in sentence and "no other strategy resolves at n = 5" in sentence
+    kinds = {(f.strategy, f.kind) for f in v.flags}
+    assert ("sup$x", "collapse") in kinds and ("sup$x", "memorisation") in kinds and ("noise", "collapse") in kinds
+    texts = " ".join(f.text for f in v.flags)
+    assert "fewer modes than the real data (s2: 4)" in texts and "copy_stat below -3" in texts and "1 of 6 runs diverged" in texts
+
+
+def test_verdict_in_html_markdown_and_heatmap(tmp_path):
+    res = verdict_results()
+    suite_dir = write_suite(tmp_path, res, suite_yaml="name: t\nheadline: fid_domain\n")
+    written = render_report(suite_dir, tmp_path / "rep", ("html", "md"))
+    html = written["html"].read_text()
+    # The verdict comes first: before the results table.
+    assert html.index('id="verdict"') < html.index('id="results"')
+    assert "sup$x lowers cnn_gan&#39;s fid_domain by 25%" in html and 'src="img/verdict.png"' in html
+    assert "fewer modes than the real data" in html and "n = 2 paired seed(s)" in html
+    png = tmp_path / "rep" / "img" / "verdict.png"
+    assert png.is_file() and Image.open(png).size[0] > 300
+    md = written["md"].read_text()
+    assert md.index("## Verdict") < md.index("## Results") and "sup$x lowers" in md.replace("\\", "")
+
+
+def test_baseline_key_changes_the_reference(tmp_path):
+    res = verdict_results()
+    suite_dir = write_suite(tmp_path, res, suite_yaml="name: t\nbaseline: noise\n")
+    html = render_report(suite_dir, tmp_path / "rep")["html"].read_text()
+    assert "Verdict: fid_domain against <em>noise</em>" in html
+    from bench.aggregate import write_tables
+
+    write_tables(suite_dir)
+    comp = pd.read_csv(suite_dir / "comparisons.csv")
+    assert set(comp["baseline"]) == {"noise"} and "scratch" in set(comp["strategy"])
+
+
+def test_heatmap_labels_are_plain_text(tmp_path):
+    """A `$` in a strategy name must be printed, not start matplotlib math text (which would raise on '$x')."""
+    from bench.report.heatmap import verdict_heatmap
+    from bench.report.verdict import build_verdict
+
+    res = verdict_results()
+    for r in res:
+        r["strategy"] = r["strategy"].replace("noise", "a$b^c_d")
+    res = typed(res)
+    v = build_verdict(stats.comparisons_for(res, VMETA), "fid_domain", VMETA, res, None)
+    assert verdict_heatmap(v, tmp_path / "v.png") and (tmp_path / "v.png").stat().st_size > 5000

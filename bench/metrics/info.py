@@ -21,6 +21,7 @@ class MetricInfo:
     families: tuple[str, ...] | None = None  # None: every family
     periodic: bool = True  # cheap enough to compute at every periodic evaluation
     cost: bool = False  # measured by the runner (time, memory, size), not computed from samples
+    flag_below: float | None = None  # the report's verdict flags a run below this (e.g. a data-copying statistic)
 
 
 def _rows(*infos: MetricInfo) -> dict[str, MetricInfo]:

@@ -52,6 +52,8 @@ def class_kl(pred: torch.Tensor, real_hist: torch.Tensor) -> float:
 
 def _predicted(ctx: EvalContext) -> torch.Tensor:
     ctx.info["modes_definition"] = MODES_DEFINITION
+    # What "fewer modes than the real data" means in the report's collapse flag: classes present in the test split.
+    ctx.info["real_modes"] = int(torch.unique(ctx.data.test_y).numel())
     return ctx.fake_features["logits"].argmax(dim=1)
 
 

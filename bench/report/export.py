@@ -1,7 +1,7 @@
 """Summary exports beside the HTML: Markdown (READMEs, issues), LaTeX booktabs (papers) and CSV (tools).
 
 All three render the same `stats.Row`s as the HTML headline table: mean ± 95% CI over completed seeds,
-n, best per adapter in bold, significance of Δ vs scratch (Welch's t-test) as stars.
+n, best per adapter in bold, the paired Δ against the baseline marked * when significant after Holm correction.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import math
 from pathlib import Path
 
 from bench import store
-from bench.report.stats import ALPHA, MetricMeta, Row, as_frame, fmt_delta, fmt_num
+from bench.report.stats import SIG_MARK, MetricMeta, Row, as_frame, fmt_delta, fmt_num
+from bench.report.verdict import Verdict
+from bench.report.verdict import to_markdown as verdict_markdown
 
 FILES = {"md": "summary.md", "tex": "summary.tex", "csv": "summary.csv"}
-STARS_NOTE = ", ".join(f"{'*' * (len(ALPHA) - i)} p < {a:g}" for i, a in enumerate(ALPHA))
+STARS_NOTE = f"{SIG_MARK} p_holm < 0.05 with >= 3 paired seeds, Holm-Bonferroni across the suite's comparisons"
 
 
 def runs_text(r: Row) -> str:
@@ -63,13 +65,15 @@ def md_table(rows: list[Row], metrics: list[str], meta: dict[str, MetricMeta], n
     return "\n".join(lines)
 
 
-def to_markdown(suite: str, rows: list[Row], quality: list[str], cost: list[str], meta: dict[str, MetricMeta]) -> str:
+def to_markdown(suite: str, rows: list[Row], quality: list[str], cost: list[str], meta: dict[str, MetricMeta], verdict_md: str = "") -> str:
     notes = Footnotes()
     parts = [
         f"# {_md_escape(suite)}: results",
         "",
+        *([verdict_md, "## Results", ""] if verdict_md else []),
         "Mean ± 95% CI over completed seeds (n). **Bold**: best strategy for the adapter. "
-        f"Δ: difference to scratch, Welch's t-test ({STARS_NOTE}; uncorrected). ↑ higher is better, ↓ lower is better.",
+        f"Δ: mean paired difference to the baseline over matched seeds ({STARS_NOTE}; see comparisons.csv). "
+        "↑ higher is better, ↓ lower is better.",
         "",
         md_table(rows, quality, meta, notes),
     ]
@@ -124,7 +128,7 @@ def to_latex(suite: str, rows: list[Row], metrics: list[str], meta: dict[str, Me
         r"\centering",
         r"\small",
         f"\\caption{{{tex_escape(suite)}: mean $\\pm$ 95\\% CI over completed seeds. Bold: best strategy per adapter. "
-        f"Stars: Welch's $t$-test against scratch ({tex_escape(STARS_NOTE)}; uncorrected). Runs: completed/total.}}",
+        f"${SIG_MARK}$: paired difference to the baseline significant ({tex_escape(STARS_NOTE)}). Runs: completed/total.}}",
         f"\\label{{tab:{''.join(ch if ch.isalnum() else '-' for ch in suite)}}}",
         r"\begin{tabular}{ll" + "r" * (1 + len(metrics)) + "}",
         r"\toprule",
@@ -144,7 +148,14 @@ def to_latex(suite: str, rows: list[Row], metrics: list[str], meta: dict[str, Me
 
 
 def write_exports(
-    formats: tuple[str, ...], out_dir: Path, suite: str, rows: list[Row], quality: list[str], cost: list[str], meta: dict[str, MetricMeta]
+    formats: tuple[str, ...],
+    out_dir: Path,
+    suite: str,
+    rows: list[Row],
+    quality: list[str],
+    cost: list[str],
+    meta: dict[str, MetricMeta],
+    verdict: Verdict | None = None,
 ) -> dict[str, Path]:
     """Write the requested non-HTML formats into out_dir; returns format → path."""
     written: dict[str, Path] = {}
@@ -154,7 +165,7 @@ def write_exports(
             continue
         path = Path(out_dir) / FILES[f]
         if f == "md":
-            text = to_markdown(suite, rows, quality, cost, meta)
+            text = to_markdown(suite, rows, quality, cost, meta, verdict_markdown(verdict) if verdict else "")
         elif f == "tex":
             text = to_latex(suite, rows, headline, meta)
         else:

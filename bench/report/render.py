@@ -16,8 +16,23 @@ from typing import Any
 import jinja2
 
 from bench import store
+from bench.aggregate import suite_options
 from bench.report import export, folder, plots, runpage
-from bench.report.stats import Cell, MetricMeta, Row, baseline_strategy, build_rows, fmt_delta, fmt_num, fmt_p, metric_meta, ordered_metrics
+from bench.report.heatmap import verdict_heatmap
+from bench.report.stats import (
+    Cell,
+    MetricMeta,
+    Row,
+    baseline_strategy,
+    build_rows,
+    comparisons_for,
+    fmt_delta,
+    fmt_num,
+    fmt_p,
+    metric_meta,
+    ordered_metrics,
+)
+from bench.report.verdict import Verdict, build_verdict, interval, mde_legend, pct
 from bench.result import RunResult
 
 COLLAPSE_ROWS = 30  # more headline rows than this: one collapsible table per adapter
@@ -33,7 +48,7 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(fmt_num=fmt_num, status_class=STATUS_CLASS)
+    env.globals.update(fmt_num=fmt_num, status_class=STATUS_CLASS, pct=pct)
     return env
 
 
@@ -49,7 +64,7 @@ def _cell_view(c: Cell, notes: export.Footnotes) -> dict[str, Any]:
         "baseline": c.baseline,
         "delta": fmt_delta(c.delta) if c.delta is not None else "",
         "stars": c.stars,
-        "p": fmt_p(c.p) if c.delta is not None else "",
+        "p": fmt_p(c.p, c.note) if c.delta is not None else "",
         "values": ", ".join(fmt_num(v) for v in c.values),
     }
 
@@ -138,6 +153,15 @@ def _sample_grid(rows: list[Row], samples: dict[str, str], by_id: dict[str, RunR
 def _figures(
     rows: list[Row], results: list[RunResult], histories: dict[str, Any], quality: list[str], meta, fig_dir: Path
 ) -> dict[str, Any]:
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False}):  # names are plain text: a `$` must not start math
+        return _draw_figures(rows, results, histories, quality, meta, fig_dir)
+
+
+def _draw_figures(
+    rows: list[Row], results: list[RunResult], histories: dict[str, Any], quality: list[str], meta, fig_dir: Path
+) -> dict[str, Any]:
     colors = plots.strategy_colors(sorted({r.strategy for r in rows}))
     figs: dict[str, Any] = {"bars": None, "compute": None, "curves": []}
     if plots.bar_charts(rows, quality, meta, colors, fig_dir / "bars.png"):
@@ -176,21 +200,42 @@ def render_report(suite_dir: Path, out_dir: Path, formats: tuple[str, ...] = ("h
     meta: dict[str, MetricMeta] = metric_meta(metrics)
     quality = [m for m in metrics if not meta[m].cost]
     cost = [m for m in metrics if meta[m].cost]
-    rows = build_rows(results, metrics, meta)
+    options = suite_options(suite_dir)
+    baseline = options.get("baseline") if isinstance(options.get("baseline"), str) else None
+    comparisons = comparisons_for(results, meta, baseline)
+    rows = build_rows(results, metrics, meta, comparisons, baseline)
+    verdict = build_verdict(comparisons, headline_metric(options, quality), meta, results, baseline)
     suite = _suite_name(results, suite_dir)
     if "html" not in formats:  # exports only: each file is replaced atomically, beside an existing report
         out_dir.mkdir(parents=True, exist_ok=True)
-        return export.write_exports(formats, out_dir, suite, rows, quality, cost, meta)
+        return export.write_exports(formats, out_dir, suite, rows, quality, cost, meta, verdict)
     # The HTML report (pages, figures, images) is built in a fresh folder and swapped in as a whole, so a
     # kill or a concurrent render never leaves a report with broken links.
     keep = tuple(n for f, n in export.FILES.items() if f not in formats)
     with folder.staged(out_dir, keep=keep) as tmp:
-        written = export.write_exports(formats, tmp, suite, rows, quality, cost, meta)
-        written["html"] = _render_html(suite_dir, tmp, suite, results, rows, metrics, quality, cost, meta, t0)
+        written = export.write_exports(formats, tmp, suite, rows, quality, cost, meta, verdict)
+        written["html"] = _render_html(suite_dir, tmp, suite, results, rows, metrics, quality, cost, meta, t0, verdict)
     return {f: out_dir / p.relative_to(tmp) for f, p in written.items()}
 
 
-def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cost, meta, t0) -> Path:
+def headline_metric(options: dict, quality: list[str]) -> str:
+    """The suite's `headline:`, else fid_domain when measured, else the first quality metric."""
+    named = options.get("headline")
+    if isinstance(named, str) and named:
+        return named
+    return "fid_domain" if "fid_domain" in quality or not quality else quality[0]
+
+
+def _verdict_view(v: Verdict | None, img_dir: Path) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    heat = "img/verdict.png" if verdict_heatmap(v, img_dir / "verdict.png") else None
+    cells = [{"c": c, "interval": interval(c).strip()} for _, c in sorted(v.cells.items())]
+    by_adapter = [(a, v.sentences[a], v.mde[a]) for a in v.adapters]
+    return {"v": v, "heatmap": heat, "cells": cells, "by_adapter": by_adapter, "mde_legend": mde_legend(v)}
+
+
+def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cost, meta, t0, verdict=None) -> Path:
     # out_dir is a fresh staging folder: img/ and runs/ hold only the pages of runs that exist now.
     (out_dir / "img" / "runs").mkdir(parents=True)
     (out_dir / "runs").mkdir()
@@ -214,6 +259,7 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
     unfinished = sorted(d.name for d in suite_dir.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in by_id)
     prov = _provenance(results, suite_dir)
     figs = _figures(rows, results, histories, quality, meta, out_dir / "img")
+    verdict_view = _verdict_view(verdict, out_dir / "img")
     html = env.get_template("index.html").render(
         suite=suite,
         description=next((str(r.spec.get("description")) for r in results if r.spec.get("description")), ""),
@@ -229,7 +275,8 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
         collapse=len(rows) > COLLAPSE_ROWS,
         collapse_runs=len(results) > COLLAPSE_RUNS,
         notes=notes.items,
-        baseline=baseline_strategy(rows),
+        baseline=verdict.baseline if verdict else baseline_strategy(rows),
+        verdict=verdict_view,
         figs=figs,
         sample_grid=_sample_grid(rows, samples, by_id),
         strategies=sorted({r.strategy for r in rows}),

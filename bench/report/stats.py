@@ -1,5 +1,6 @@
 """The numbers behind the report: per adapter × strategy cells (mean ± 95% CI, n), the best strategy per
-adapter and metric (respecting each metric's direction), and Δ vs scratch with Welch's t-test.
+adapter and metric (respecting each metric's direction; only among cells with >= 2 seeds), and Δ against
+the baseline from the paired, Holm-corrected comparisons of bench.compare (comparisons.csv).
 
 Pure functions over result dicts, shared by the HTML page and the md/tex/csv exports, so every format
 shows the same numbers. Templates only display what is computed here.
@@ -8,7 +9,7 @@ shows the same numbers. Templates only display what is computed here.
 from __future__ import annotations
 
 import math
-import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from bench.metrics.info import COST_METRICS, metric_info
 from bench.result import RunResult
 
 BASELINE = "scratch"
-ALPHA = (0.001, 0.01, 0.05)  # thresholds for ***, **, *
+SIG_MARK = "*"  # significant after Holm correction across the suite, with >= 3 paired seeds
 STATUS_ORDER = ("completed", "diverged", "failed", "not_applicable")
 
 
@@ -30,6 +31,7 @@ class MetricMeta:
     unit: str = ""
     description: str = ""
     cost: bool = False  # measured by the runner (time, memory, size), not computed from samples
+    flag_below: float | None = None  # a value below this flags the run in the verdict (e.g. data copying)
 
     @property
     def arrow(self) -> str:
@@ -50,14 +52,17 @@ class Cell:
     n: int = 0
     values: list[float] = field(default_factory=list)
     best: bool = False
-    delta: float | None = None  # mean − baseline mean (same adapter)
-    p: float | None = None  # Welch's t-test p-value vs the baseline; None: untestable (n < 2 on a side)
+    delta: float | None = None  # mean paired difference to the baseline (same adapter, matched seeds)
+    p: float | None = None  # Holm-adjusted paired t-test p-value; None: untestable (see `note`)
+    significant: bool = False  # p_holm < 0.05 with >= 3 pairs
+    n_pairs: int = 0
+    note: str = ""  # why a Δ has no test, or how many seeds were unmatched
     baseline: bool = False
     na: str | None = None  # why there is no number
 
     @property
     def stars(self) -> str:
-        return significance_stars(self.p)
+        return SIG_MARK if self.significant else ""
 
     @property
     def has_value(self) -> bool:
@@ -90,7 +95,7 @@ def metric_meta(names: list[str]) -> dict[str, MetricMeta]:
         if info is None:
             out[name] = MetricMeta(name, None)
         else:
-            out[name] = MetricMeta(name, info.higher_is_better, info.unit, info.description, cost=info.cost)
+            out[name] = MetricMeta(name, info.higher_is_better, info.unit, info.description, cost=info.cost, flag_below=info.flag_below)
     return out
 
 
@@ -111,43 +116,11 @@ def ordered_metrics(results: list[RunResult]) -> list[str]:
     return names + [m for m in COST_METRICS if m in extra]
 
 
-def welch_p(a: list[float], b: list[float]) -> float | None:
-    """Two-sided Welch's t-test p-value (unequal variances). None when a side has < 2 values: one seed
-    has no spread, so no test is possible and the report says so rather than inventing significance."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    if max(a) == min(a) and max(b) == min(b):
-        # Zero variance on both sides (e.g. a parameter count): the t statistic is undefined; equal
-        # constants do not differ, different constants differ with certainty.
-        return 1.0 if a[0] == b[0] else 0.0
-    # The closed form of scipy.stats.ttest_ind(a, b, equal_var=False) (tests check they agree): scipy's
-    # wrapper costs ~5 ms a call, which dominated rendering a 1,000-run suite.
-    from scipy.special import stdtr
+def baseline_strategy(rows: list[Row], requested: str | None = None) -> str | None:
+    """The strategy Δ is measured against: the suite's `baseline:`, else 'scratch', else a scratch-task one."""
+    from bench.compare import pick_baseline
 
-    na, nb = len(a), len(b)
-    va, vb = statistics.variance(a), statistics.variance(b)
-    se2 = va / na + vb / nb
-    t = (statistics.fmean(a) - statistics.fmean(b)) / math.sqrt(se2)
-    df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
-    p = float(2 * stdtr(df, -abs(t)))
-    return p if math.isfinite(p) else None
-
-
-def significance_stars(p: float | None) -> str:
-    if p is None:
-        return ""
-    for k, alpha in enumerate(ALPHA):
-        if p < alpha:
-            return "*" * (len(ALPHA) - k)
-    return ""
-
-
-def baseline_strategy(rows: list[Row]) -> str | None:
-    """The strategy Δ is measured against: one named 'scratch', else any strategy whose task is scratch."""
-    names = {r.strategy for r in rows}
-    if BASELINE in names:
-        return BASELINE
-    return next((r.strategy for r in sorted(rows, key=lambda r: r.strategy) if r.task == "scratch"), None)
+    return pick_baseline([r.strategy for r in rows], requested, {r.strategy: r.task or "" for r in rows})
 
 
 def _na_reason(metric: str, group: list[RunResult]) -> str:
@@ -165,8 +138,15 @@ def _na_reason(metric: str, group: list[RunResult]) -> str:
     return "not measured by the completed runs"
 
 
-def build_rows(results: list[RunResult], metrics: list[str], meta: dict[str, MetricMeta]) -> list[Row]:
-    """One Row per adapter × strategy with a Cell per metric; best and Δ/Welch filled in."""
+def build_rows(
+    results: list[RunResult],
+    metrics: list[str],
+    meta: dict[str, MetricMeta],
+    comparisons: pd.DataFrame | None = None,
+    baseline: str | None = None,
+) -> list[Row]:
+    """One Row per adapter × strategy with a Cell per metric; best and the paired Δ filled in.
+    `comparisons` is comparisons.csv's frame (None: computed here from `results`)."""
     by_key: dict[tuple[str, str], list[RunResult]] = {}
     for r in results:
         by_key.setdefault((r.adapter, r.strategy), []).append(r)
@@ -192,19 +172,32 @@ def build_rows(results: list[RunResult], metrics: list[str], meta: dict[str, Met
             cells[m] = c
         rows.append(Row(adapter, strategy, fam, task, counts, len(group), sorted(r.run_id for r in group), cells))
     mark_best(rows, meta)
-    add_deltas(rows, metrics)
+    if comparisons is None:
+        comparisons = comparisons_for(results, meta, baseline)
+    add_deltas(rows, metrics, comparisons, baseline)
     return rows
+
+
+def comparisons_for(results: list[RunResult], meta: Mapping[str, MetricMeta], baseline: str | None = None) -> pd.DataFrame:
+    """comparisons.csv's frame for these results: quality metrics only (cost metrics are not compared)."""
+    from bench.aggregate import results_frame
+    from bench.compare import comparisons_frame
+
+    df = results_frame(results)
+    names = [m for m, mm in meta.items() if not mm.cost and m in df.columns]
+    return comparisons_frame(df, names, {m: meta[m].higher_is_better for m in names}, baseline)
 
 
 def mark_best(rows: list[Row], meta: dict[str, MetricMeta]) -> None:
     """Per adapter and metric, mark the strategy with the best mean (ties all marked). Needs a known
-    direction and at least two strategies with numbers: a lone strategy is not 'best' of anything."""
+    direction and at least two strategies with >= 2 seeds: a lone strategy is not 'best' of anything, and a
+    single seed has no spread to say it is."""
     for adapter in sorted({r.adapter for r in rows}):
         mine = [r for r in rows if r.adapter == adapter]
         for m, mm in meta.items():
             if mm.higher_is_better is None:
                 continue
-            have = [r for r in mine if m in r.cells and r.cells[m].has_value]
+            have = [r for r in mine if m in r.cells and r.cells[m].has_value and r.cells[m].n >= 2]
             if len(have) < 2:
                 continue
             pick = max if mm.higher_is_better else min
@@ -215,22 +208,33 @@ def mark_best(rows: list[Row], meta: dict[str, MetricMeta]) -> None:
                 r.cells[m].best = math.isclose(r.cells[m].mean, best, rel_tol=1e-12, abs_tol=0.0)
 
 
-def add_deltas(rows: list[Row], metrics: list[str]) -> None:
-    base_name = baseline_strategy(rows)
+def add_deltas(rows: list[Row], metrics: list[str], comparisons: pd.DataFrame, baseline: str | None = None) -> None:
+    """Δ from the paired comparisons; a cell gets one only with >= 2 paired seeds (one pair has no spread)."""
+    base_name = baseline_strategy(rows, baseline)
     if base_name is None:
         return
+    index: dict[tuple[str, str, str], list[dict]] = {}
+    for rec in comparisons.to_dict("records"):
+        index.setdefault((str(rec["adapter"]), str(rec["strategy"]), str(rec["metric"])), []).append(rec)
     for r in rows:
         base = next((b for b in rows if b.adapter == r.adapter and b.strategy == base_name), None)
         if base is None or sum(b.adapter == r.adapter for b in rows) < 2:
             continue  # no baseline, or nothing to compare it with: "baseline" labels would only add noise
         for m in metrics:
-            c, b = r.cells[m], base.cells[m]
+            c = r.cells[m]
             if r is base:
                 c.baseline = True
                 continue
-            if c.has_value and b.has_value:
-                c.delta = c.mean - b.mean
-                c.p = welch_p(c.values, b.values)
+            recs = index.get((r.adapter, r.strategy, m), [])
+            if len(recs) != 1:  # none, or one per swept value: the table's row has no single Δ
+                continue
+            rec = recs[0]
+            c.n_pairs, c.note = int(rec["n_pairs"]), str(rec.get("note") or "")
+            if c.n_pairs >= 2 and math.isfinite(float(rec["delta"])):
+                c.delta = float(rec["delta"])
+                ph = float(rec["p_holm"])
+                c.p = ph if math.isfinite(ph) else None
+                c.significant = bool(rec["significant"])
 
 
 def fmt_num(x: float | None, digits: int = 3) -> str:
@@ -252,14 +256,15 @@ def fmt_delta(x: float | None) -> str:
     return ("−" if x < 0 else "+") + fmt_num(abs(x))
 
 
-def fmt_p(p: float | None) -> str:
+def fmt_p(p: float | None, note: str = "") -> str:
+    """A Holm-adjusted p-value as the report prints it; None says why there is none."""
     if p is None:
-        return "untested (needs ≥ 2 completed seeds on both sides)"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+        return note or "untested (needs ≥ 2 paired seeds)"
+    return "p_holm < 0.001" if p < 0.001 else f"p_holm = {p:.3f}"
 
 
 def summary_records(rows: list[Row], metrics: list[str]) -> list[dict[str, Any]]:
-    """Flat records (one per row) for the csv export: counts, mean/ci95/std/n, best, Δ and p per metric."""
+    """Flat records (one per row) for the csv export: counts, mean/ci95/std/n, best, paired Δ, p_holm per metric."""
     out = []
     for r in rows:
         rec: dict[str, Any] = {"adapter": r.adapter, "family": r.family, "strategy": r.strategy, "n_runs": r.n_runs}
@@ -273,8 +278,9 @@ def summary_records(rows: list[Row], metrics: list[str]) -> list[dict[str, Any]]
                     f"{m}_std": c.std if math.isfinite(c.std) else None,
                     f"{m}_n": c.n,
                     f"{m}_best": c.best,
-                    f"{m}_delta_vs_{BASELINE}": c.delta,
-                    f"{m}_welch_p": c.p,
+                    f"{m}_delta_vs_baseline": c.delta,
+                    f"{m}_p_holm": c.p,
+                    f"{m}_significant": c.significant,
                     f"{m}_na_reason": c.na,
                 }
             )
