@@ -43,204 +43,19 @@ from __future__ import annotations
 import copy
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import partial
 from typing import Literal
 
-import timm
 import torch
 import torch.nn.functional as F
-from timm.layers import PatchEmbed
-from timm.models.vision_transformer import Attention, Block
-from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from baselines._vit_discriminator import L2Attention, OverlapPatchEmbed, ViTDiscriminator, ViTInput, auto_patch, build_vit
+from baselines._vit_generator import TransformerGenerator
 from baselines.cnn_gan import CNNGenerator, check_policy, diff_augment
 from bench.adapter import Adapter, Batch, DataInfo, Part, adam, register_adapter, to_uint8
 from bench.errors import ConfigError
 
-
-def auto_patch(image_size: int) -> int:
-    """Patch size giving 16-64 tokens on small images: 2 up to 16 px, 4 above; 1 when neither divides."""
-    for p in ((2, 4) if image_size <= 16 else (4, 2)) + (1,):
-        if image_size % p == 0:
-            return p
-    return 1
-
-
-class TransformerGenerator(nn.Module):
-    """Latent (N, z_dim) → image (N, C, size, size) in [-1, 1] through a grid of transformer tokens.
-
-    z enters twice: as the initial tokens (a linear layer plus position embeddings) and, through a small mapping
-    network, as a per-block shift and scale of every layer norm (ViTGAN's self-modulated LayerNorm, DiT's adaLN),
-    which keeps samples tied to their latent instead of collapsing onto one pattern.
-    """
-
-    def __init__(
-        self,
-        z_dim: int,
-        channels: int,
-        image_size: int,
-        patch: int,
-        dim: int,
-        depth: int,
-        heads: int,
-        mlp_ratio: float = 4.0,
-        conv: bool = True,
-    ):
-        super().__init__()
-        self.channels, self.patch, self.grid = channels, patch, image_size // patch
-        tokens = self.grid**2
-        self.embed = _LatentEmbed(z_dim, tokens, dim)
-        self.blocks = nn.ModuleList(_ModulatedBlock(Block(dim, heads, mlp_ratio, qkv_bias=True), dim) for _ in range(depth))
-        self.head = _ModulatedHead(dim, patch * patch * channels)
-        # A 3×3 conv across patch borders: a per-token linear head alone leaves seams on the patch grid.
-        self.conv = nn.Conv2d(channels, channels, 3, 1, 1) if conv else nn.Identity()
-
-    @property
-    def block_list(self) -> list[nn.Module]:
-        return [self.embed, *self.blocks, self.head, self.conv]
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h, w = self.embed(z)
-        for blk in self.blocks:
-            h = blk(h, w)
-        n, g, p, c = z.shape[0], self.grid, self.patch, self.channels
-        pix = self.head(h, w).view(n, g, g, c, p, p).permute(0, 3, 1, 4, 2, 5).reshape(n, c, g * p, g * p)
-        return torch.tanh(self.conv(pix))
-
-
-class _LatentEmbed(nn.Module):
-    """z → (initial tokens, style vector w of width dim)."""
-
-    def __init__(self, z_dim: int, tokens: int, dim: int):
-        super().__init__()
-        self.tokens, self.dim = tokens, dim
-        self.proj = nn.Linear(z_dim, tokens * dim)
-        self.pos = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
-        self.mapping = nn.Sequential(nn.Linear(z_dim, dim), nn.LeakyReLU(0.2), nn.Linear(dim, dim))
-
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.proj(z).view(-1, self.tokens, self.dim) + self.pos, self.mapping(z)
-
-
-def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
-
-
-class _ModulatedBlock(nn.Module):
-    """A timm Block whose two layer norms are shifted and scaled by w (zero-initialised: starts as the plain block)."""
-
-    def __init__(self, block: Block, dim: int):
-        super().__init__()
-        self.block, self.mod = block, nn.Linear(dim, 4 * dim)
-        nn.init.zeros_(self.mod.weight), nn.init.zeros_(self.mod.bias)
-
-    def forward(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        b, (shift1, scale1, shift2, scale2) = self.block, self.mod(w).chunk(4, -1)
-        h = h + b.ls1(b.attn(_modulate(b.norm1(h), shift1, scale1)))
-        return h + b.ls2(b.mlp(_modulate(b.norm2(h), shift2, scale2)))
-
-
-class _ModulatedHead(nn.Module):
-    def __init__(self, dim: int, out: int):
-        super().__init__()
-        self.norm, self.mod, self.proj = nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, out)
-        nn.init.zeros_(self.mod.weight), nn.init.zeros_(self.mod.bias)
-
-    def forward(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return self.proj(_modulate(self.norm(h), *self.mod(w).chunk(2, -1)))
-
-
-class _ViTInput(nn.Module):
-    """The ViT's input stage as one freezable block: patch embedding plus class/register tokens and position
-    embedding. It holds the ViT's own tensors (shared, not copies), and is never registered on the adapter,
-    so state dicts are unchanged."""
-
-    def __init__(self, vit: nn.Module):
-        super().__init__()
-        self.patch_embed = vit.patch_embed
-        extra = [getattr(vit, n, None) for n in ("cls_token", "reg_token", "pos_embed")]
-        self.tokens = nn.ParameterList([p for p in extra if isinstance(p, nn.Parameter)])
-
-
-class L2Attention(Attention):
-    """ViTGAN's L2-distance self-attention: logits -||q - k||² / sqrt(d) instead of q·k / sqrt(d).
-
-    A subclass of timm's Attention with the same qkv/proj layers, so state dicts (and timm weights) fit.
-    Dropping the row-constant ||q||² leaves the softmax unchanged: logits = (2 q·k - ||k||²) / sqrt(d).
-    """
-
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
-        b, n, _ = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        q, k = self.q_norm(q), self.k_norm(k)
-        logits = (2 * q @ k.transpose(-2, -1) - k.pow(2).sum(-1).unsqueeze(-2)) * self.scale
-        h = (self.attn_drop(logits.softmax(-1)) @ v).transpose(1, 2).reshape(b, n, self.attn_dim)
-        return self.proj_drop(self.proj(self.norm(h)))
-
-
-class OverlapPatchEmbed(PatchEmbed):
-    """timm's PatchEmbed with a (patch + 2·overlap)-wide kernel at stride patch (ViTGAN's overlapping patches),
-    optionally after a stride-1 3×3 conv stem of `stem` channels (Xiao et al.'s early convolutions): tokens that
-    share pixels give the discriminator a convolution's locality, and it can no longer miss patterns that are
-    aligned with the patch grid (period-2 stripes fool a plain stride-2 patchify)."""
-
-    def __init__(self, *args, overlap: int = 1, stem: int = 0, **kwargs):
-        super().__init__(*args, **kwargs)
-        old, o = self.proj, overlap
-        k = tuple(p + 2 * o for p in self.patch_size)
-        self.stem = nn.Sequential(nn.Conv2d(old.in_channels, stem, 3, 1, 1), nn.LeakyReLU(0.2)) if stem else nn.Identity()
-        cin = stem or old.in_channels
-        self.proj = nn.Conv2d(cin, old.out_channels, k, self.patch_size, o, bias=old.bias is not None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(self.stem(x))
-
-
-def build_vit(name: str, channels: int, image_size: int, patch: int, c) -> nn.Module:
-    """A timm ViT trunk: images → (N, dim) pooled features (num_classes=0 drops timm's head)."""
-    kw = {}
-    if c.overlap or c.stem:
-        kw["embed_layer"] = partial(OverlapPatchEmbed, overlap=c.overlap, stem=c.stem)
-    if c.attention == "l2":
-        kw["attn_layer"] = L2Attention
-    try:
-        vit = timm.create_model(
-            name,
-            pretrained=False,
-            img_size=image_size,
-            patch_size=patch,
-            in_chans=channels,
-            embed_dim=c.dim,
-            depth=c.depth,
-            num_heads=c.heads,
-            mlp_ratio=c.mlp_ratio,
-            num_classes=0,
-            global_pool=c.global_pool,
-            **kw,
-        )
-    except (RuntimeError, TypeError) as err:
-        raise ConfigError(
-            f"cannot build timm model '{name}' as a ViT ({err})",
-            key="adapters.transformer_gan.timm_model",
-            fix="use a timm VisionTransformer name such as vit_tiny_patch16_224",
-        ) from None
-    if not (hasattr(vit, "patch_embed") and hasattr(vit, "blocks")):
-        raise ConfigError(
-            f"timm model '{name}' is not a VisionTransformer", key="adapters.transformer_gan.timm_model", fix="use a vit_* or deit_* name"
-        )
-    return vit
-
-
-class ViTDiscriminator(nn.Module):
-    """ViT trunk + linear real/fake logit."""
-
-    def __init__(self, trunk: nn.Module):
-        super().__init__()
-        self.trunk, self.head = trunk, nn.Linear(trunk.num_features, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(x)).float().squeeze(1)  # float32 logits: hinge margins under bf16 autocast
+__all__ = ["L2Attention", "OverlapPatchEmbed", "TransformerGAN", "TransformerGenerator", "auto_patch", "build_vit"]
 
 
 @register_adapter("transformer_gan")
@@ -262,13 +77,15 @@ class TransformerGAN(Adapter):
         attention: Literal["l2", "dot"] = "l2"  # D's self-attention: ViTGAN's L2 distance or timm's dot product
         generator: Literal["transformer", "cnn"] = "cnn"  # cnn: cnn_gan's DCGAN generator
         g_width: int = 32  # base channels of the CNN generator (generator: cnn)
-        g_conv: bool = True  # transformer G: a 3×3 conv over the folded patches
+        g_head: Literal["conv", "inr", "linear"] = "conv"  # transformer G's token-grid → pixels head
+        g_head_width: int = 32  # channels (conv) or hidden units (inr) of that head
         z_dim: int = 64
         # cnn_gan's rates: 8 px digits appear within 300-400 steps; 2e-4 with betas (0, 0.99) was far slower here.
         lr_g: float = 5e-4
         lr_d: float = 5e-4
         betas: tuple[float, float] = (0.5, 0.999)
         d_steps: int = 1
+        loss: Literal["hinge", "ns"] = "hinge"  # hinge (Lim and Ye) or the non-saturating logistic loss (Goodfellow)
         r1_gamma: float = 0.0  # R1 on augmented reals (e.g. 0.1); costs a double backward
         augment: str = "translation"  # vital for the ViT D; cutout (half the side) hides most of an 8 px digit
         ema: float = 0.999  # decay of the generator average that sample() draws from; 0: sample the trained G
@@ -290,7 +107,9 @@ class TransformerGAN(Adapter):
             )
         self.patch = p
         if c.generator == "transformer":
-            self.G = TransformerGenerator(c.z_dim, info.channels, info.image_size, p, c.dim, c.depth, c.heads, c.mlp_ratio, c.g_conv)
+            self.G = TransformerGenerator(
+                c.z_dim, info.channels, info.image_size, p, c.dim, c.depth, c.heads, c.mlp_ratio, c.g_head, c.g_head_width
+            )
         else:
             self.G = CNNGenerator(c.z_dim, info.channels, info.image_size, c.g_width)
         self.G.to(self.device)
@@ -306,7 +125,7 @@ class TransformerGAN(Adapter):
         vit = self.D.trunk
         return {
             "generator": Part(self.G, "decoder", latent_dim=self.config.z_dim, blocks=g_blocks),
-            "discriminator": Part(vit, "encoder", features=vit.num_features, blocks=[_ViTInput(vit), *vit.blocks], patch_size=self.patch),
+            "discriminator": Part(vit, "encoder", features=vit.num_features, blocks=[ViTInput(vit), *vit.blocks], patch_size=self.patch),
         }
 
     def num_params(self) -> int:  # the trained networks; the EMA copy is not counted twice
@@ -326,8 +145,7 @@ class TransformerGAN(Adapter):
             with sdpa_kernel(SDPBackend.MATH) if c.r1_gamma > 0 else nullcontext():
                 logit_real = self.D(real)
             logit_fake = self.D(diff_augment(fake, c.augment))
-            # Hinge loss: D only pushes logits to the ±1 margins, which bounds how hard it can overfit.
-            loss_d = F.relu(1.0 - logit_real).mean() + F.relu(1.0 + logit_fake).mean()
+            loss_d = self._d_loss(logit_real, logit_fake)
             if c.r1_gamma > 0:
                 (g,) = torch.autograd.grad(logit_real.sum(), real, create_graph=True)
                 r1 = g.float().pow(2).flatten(1).sum(1).mean()
@@ -336,7 +154,8 @@ class TransformerGAN(Adapter):
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
-        loss_g = -self.D(diff_augment(self.G(self._noise(n)), c.augment)).mean()
+        logit_g = self.D(diff_augment(self.G(self._noise(n)), c.augment))
+        loss_g = -logit_g.mean() if c.loss == "hinge" else F.softplus(-logit_g).mean()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -346,6 +165,11 @@ class TransformerGAN(Adapter):
             self._update_ema(min(c.ema, (1 + step) / (10 + step)))
         out.update(loss_d=loss_d.detach(), loss_g=loss_g.detach())
         return out
+
+    def _d_loss(self, logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
+        if self.config.loss == "hinge":  # zero gradient for every logit past its ±1 margin
+            return F.relu(1.0 - logit_real).mean() + F.relu(1.0 + logit_fake).mean()
+        return F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
 
     @torch.no_grad()
     def _update_ema(self, decay: float) -> None:
