@@ -98,7 +98,7 @@ def build_vit(name: str, channels: int, image_size: int, patch: int, c: Any) -> 
             num_heads=c.heads,
             mlp_ratio=c.mlp_ratio,
             num_classes=0,
-            global_pool=c.global_pool,
+            global_pool="" if c.global_pool == "flatten" else c.global_pool,
             **kw,
         )
     except (RuntimeError, TypeError) as err:
@@ -107,6 +107,9 @@ def build_vit(name: str, channels: int, image_size: int, patch: int, c: Any) -> 
             key="adapters.transformer_gan.timm_model",
             fix="use a timm VisionTransformer name such as vit_tiny_patch16_224",
         ) from None
+    if c.global_pool == "flatten":
+        # timm's global_pool "" returns every token; the readout then sees them in place (see TransformerGAN.Config).
+        vit.forward_head = _flatten_tokens
     if not (hasattr(vit, "patch_embed") and hasattr(vit, "blocks")):
         raise ConfigError(
             f"timm model '{name}' is not a VisionTransformer", key="adapters.transformer_gan.timm_model", fix="use a vit_* or deit_* name"
@@ -114,12 +117,27 @@ def build_vit(name: str, channels: int, image_size: int, patch: int, c: Any) -> 
     return vit
 
 
+def _flatten_tokens(x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    return x.flatten(1)
+
+
+@torch.no_grad()
+def trunk_features(trunk: nn.Module, channels: int, image_size: int) -> int:
+    """The trunk's output width (D for a pooled trunk, tokens·D for a flattened one), from one forward pass."""
+    was = trunk.training
+    trunk.eval()
+    p = next(trunk.parameters())
+    out = trunk(torch.zeros(1, channels, image_size, image_size, device=p.device, dtype=p.dtype)).shape[1]
+    trunk.train(was)
+    return int(out)
+
+
 class ViTDiscriminator(nn.Module):
     """ViT trunk + linear real/fake logit."""
 
-    def __init__(self, trunk: nn.Module):
+    def __init__(self, trunk: nn.Module, features: int):
         super().__init__()
-        self.trunk, self.head = trunk, nn.Linear(trunk.num_features, 1)
+        self.trunk, self.head = trunk, nn.Linear(features, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x)).float().squeeze(1)  # float32 logits: hinge margins under bf16 autocast

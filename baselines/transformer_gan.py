@@ -49,7 +49,15 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from baselines._vit_discriminator import L2Attention, OverlapPatchEmbed, ViTDiscriminator, ViTInput, auto_patch, build_vit
+from baselines._vit_discriminator import (
+    L2Attention,
+    OverlapPatchEmbed,
+    ViTDiscriminator,
+    ViTInput,
+    auto_patch,
+    build_vit,
+    trunk_features,
+)
 from baselines._vit_generator import TransformerGenerator
 from baselines.cnn_gan import CNNGenerator, check_policy, diff_augment
 from bench.adapter import Adapter, Batch, DataInfo, Part, adam, register_adapter, to_uint8
@@ -71,7 +79,7 @@ class TransformerGAN(Adapter):
         heads: int = 4
         mlp_ratio: float = 4.0
         # "avg": D pools every patch token, so each patch gets a direct real/fake gradient (timm's "token" also works).
-        global_pool: Literal["avg", "token"] = "avg"
+        global_pool: Literal["avg", "token", "flatten"] = "flatten"
         stem: int = 32  # channels of D's stride-1 3×3 conv stem before the patchify conv; 0: none
         overlap: int = 1  # patchify kernel = patch + 2·overlap at stride patch (0: timm's non-overlapping patches)
         attention: Literal["l2", "dot"] = "l2"  # D's self-attention: ViTGAN's L2 distance or timm's dot product
@@ -114,7 +122,8 @@ class TransformerGAN(Adapter):
             self.G = CNNGenerator(c.z_dim, info.channels, info.image_size, c.g_width)
         self.G.to(self.device)
         vit = build_vit(c.timm_model, info.channels, info.image_size, p, c)
-        self.D = ViTDiscriminator(vit).to(self.device)
+        self.d_features = trunk_features(vit, info.channels, info.image_size)
+        self.D = ViTDiscriminator(vit, self.d_features).to(self.device)
         # The generator average that sample() uses (ViTGAN, StyleGAN): GAN weights oscillate step to step.
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if c.ema else None
         self.opt_g = adam(self.G.parameters(), c.lr_g, tuple(c.betas), device=self.device)
@@ -122,10 +131,12 @@ class TransformerGAN(Adapter):
 
     def parts(self) -> dict[str, Part]:
         g_blocks = self.G.block_list if isinstance(self.G, TransformerGenerator) else self.G.blocks
+        # A transformer G emits the image patch by patch: masked-autoencoder pretraining hides whole patches.
+        g_patch = self.patch if isinstance(self.G, TransformerGenerator) else None
         vit = self.D.trunk
         return {
-            "generator": Part(self.G, "decoder", latent_dim=self.config.z_dim, blocks=g_blocks),
-            "discriminator": Part(vit, "encoder", features=vit.num_features, blocks=[ViTInput(vit), *vit.blocks], patch_size=self.patch),
+            "generator": Part(self.G, "decoder", latent_dim=self.config.z_dim, blocks=g_blocks, patch_size=g_patch),
+            "discriminator": Part(vit, "encoder", features=self.d_features, blocks=[ViTInput(vit), *vit.blocks], patch_size=self.patch),
         }
 
     def num_params(self) -> int:  # the trained networks; the EMA copy is not counted twice
