@@ -22,20 +22,27 @@ References:
   2021. https://arxiv.org/abs/2112.09130 (why a pretrained vision backbone as discriminator is worth testing).
 
 What made the ViT discriminator learn 8 px digits in a few hundred CPU steps (measured against cnn_gan with
-the domain-classifier FID, one seed each): the conv stem (without it the stride-2 patchify, even overlapping,
-let the generator win with period-2 dot or stripe patterns aligned to the patch grid), DiffAugment translation
-(without it D wins within 100 steps and the generator collapses), and cnn_gan's learning rates. L2 attention
-gave a smaller gain (fid_domain 13 vs 16 at 400 steps); spectral norm on D's linear layers did not help and
-would rename timm's keys, so it is not used. L2 attention keeps timm's qkv/proj layers, so block state dicts
-stay timm's; only the patch embedding (stem, wider kernel) differs in shape.
+the domain-classifier FID, one seed each): the conv stem, DiffAugment translation (without it D wins within
+100 steps and the generator collapses), and cnn_gan's learning rates. L2 attention gave a smaller gain
+(fid_domain 13 vs 16 at 400 steps); spectral norm on D's linear layers did not help and would rename timm's
+keys, so it is not used. L2 attention keeps timm's qkv/proj layers, so block state dicts stay timm's; only
+the patch embedding (stem, wider kernel) differs in shape.
+
+D reads its tokens in place (`global_pool: flatten`: a linear logit over every token, as cnn_gan's D reads its
+last feature map), not through an average. With the average, the readout is translation-invariant and the
+position embeddings start near zero, so an image that repeats with the patch stride (stripes or dots of
+period 2, or a flat image) makes every token alike and gets the same gradient at every patch: the
+generator's update keeps the pattern periodic, so once it falls into one it cannot leave, D separates it
+perfectly and, under the hinge loss, stops learning altogether (loss_d exactly 0 and frozen logits). That
+was the collapse of the few-shot digits-strategies runs (samples: period-2 stripes or dots; modes 1); with
+the flattened readout D's accuracy stays near cnn_gan's (0.55-0.72 against 0.66 after 200 steps, seeds 100
+and 101) and samples stay diverse (per-pixel std over latents 0.40-0.43, cnn_gan 0.44; with the average
+0.01-0.04). `avg` and `token` remain for timm-shaped heads.
 
 The default generator is cnn_gan's DCGAN generator (`generator: cnn`), so the benchmark measures the ViT
-discriminator and its pretraining. `generator: transformer` maps a latent to (size/patch)² tokens (a linear
-layer plus learned position embeddings), runs transformer blocks whose norms the latent modulates, projects
-each token to a patch of pixels, folds them into an image and smooths patch seams with a 3×3 conv. It runs
-at every size but does not yet learn 8 px digits at the smoke budget: with these defaults it collapses onto a
-period-2 dot pattern that D rejects (fid_domain ≈ 110 at 400 steps, one seed); a non-saturating loss gave noisy
-strokes (≈ 28, uniform noise scores ≈ 31). ViTGAN's implicit-neural-representation output is the next thing to try.
+discriminator and its pretraining. `generator: transformer` (baselines/_vit_generator.py) maps a latent to
+(size/patch)² tokens, runs transformer blocks whose norms the latent modulates, and decodes the token grid
+with a conv, INR or linear head.
 """
 
 from __future__ import annotations

@@ -54,7 +54,10 @@ def test_transformer_gan_sizes_and_generators(generator: str, size: int, channel
     _step_and_sample(adapter, info)
 
 
-@pytest.mark.parametrize("cls,cfg,feat", [(CNNGAN, TINY_CNN, 16), (TransformerGAN, TINY_VIT, 16)])
+# transformer_gan's D reads its 4x4 tokens and class token in place: 17 tokens x 16 wide.
+@pytest.mark.parametrize(
+    "cls,cfg,feat", [(CNNGAN, TINY_CNN, 16), (TransformerGAN, TINY_VIT, 17 * 16), (TransformerGAN, {**TINY_VIT, "global_pool": "avg"}, 16)]
+)
 def test_parts_roles_and_dims(cls, cfg, feat: int) -> None:
     adapter, info = _make(cls, 8, 1, **cfg)
     parts = adapter.parts()
@@ -164,7 +167,7 @@ def test_vit_patch_embedding_options() -> None:
     a, _ = _make(TransformerGAN, 16, 3, **TINY_VIT)
     pe = a.D.trunk.patch_embed
     assert pe.stem[0].out_channels == 8 and pe.proj.kernel_size == (4, 4) and pe.proj.stride == (2, 2)
-    assert a.D.trunk(torch.zeros(2, 3, 16, 16)).shape == (2, 16)
+    assert a.D.trunk(torch.zeros(2, 3, 16, 16)).shape == (2, (1 + 8 * 8) * 16)  # every token in place
     # overlap 0, stem 0: timm's own patch embedding, with the shapes of timm's weights.
     b, _ = _make(TransformerGAN, 16, 3, **{**TINY_VIT, "stem": 0, "overlap": 0})
     assert not hasattr(b.D.trunk.patch_embed, "stem") and b.D.trunk.patch_embed.proj.weight.shape == (16, 3, 2, 2)

@@ -58,7 +58,8 @@ def timm_file(tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
 
 def test_timm_state_dict_into_a_stem_vit(timm_file, tmp_path: Path, capsys) -> None:
     path, state = timm_file
-    run = make_run(VIT_TINY_SHAPE, {"task": "external", "path": str(path), "parts": ["discriminator"]})
+    avg = {**VIT_TINY_SHAPE, "global_pool": "avg"}  # average pooling: timm puts the final norm in fc_norm
+    run = make_run(avg, {"task": "external", "path": str(path), "parts": ["discriminator"]})
     a = build(run)
     out = pretrain(a, run, CPU, tmp_path)
     report = out.info["load_report"]["discriminator"]
@@ -84,7 +85,7 @@ def test_timm_state_dict_into_timms_own_patch_embedding(timm_file, tmp_path: Pat
     w = a.D.trunk.patch_embed.proj.weight
     how = report["resized"]["patch_embed.proj.weight"]
     assert "3 input channels summed to 1" in how and "(16, 16) -> (2, 2)" in how and w.shape == (192, 1, 2, 2)
-    assert "patch_embed.proj.bias" in report["loaded"] and not report["random"]
+    assert "patch_embed.proj.bias" in report["loaded"] and "norm.weight" in report["loaded"] and not report["random"]
     # Exactly timm's adaptation of a pretrained ViT to one grey channel and a 2 px patch: RGB filters summed
     # (a grey pixel is R = G = B), then the kernel resampled with FlexiViT's pseudo-inverse.
     want = resample_patch_embed(state["patch_embed.proj.weight"].sum(1, keepdim=True), [2, 2])
