@@ -94,6 +94,9 @@ class TransformerGAN(Adapter):
         g_width: int = 32  # base channels of the CNN generator (generator: cnn)
         g_head: Literal["conv", "inr", "linear"] = "conv"  # transformer G's token-grid → pixels head
         g_head_width: int = 32  # channels (conv) or hidden units (inr) of that head
+        # Transformer G's output: linear (StyleGAN's choice; to_uint8 clamps) or tanh. With tanh it collapsed onto
+        # an all-black image: the background is -1, so its pixels saturate tanh and their gradient dies.
+        g_tanh: bool = False
         z_dim: int = 64
         # cnn_gan's rates: 8 px digits appear within 300-400 steps; 2e-4 with betas (0, 0.99) was far slower here.
         lr_g: float = 5e-4
@@ -123,7 +126,7 @@ class TransformerGAN(Adapter):
         self.patch = p
         if c.generator == "transformer":
             self.G = TransformerGenerator(
-                c.z_dim, info.channels, info.image_size, p, c.dim, c.depth, c.heads, c.mlp_ratio, c.g_head, c.g_head_width
+                c.z_dim, info.channels, info.image_size, p, c.dim, c.depth, c.heads, c.mlp_ratio, c.g_head, c.g_head_width, c.g_tanh
             )
         else:
             self.G = CNNGenerator(c.z_dim, info.channels, info.image_size, c.g_width)
