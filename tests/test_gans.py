@@ -205,10 +205,10 @@ def _strategy_run(adapter_cfg: dict, strategy: dict):
 def _built(run):
     from bench import env
     from bench.data import load_dataset
-    from bench.runner import build_adapter
+    from bench.runner import build_adapter, fast_path
 
     env.seed_everything(run.seed)
-    return build_adapter(run, load_dataset(run.dataset), CPU)
+    return build_adapter(run, load_dataset(run.dataset), CPU, fast_path(run, CPU))
 
 
 def test_mae_decoder_pretrains_a_transformer_generator(tmp_path) -> None:

@@ -15,7 +15,7 @@ from bench import env
 from bench.data import DatasetSpec, load_dataset
 from bench.errors import ConfigError
 from bench.pretrain import pretrain
-from bench.runner import build_adapter
+from bench.runner import build_adapter, fast_path
 from bench.schema import parse
 from bench.suite import Budget, EvalSpec, RunnerSpec, RunSpec, StrategySpec
 from bench.tasks import cache
@@ -43,7 +43,7 @@ def make_run(adapter_cfg: dict, strategy: dict) -> RunSpec:
 
 def build(run: RunSpec):
     env.seed_everything(run.seed)
-    return build_adapter(run, load_dataset(run.dataset), CPU)
+    return build_adapter(run, load_dataset(run.dataset), CPU, fast_path(run, CPU))
 
 
 @pytest.fixture(scope="module")
