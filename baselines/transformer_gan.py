@@ -22,20 +22,27 @@ References:
   2021. https://arxiv.org/abs/2112.09130 (why a pretrained vision backbone as discriminator is worth testing).
 
 What made the ViT discriminator learn 8 px digits in a few hundred CPU steps (measured against cnn_gan with
-the domain-classifier FID, one seed each): the conv stem (without it the stride-2 patchify, even overlapping,
-let the generator win with period-2 dot or stripe patterns aligned to the patch grid), DiffAugment translation
-(without it D wins within 100 steps and the generator collapses), and cnn_gan's learning rates. L2 attention
-gave a smaller gain (fid_domain 13 vs 16 at 400 steps); spectral norm on D's linear layers did not help and
-would rename timm's keys, so it is not used. L2 attention keeps timm's qkv/proj layers, so block state dicts
-stay timm's; only the patch embedding (stem, wider kernel) differs in shape.
+the domain-classifier FID, one seed each): the conv stem, DiffAugment translation (without it D wins within
+100 steps and the generator collapses), and cnn_gan's learning rates. L2 attention gave a smaller gain
+(fid_domain 13 vs 16 at 400 steps); spectral norm on D's linear layers did not help and would rename timm's
+keys, so it is not used. L2 attention keeps timm's qkv/proj layers, so block state dicts stay timm's; only
+the patch embedding (stem, wider kernel) differs in shape.
+
+D reads its tokens in place (`global_pool: flatten`: a linear logit over every token, as cnn_gan's D reads its
+last feature map), not through an average. With the average, the readout is translation-invariant and the
+position embeddings start near zero, so an image that repeats with the patch stride (stripes or dots of
+period 2, or a flat image) makes every token alike and gets the same gradient at every patch: the
+generator's update keeps the pattern periodic, so once it falls into one it cannot leave, D separates it
+perfectly and, under the hinge loss, stops learning altogether (loss_d exactly 0 and frozen logits). That
+was the collapse of the few-shot digits-strategies runs (samples: period-2 stripes or dots; modes 1); with
+the flattened readout D's accuracy stays near cnn_gan's (0.55-0.72 against 0.66 after 200 steps, seeds 100
+and 101) and samples stay diverse (per-pixel std over latents 0.40-0.43, cnn_gan 0.44; with the average
+0.01-0.04). `avg` and `token` remain for timm-shaped heads.
 
 The default generator is cnn_gan's DCGAN generator (`generator: cnn`), so the benchmark measures the ViT
-discriminator and its pretraining. `generator: transformer` maps a latent to (size/patch)² tokens (a linear
-layer plus learned position embeddings), runs transformer blocks whose norms the latent modulates, projects
-each token to a patch of pixels, folds them into an image and smooths patch seams with a 3×3 conv. It runs
-at every size but does not yet learn 8 px digits at the smoke budget: with these defaults it collapses onto a
-period-2 dot pattern that D rejects (fid_domain ≈ 110 at 400 steps, one seed); a non-saturating loss gave noisy
-strokes (≈ 28, uniform noise scores ≈ 31). ViTGAN's implicit-neural-representation output is the next thing to try.
+discriminator and its pretraining. `generator: transformer` (baselines/_vit_generator.py) maps a latent to
+(size/patch)² tokens, runs transformer blocks whose norms the latent modulates, and decodes the token grid
+with a conv, INR or linear head.
 """
 
 from __future__ import annotations
@@ -43,204 +50,27 @@ from __future__ import annotations
 import copy
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import partial
 from typing import Literal
 
-import timm
 import torch
 import torch.nn.functional as F
-from timm.layers import PatchEmbed
-from timm.models.vision_transformer import Attention, Block
-from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from baselines._vit_discriminator import (
+    L2Attention,
+    OverlapPatchEmbed,
+    ViTDiscriminator,
+    ViTInput,
+    auto_patch,
+    build_vit,
+    trunk_features,
+)
+from baselines._vit_generator import TransformerGenerator
 from baselines.cnn_gan import CNNGenerator, check_policy, diff_augment
 from bench.adapter import Adapter, Batch, DataInfo, Part, adam, register_adapter, to_uint8
 from bench.errors import ConfigError
 
-
-def auto_patch(image_size: int) -> int:
-    """Patch size giving 16-64 tokens on small images: 2 up to 16 px, 4 above; 1 when neither divides."""
-    for p in ((2, 4) if image_size <= 16 else (4, 2)) + (1,):
-        if image_size % p == 0:
-            return p
-    return 1
-
-
-class TransformerGenerator(nn.Module):
-    """Latent (N, z_dim) → image (N, C, size, size) in [-1, 1] through a grid of transformer tokens.
-
-    z enters twice: as the initial tokens (a linear layer plus position embeddings) and, through a small mapping
-    network, as a per-block shift and scale of every layer norm (ViTGAN's self-modulated LayerNorm, DiT's adaLN),
-    which keeps samples tied to their latent instead of collapsing onto one pattern.
-    """
-
-    def __init__(
-        self,
-        z_dim: int,
-        channels: int,
-        image_size: int,
-        patch: int,
-        dim: int,
-        depth: int,
-        heads: int,
-        mlp_ratio: float = 4.0,
-        conv: bool = True,
-    ):
-        super().__init__()
-        self.channels, self.patch, self.grid = channels, patch, image_size // patch
-        tokens = self.grid**2
-        self.embed = _LatentEmbed(z_dim, tokens, dim)
-        self.blocks = nn.ModuleList(_ModulatedBlock(Block(dim, heads, mlp_ratio, qkv_bias=True), dim) for _ in range(depth))
-        self.head = _ModulatedHead(dim, patch * patch * channels)
-        # A 3×3 conv across patch borders: a per-token linear head alone leaves seams on the patch grid.
-        self.conv = nn.Conv2d(channels, channels, 3, 1, 1) if conv else nn.Identity()
-
-    @property
-    def block_list(self) -> list[nn.Module]:
-        return [self.embed, *self.blocks, self.head, self.conv]
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h, w = self.embed(z)
-        for blk in self.blocks:
-            h = blk(h, w)
-        n, g, p, c = z.shape[0], self.grid, self.patch, self.channels
-        pix = self.head(h, w).view(n, g, g, c, p, p).permute(0, 3, 1, 4, 2, 5).reshape(n, c, g * p, g * p)
-        return torch.tanh(self.conv(pix))
-
-
-class _LatentEmbed(nn.Module):
-    """z → (initial tokens, style vector w of width dim)."""
-
-    def __init__(self, z_dim: int, tokens: int, dim: int):
-        super().__init__()
-        self.tokens, self.dim = tokens, dim
-        self.proj = nn.Linear(z_dim, tokens * dim)
-        self.pos = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
-        self.mapping = nn.Sequential(nn.Linear(z_dim, dim), nn.LeakyReLU(0.2), nn.Linear(dim, dim))
-
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.proj(z).view(-1, self.tokens, self.dim) + self.pos, self.mapping(z)
-
-
-def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
-
-
-class _ModulatedBlock(nn.Module):
-    """A timm Block whose two layer norms are shifted and scaled by w (zero-initialised: starts as the plain block)."""
-
-    def __init__(self, block: Block, dim: int):
-        super().__init__()
-        self.block, self.mod = block, nn.Linear(dim, 4 * dim)
-        nn.init.zeros_(self.mod.weight), nn.init.zeros_(self.mod.bias)
-
-    def forward(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        b, (shift1, scale1, shift2, scale2) = self.block, self.mod(w).chunk(4, -1)
-        h = h + b.ls1(b.attn(_modulate(b.norm1(h), shift1, scale1)))
-        return h + b.ls2(b.mlp(_modulate(b.norm2(h), shift2, scale2)))
-
-
-class _ModulatedHead(nn.Module):
-    def __init__(self, dim: int, out: int):
-        super().__init__()
-        self.norm, self.mod, self.proj = nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, out)
-        nn.init.zeros_(self.mod.weight), nn.init.zeros_(self.mod.bias)
-
-    def forward(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return self.proj(_modulate(self.norm(h), *self.mod(w).chunk(2, -1)))
-
-
-class _ViTInput(nn.Module):
-    """The ViT's input stage as one freezable block: patch embedding plus class/register tokens and position
-    embedding. It holds the ViT's own tensors (shared, not copies), and is never registered on the adapter,
-    so state dicts are unchanged."""
-
-    def __init__(self, vit: nn.Module):
-        super().__init__()
-        self.patch_embed = vit.patch_embed
-        extra = [getattr(vit, n, None) for n in ("cls_token", "reg_token", "pos_embed")]
-        self.tokens = nn.ParameterList([p for p in extra if isinstance(p, nn.Parameter)])
-
-
-class L2Attention(Attention):
-    """ViTGAN's L2-distance self-attention: logits -||q - k||² / sqrt(d) instead of q·k / sqrt(d).
-
-    A subclass of timm's Attention with the same qkv/proj layers, so state dicts (and timm weights) fit.
-    Dropping the row-constant ||q||² leaves the softmax unchanged: logits = (2 q·k - ||k||²) / sqrt(d).
-    """
-
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
-        b, n, _ = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        q, k = self.q_norm(q), self.k_norm(k)
-        logits = (2 * q @ k.transpose(-2, -1) - k.pow(2).sum(-1).unsqueeze(-2)) * self.scale
-        h = (self.attn_drop(logits.softmax(-1)) @ v).transpose(1, 2).reshape(b, n, self.attn_dim)
-        return self.proj_drop(self.proj(self.norm(h)))
-
-
-class OverlapPatchEmbed(PatchEmbed):
-    """timm's PatchEmbed with a (patch + 2·overlap)-wide kernel at stride patch (ViTGAN's overlapping patches),
-    optionally after a stride-1 3×3 conv stem of `stem` channels (Xiao et al.'s early convolutions): tokens that
-    share pixels give the discriminator a convolution's locality, and it can no longer miss patterns that are
-    aligned with the patch grid (period-2 stripes fool a plain stride-2 patchify)."""
-
-    def __init__(self, *args, overlap: int = 1, stem: int = 0, **kwargs):
-        super().__init__(*args, **kwargs)
-        old, o = self.proj, overlap
-        k = tuple(p + 2 * o for p in self.patch_size)
-        self.stem = nn.Sequential(nn.Conv2d(old.in_channels, stem, 3, 1, 1), nn.LeakyReLU(0.2)) if stem else nn.Identity()
-        cin = stem or old.in_channels
-        self.proj = nn.Conv2d(cin, old.out_channels, k, self.patch_size, o, bias=old.bias is not None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(self.stem(x))
-
-
-def build_vit(name: str, channels: int, image_size: int, patch: int, c) -> nn.Module:
-    """A timm ViT trunk: images → (N, dim) pooled features (num_classes=0 drops timm's head)."""
-    kw = {}
-    if c.overlap or c.stem:
-        kw["embed_layer"] = partial(OverlapPatchEmbed, overlap=c.overlap, stem=c.stem)
-    if c.attention == "l2":
-        kw["attn_layer"] = L2Attention
-    try:
-        vit = timm.create_model(
-            name,
-            pretrained=False,
-            img_size=image_size,
-            patch_size=patch,
-            in_chans=channels,
-            embed_dim=c.dim,
-            depth=c.depth,
-            num_heads=c.heads,
-            mlp_ratio=c.mlp_ratio,
-            num_classes=0,
-            global_pool=c.global_pool,
-            **kw,
-        )
-    except (RuntimeError, TypeError) as err:
-        raise ConfigError(
-            f"cannot build timm model '{name}' as a ViT ({err})",
-            key="adapters.transformer_gan.timm_model",
-            fix="use a timm VisionTransformer name such as vit_tiny_patch16_224",
-        ) from None
-    if not (hasattr(vit, "patch_embed") and hasattr(vit, "blocks")):
-        raise ConfigError(
-            f"timm model '{name}' is not a VisionTransformer", key="adapters.transformer_gan.timm_model", fix="use a vit_* or deit_* name"
-        )
-    return vit
-
-
-class ViTDiscriminator(nn.Module):
-    """ViT trunk + linear real/fake logit."""
-
-    def __init__(self, trunk: nn.Module):
-        super().__init__()
-        self.trunk, self.head = trunk, nn.Linear(trunk.num_features, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(x)).float().squeeze(1)  # float32 logits: hinge margins under bf16 autocast
+__all__ = ["L2Attention", "OverlapPatchEmbed", "TransformerGAN", "TransformerGenerator", "auto_patch", "build_vit"]
 
 
 @register_adapter("transformer_gan")
@@ -256,19 +86,24 @@ class TransformerGAN(Adapter):
         heads: int = 4
         mlp_ratio: float = 4.0
         # "avg": D pools every patch token, so each patch gets a direct real/fake gradient (timm's "token" also works).
-        global_pool: Literal["avg", "token"] = "avg"
+        global_pool: Literal["avg", "token", "flatten"] = "flatten"
         stem: int = 32  # channels of D's stride-1 3×3 conv stem before the patchify conv; 0: none
         overlap: int = 1  # patchify kernel = patch + 2·overlap at stride patch (0: timm's non-overlapping patches)
         attention: Literal["l2", "dot"] = "l2"  # D's self-attention: ViTGAN's L2 distance or timm's dot product
         generator: Literal["transformer", "cnn"] = "cnn"  # cnn: cnn_gan's DCGAN generator
         g_width: int = 32  # base channels of the CNN generator (generator: cnn)
-        g_conv: bool = True  # transformer G: a 3×3 conv over the folded patches
+        g_head: Literal["conv", "inr", "linear"] = "conv"  # transformer G's token-grid → pixels head
+        g_head_width: int = 32  # channels (conv) or hidden units (inr) of that head
+        # Transformer G's output: linear (StyleGAN's choice; to_uint8 clamps) or tanh. With tanh it collapsed onto
+        # an all-black image: the background is -1, so its pixels saturate tanh and their gradient dies.
+        g_tanh: bool = False
         z_dim: int = 64
         # cnn_gan's rates: 8 px digits appear within 300-400 steps; 2e-4 with betas (0, 0.99) was far slower here.
         lr_g: float = 5e-4
         lr_d: float = 5e-4
         betas: tuple[float, float] = (0.5, 0.999)
         d_steps: int = 1
+        loss: Literal["hinge", "ns"] = "hinge"  # hinge (Lim and Ye) or the non-saturating logistic loss (Goodfellow)
         r1_gamma: float = 0.0  # R1 on augmented reals (e.g. 0.1); costs a double backward
         augment: str = "translation"  # vital for the ViT D; cutout (half the side) hides most of an 8 px digit
         ema: float = 0.999  # decay of the generator average that sample() draws from; 0: sample the trained G
@@ -290,12 +125,15 @@ class TransformerGAN(Adapter):
             )
         self.patch = p
         if c.generator == "transformer":
-            self.G = TransformerGenerator(c.z_dim, info.channels, info.image_size, p, c.dim, c.depth, c.heads, c.mlp_ratio, c.g_conv)
+            self.G = TransformerGenerator(
+                c.z_dim, info.channels, info.image_size, p, c.dim, c.depth, c.heads, c.mlp_ratio, c.g_head, c.g_head_width, c.g_tanh
+            )
         else:
             self.G = CNNGenerator(c.z_dim, info.channels, info.image_size, c.g_width)
         self.G.to(self.device)
         vit = build_vit(c.timm_model, info.channels, info.image_size, p, c)
-        self.D = ViTDiscriminator(vit).to(self.device)
+        self.d_features = trunk_features(vit, info.channels, info.image_size)
+        self.D = ViTDiscriminator(vit, self.d_features).to(self.device)
         # The generator average that sample() uses (ViTGAN, StyleGAN): GAN weights oscillate step to step.
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if c.ema else None
         self.opt_g = adam(self.G.parameters(), c.lr_g, tuple(c.betas), device=self.device)
@@ -303,10 +141,12 @@ class TransformerGAN(Adapter):
 
     def parts(self) -> dict[str, Part]:
         g_blocks = self.G.block_list if isinstance(self.G, TransformerGenerator) else self.G.blocks
+        # A transformer G emits the image patch by patch: masked-autoencoder pretraining hides whole patches.
+        g_patch = self.patch if isinstance(self.G, TransformerGenerator) else None
         vit = self.D.trunk
         return {
-            "generator": Part(self.G, "decoder", latent_dim=self.config.z_dim, blocks=g_blocks),
-            "discriminator": Part(vit, "encoder", features=vit.num_features, blocks=[_ViTInput(vit), *vit.blocks], patch_size=self.patch),
+            "generator": Part(self.G, "decoder", latent_dim=self.config.z_dim, blocks=g_blocks, patch_size=g_patch),
+            "discriminator": Part(vit, "encoder", features=self.d_features, blocks=[ViTInput(vit), *vit.blocks], patch_size=self.patch),
         }
 
     def num_params(self) -> int:  # the trained networks; the EMA copy is not counted twice
@@ -326,8 +166,7 @@ class TransformerGAN(Adapter):
             with sdpa_kernel(SDPBackend.MATH) if c.r1_gamma > 0 else nullcontext():
                 logit_real = self.D(real)
             logit_fake = self.D(diff_augment(fake, c.augment))
-            # Hinge loss: D only pushes logits to the ±1 margins, which bounds how hard it can overfit.
-            loss_d = F.relu(1.0 - logit_real).mean() + F.relu(1.0 + logit_fake).mean()
+            loss_d = self._d_loss(logit_real, logit_fake)
             if c.r1_gamma > 0:
                 (g,) = torch.autograd.grad(logit_real.sum(), real, create_graph=True)
                 r1 = g.float().pow(2).flatten(1).sum(1).mean()
@@ -336,7 +175,8 @@ class TransformerGAN(Adapter):
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
-        loss_g = -self.D(diff_augment(self.G(self._noise(n)), c.augment)).mean()
+        logit_g = self.D(diff_augment(self.G(self._noise(n)), c.augment))
+        loss_g = -logit_g.mean() if c.loss == "hinge" else F.softplus(-logit_g).mean()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -346,6 +186,11 @@ class TransformerGAN(Adapter):
             self._update_ema(min(c.ema, (1 + step) / (10 + step)))
         out.update(loss_d=loss_d.detach(), loss_g=loss_g.detach())
         return out
+
+    def _d_loss(self, logit_real: torch.Tensor, logit_fake: torch.Tensor) -> torch.Tensor:
+        if self.config.loss == "hinge":  # zero gradient for every logit past its ±1 margin
+            return F.relu(1.0 - logit_real).mean() + F.relu(1.0 + logit_fake).mean()
+        return F.softplus(-logit_real).mean() + F.softplus(logit_fake).mean()
 
     @torch.no_grad()
     def _update_ema(self, decay: float) -> None:

@@ -103,8 +103,9 @@ class Part:
     `latent_dim`, the latent size) or `sequence` (tokens → next-token logits; give `vocab`, the vocabulary
     size, start token included).
     blocks: the part's blocks in input-to-output order; `freeze: {part: N}` freezes the first N.
-    patch_size: for an encoder whose input is cut into patches (a ViT): masked autoencoding hides whole
-    patches of this size. None (a CNN): it is trained as a denoising autoencoder on single pixels.
+    patch_size: for an encoder whose input is cut into patches (a ViT), or a decoder that emits its image patch
+    by patch (a transformer generator): masked autoencoding hides whole patches of this size. None (a CNN):
+    it is trained as a denoising autoencoder on single pixels.
     """
 
     module: nn.Module
@@ -131,8 +132,10 @@ class Part:
         value = getattr(self, size)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"a {self.role} part needs {size}= (a positive int), got {value!r}")
-        if self.patch_size is not None and (self.role != "encoder" or not isinstance(self.patch_size, int) or self.patch_size < 1):
-            raise ValueError(f"patch_size must be a positive int on an encoder part, got {self.patch_size!r} on a {self.role} part")
+        if self.patch_size is not None and (self.role == "sequence" or not isinstance(self.patch_size, int) or self.patch_size < 1):
+            raise ValueError(
+                f"patch_size must be a positive int on an encoder or decoder part, got {self.patch_size!r} on a {self.role} part"
+            )
 
 
 def _role_of(size: str) -> str:

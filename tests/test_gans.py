@@ -54,7 +54,10 @@ def test_transformer_gan_sizes_and_generators(generator: str, size: int, channel
     _step_and_sample(adapter, info)
 
 
-@pytest.mark.parametrize("cls,cfg,feat", [(CNNGAN, TINY_CNN, 16), (TransformerGAN, TINY_VIT, 16)])
+# transformer_gan's D reads its 4x4 tokens and class token in place: 17 tokens x 16 wide.
+@pytest.mark.parametrize(
+    "cls,cfg,feat", [(CNNGAN, TINY_CNN, 16), (TransformerGAN, TINY_VIT, 17 * 16), (TransformerGAN, {**TINY_VIT, "global_pool": "avg"}, 16)]
+)
 def test_parts_roles_and_dims(cls, cfg, feat: int) -> None:
     adapter, info = _make(cls, 8, 1, **cfg)
     parts = adapter.parts()
@@ -164,7 +167,66 @@ def test_vit_patch_embedding_options() -> None:
     a, _ = _make(TransformerGAN, 16, 3, **TINY_VIT)
     pe = a.D.trunk.patch_embed
     assert pe.stem[0].out_channels == 8 and pe.proj.kernel_size == (4, 4) and pe.proj.stride == (2, 2)
-    assert a.D.trunk(torch.zeros(2, 3, 16, 16)).shape == (2, 16)
+    assert a.D.trunk(torch.zeros(2, 3, 16, 16)).shape == (2, (1 + 8 * 8) * 16)  # every token in place
     # overlap 0, stem 0: timm's own patch embedding, with the shapes of timm's weights.
     b, _ = _make(TransformerGAN, 16, 3, **{**TINY_VIT, "stem": 0, "overlap": 0})
     assert not hasattr(b.D.trunk.patch_embed, "stem") and b.D.trunk.patch_embed.proj.weight.shape == (16, 3, 2, 2)
+
+
+@pytest.mark.parametrize("head", ["conv", "inr", "linear"])
+@pytest.mark.parametrize("size,channels,patch", [(8, 1, 2), (16, 3, 4)])
+def test_transformer_generator_heads(head: str, size: int, channels: int, patch: int) -> None:
+    a, info = _make(TransformerGAN, size, channels, generator="transformer", g_head=head, patch=patch, **TINY_VIT)
+    g = a.G
+    z = torch.randn(6, 8)
+    img = g(z)
+    assert img.shape == (6, *info.shape)  # a linear output (to_uint8 clamps); g_tanh squashes it into [-1, 1]
+    squashed, _ = _make(TransformerGAN, size, channels, generator="transformer", g_head=head, patch=patch, g_tanh=True, **TINY_VIT)
+    assert squashed.G(z).abs().max() <= 1
+    # Samples depend on the latent, pixel by pixel: no head ties a whole patch or image to a constant.
+    assert (img[0] - img[1]).abs().flatten(1).gt(1e-4).float().mean() > 0.9
+    assert [type(b).__name__ for b in g.block_list][0] == "LatentEmbed" and len(g.block_list) == 3
+    _step_and_sample(a, info)
+    # After one step (the modulations start at zero, adaLN-zero) every parameter gets a gradient: no dead weight.
+    g.zero_grad()
+    g(z).square().mean().backward()
+    dead = [n for n, p in g.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not dead, dead
+
+
+def _strategy_run(adapter_cfg: dict, strategy: dict):
+    from bench.suite import Budget, DatasetSpec, EvalSpec, RunnerSpec, RunSpec, StrategySpec
+
+    spec = schema.parse(StrategySpec, strategy, "strategies.s")
+    digits = schema.parse(DatasetSpec, {"name": "digits"})
+    return RunSpec("t", "transformer_gan", adapter_cfg, "s", spec, 0, digits, Budget(batch_size=32), EvalSpec(), RunnerSpec())
+
+
+def _built(run):
+    from bench import env
+    from bench.data import load_dataset
+    from bench.runner import build_adapter, fast_path
+
+    env.seed_everything(run.seed)
+    return build_adapter(run, load_dataset(run.dataset), CPU, fast_path(run, CPU))
+
+
+def test_mae_decoder_pretrains_a_transformer_generator(tmp_path) -> None:
+    from bench.pretrain import pretrain
+
+    strategy = {"task": "autoencode", "source": {"name": "digits"}, "steps": 30, "parts": ["decoder"], "mask_ratio": 0.5}
+    run = _strategy_run({**TINY_VIT, "generator": "transformer", "g_head": "conv"}, strategy)
+    a = _built(run)
+    before = [p.detach().clone() for p in a.G.parameters()]
+    out = pretrain(a, run, CPU, tmp_path)
+    assert out.parts == ["generator"] and out.info["generator.objective"] == "mae_decoder"
+    assert out.info["generator.loss_final"] < 0.7 * out.info["generator.loss_first"]
+    assert all(not torch.equal(p, q) for p, q in zip(a.G.parameters(), before, strict=True))
+    # The generator average forgets its random start within its warm-up, so samples come from the pretrained G.
+    for step in range(30):
+        a.train_step(_batch(a.info), step)
+    drift = max((pe - p).abs().max().item() for pe, p in zip(a.G_ema.parameters(), a.G.parameters(), strict=True))
+    assert drift < 0.05
+    # A CNN generator keeps pixel-level denoising under the same strategy.
+    cnn = _strategy_run({**TINY_VIT, "generator": "cnn"}, strategy)
+    assert pretrain(_built(cnn), cnn, CPU, tmp_path).info["generator.objective"] == "denoise"

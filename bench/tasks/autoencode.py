@@ -12,7 +12,15 @@
   https://arxiv.org/abs/2111.06377). Patches are masked at the input and the loss counts masked patches
   only. Tokens are zeroed rather than dropped, as SimMIM does (Xie et al. 2022,
   https://arxiv.org/abs/2111.09886), because a generic task cannot reach inside the adapter's token pipeline.
-- other encoders (CNNs), and decoders (through their partner encoder): denoising with masking noise, each pixel
+- decoders that emit patches (the part declares `patch_size`, e.g. a transformer generator): the decoder of
+  a masked autoencoder. The partner encoder sees the image with `mask_ratio` of its patches zeroed, and the
+  decoder must emit the whole image from the partner's code, inventing the hidden patches: generative
+  pretraining of the generator's own modules (latent embedding, blocks, output head) through its own
+  latent → image interface, so any adapter with such a decoder part gets it and every tensor loads with
+  its shape. Chosen over next-token (Image-GPT) or masked-token prediction, which train a token → token
+  model: a generator has no token input, so its embedding and head would stay untrained and only the middle
+  blocks could transfer. The codes are batch-normalised (see above), close to the N(0, I) the GAN samples from.
+- other encoders and decoders (CNNs; decoders through their partner encoder): denoising with masking noise, each pixel
   zeroed with probability `mask_ratio` (Vincent et al. 2008, https://doi.org/10.1145/1390156.1390294).
 
 Evidence recorded: first and final training loss, reconstruction MSE on the source's test split, and for
@@ -101,8 +109,11 @@ def train(ctx: Context) -> tuple[dict, dict[str, Any], float]:
             def forward(x: torch.Tensor, module=module, partner=partner) -> torch.Tensor:
                 return partner(module(x))
         else:
-            masked, patch = False, 1
-            info[f"{name}.objective"] = "denoise" if ratio > 0 else "reconstruct"
+            # A decoder that emits patches becomes the decoder of a masked autoencoder: its partner sees the image
+            # with whole patches hidden, so the decoder must generate the missing patches from a code.
+            masked = ratio > 0 and part.patch_size is not None
+            patch = part.patch_size if masked else 1
+            info[f"{name}.objective"] = "mae_decoder" if masked else ("denoise" if ratio > 0 else "reconstruct")
             probe_s = 0.0
             enc = MLPEncoder(shape, part.latent_dim).to(ctx.device)
             readout = _decoder_readout(module, part.latent_dim, shape, ctx.device)
@@ -111,14 +122,15 @@ def train(ctx: Context) -> tuple[dict, dict[str, Any], float]:
             def forward(x: torch.Tensor, module=module, enc=enc, readout=readout) -> torch.Tensor:
                 return readout(module(enc(x)))
 
-        def loss_fn(batch: Batch, step: int, forward=forward, masked=masked, patch=patch) -> torch.Tensor:
+        def loss_fn(batch: Batch, step: int, forward=forward, masked=masked, patch=patch, part=part) -> torch.Tensor:
             x = batch.x
             if ratio <= 0:
                 return F.mse_loss(forward(x).float(), x)
             xin, mask = corrupt(x, ratio, patch, gen)
             err = (forward(xin).float() - x).pow(2)
-            if masked:  # MAE: only the hidden patches count
+            if masked and part.role == "encoder":  # MAE: only the hidden patches count
                 return (err * mask).sum() / (mask.sum() * x.shape[1]).clamp_min(1.0)
+            # A decoder emits the whole image, as a generator does: every pixel counts.
             return err.mean()
 
         res = fit(ctx, [*module.parameters(), *partner.parameters()], loss_fn, f"pretrain autoencode {name}")

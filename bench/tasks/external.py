@@ -31,7 +31,8 @@ from bench.spec import RunSpec
 from bench.tasks.cache import file_sha256
 from bench.tasks.common import ALL_PARTS, select_parts
 from bench.tasks.strategy import PretrainOutcome, StrategyNotApplicable
-from bench.tasks.weights import flatten, load_weights
+from bench.tasks.vit_weights import fit_vit_state, format_report, is_vit
+from bench.tasks.weights import flatten, load_weights, part_state
 
 ROLES = ("encoder", "decoder", "sequence")
 WRAPPERS = ("state_dict", "model", "adapter")  # common top-level wrappers around a state dict
@@ -139,6 +140,28 @@ def timm_state(name: str, where: str) -> dict[str, torch.Tensor]:
     return dict(model.state_dict())
 
 
+def load_vits(
+    adapter: Adapter, tensors: dict[str, torch.Tensor], names: list[str], only: bool, source: str, where: str, info: dict
+) -> list[str]:
+    """Fit the file into each ViT part (interpolated position embedding, adapted patch embedding), print what
+    loaded, resized or stayed random, and record it under `info["load_report"][part]` (result.json's `pretrain`)."""
+    reports = info.setdefault("load_report", {}) if names else {}
+    for n in names:
+        module = adapter.parts()[n].module
+        fitted, report = fit_vit_state(module, part_state(adapter, tensors, n, only, source))
+        if not report["loaded"] and not report["resized"]:
+            raise ConfigError(
+                f"{source}: no tensor of the file fits part '{n}' ({len(report['random'])} tensors would stay random)",
+                key=where,
+                fix="match the adapter's width, heads and mlp_ratio to the file's ViT (e.g. dim: 192, heads: 3 for a vit_tiny)",
+            )
+        with torch.no_grad():
+            module.load_state_dict(fitted, strict=True)
+        reports[n] = report
+        print(format_report(n, source, report), flush=True)
+    return list(names)
+
+
 def run(adapter: Adapter, run: RunSpec, device: torch.device) -> PretrainOutcome:
     spec, where = run.strategy_spec, f"strategies.{run.strategy}"
     t0 = time.perf_counter()
@@ -157,6 +180,12 @@ def run(adapter: Adapter, run: RunSpec, device: torch.device) -> PretrainOutcome
             )
         tensors, source = timm_state(spec.timm_model, where), f"timm:{spec.timm_model}"
         info = {"timm_model": spec.timm_model}
-    loaded = load_weights(adapter, tensors, names, source)
+    if names is None and not any(k.startswith("module.") for k in tensors):
+        names = [n for n in adapter.parts() if any(k.startswith(f"{n}.") for k in tensors)] or None
+    vits = [n for n in names or [] if is_vit(adapter.parts()[n].module)]
+    loaded = load_vits(adapter, tensors, vits, len(names or []) == 1, source, where, info)
+    rest = None if names is None else [n for n in names if n not in vits]
+    if rest is None or rest:
+        loaded += load_weights(adapter, tensors, rest, source)
     info["tensors"] = len(tensors)
     return PretrainOutcome(seconds=time.perf_counter() - t0, cached=False, parts=loaded, info=info)

@@ -93,13 +93,19 @@ def load_weights(adapter: Adapter, tensors: Mapping[str, torch.Tensor], names: l
                 fix="set parts: [<part>] to load a single part's plain state dict",
             )
     for n in names:
-        if n in by_part:
-            state = _sub(tensors, f"{n}.")
-        elif by_module and (prefix := _module_prefix(adapter, parts[n].module)) is not None:
-            state = _sub(tensors, prefix)
-        elif len(names) == 1 and not by_part and not by_module:
-            state = dict(tensors)  # a plain state dict of the one selected part
-        else:
-            raise ConfigError(f"{source}: holds no weights for part '{n}'", fix=f"keys must start with '{n}.' or module.<name>.")
-        load_into(parts[n].module, state, f"part '{n}'", source)
+        load_into(parts[n].module, part_state(adapter, tensors, n, len(names) == 1, source), f"part '{n}'", source)
     return list(names)
+
+
+def part_state(adapter: Adapter, tensors: Mapping[str, torch.Tensor], name: str, only: bool, source: str) -> dict[str, torch.Tensor]:
+    """The tensors meant for part `name`: under `<name>.`, under its module path, or (`only` part) the whole file."""
+    parts, modules = adapter.parts(), adapter.modules()
+    if any(k.startswith(f"{name}.") for k in tensors):
+        return _sub(tensors, f"{name}.")
+    by_module = any(k.startswith(f"module.{n}.") for n in modules for k in tensors)
+    if by_module and (prefix := _module_prefix(adapter, parts[name].module)) is not None:
+        return _sub(tensors, prefix)
+    by_part = any(k.startswith(f"{n}.") for n in parts for k in tensors)
+    if only and not by_part and not by_module:
+        return dict(tensors)  # a plain state dict of the one selected part
+    raise ConfigError(f"{source}: holds no weights for part '{name}'", fix=f"keys must start with '{name}.' or module.<name>.")
