@@ -83,6 +83,23 @@ def make_samples(path: Path, seeds: list[int], work: Path, train: bool = True, o
     return {k: v for k, v in store.items() if int(k.rsplit("-s", 1)[1]) in seeds}
 
 
+def references(n: int = 1000) -> dict[str, torch.Tensor]:
+    """Graded stand-ins for models, when training every smoke adapter is too slow: n real training images with
+    a share p of their pixels moved by ±2 grey levels (p = 0.05, 0.2, 0.5), seeded. Their true order is known."""
+    from bench.data import DatasetSpec, load_dataset
+
+    data = load_dataset(DatasetSpec("digits"))
+    gen = torch.Generator().manual_seed(100)
+    x = data.train_x[torch.randint(0, len(data.train_x), (n,), generator=gen)].to(torch.int16)
+    step = 2 * 255 // (data.levels - 1)
+    out = {}
+    for p in (0.05, 0.2, 0.5):
+        move = (torch.rand(x.shape, generator=gen) < p).to(torch.int16) * step
+        sign = torch.randint(0, 2, x.shape, generator=gen).to(torch.int16) * 2 - 1
+        out[f"real+noise{p:g}"] = (x + move * sign).clamp(0, 255).to(torch.uint8)
+    return out
+
+
 def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) -> None:
     from bench.data import DatasetSpec, load_dataset
     from bench.metrics.domain import TrainConfig, get_domain_classifier
@@ -147,6 +164,7 @@ def main() -> None:
     p.add_argument("--no-train", action="store_true", help="study only the samples already in --samples")
     p.add_argument("--adapters", default="", help="train only these smoke adapters (comma-separated; default all)")
     p.add_argument("--samples-only", action="store_true", help="make the samples, skip the study")
+    p.add_argument("--references", action="store_true", help="also study graded noisy real images (see references())")
     args = p.parse_args()
     torch.set_num_threads(1)
     print(machine())
@@ -154,6 +172,8 @@ def main() -> None:
     samples = make_samples(args.samples, [int(s) for s in args.seeds.split(",")], args.work, train=not args.no_train, only=only)
     if args.samples_only:
         return
+    if args.references:
+        samples.update(references())
     study(samples, args.candidates.split(","), args.cache)
 
 
