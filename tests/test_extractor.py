@@ -12,8 +12,7 @@ import torch
 from bench.adapter import Adapter, DataInfo
 from bench.data import DatasetSpec, load_dataset
 from bench.metrics import domain as dom
-from bench.metrics import domain_net
-from bench.metrics import evaluate
+from bench.metrics import domain_net, evaluate
 from bench.metrics.context import EvalContext
 from bench.metrics.fidelity import fid_from_features, member_fids
 from bench.suite import EvalSpec
