@@ -79,7 +79,9 @@ def _predicted(ctx: EvalContext) -> torch.Tensor:
         ctx.info["modes_definition"] = MODES_DEFINITION
         # What "fewer modes than the real data" means in the report's collapse flag: classes present in the test split.
         ctx.info["real_modes"] = int(torch.unique(ctx.data.test_y).numel())
-        ctx.info["modes"] = {"samples": len(pred), "max": ctx.data.num_classes, "real": int(torch.unique(real).numel())}
+        # The maximum: every class of the target (a `classes:` subset keeps the full label space, so count them).
+        top = ctx.data.num_classes if is_stacked(ctx.data.reference()) else int(torch.unique(ctx.data.test_y).numel())
+        ctx.info["modes"] = {"samples": len(pred), "max": top, "real": int(torch.unique(real).numel())}
         ctx.cache["modes_pred"] = pred
     return ctx.cache["modes_pred"]
 
