@@ -18,7 +18,7 @@ from bench.errors import BenchError, did_you_mean, show
 from bench.schema import parse, to_dict
 
 MAX_NAME_BYTES = 128  # suite and strategy names (UTF-8)
-PROTOCOL_VERSION = "1"  # bump whenever evaluation changes; stored in every result, never mixed silently
+PROTOCOL_VERSION = "2"  # bump whenever evaluation changes; stored in every result, never mixed silently
 # The pretraining task names, defined here once; bench/tasks/__init__.py holds what each one does.
 TASKS = ("scratch", "supervised", "autoencode", "autoregressive", "generative", "external")
 

@@ -91,7 +91,9 @@ def run(adapter, data, cache_dir, n, names=DOMAIN, **spec) -> dict[str, float]:
 def test_domain_classifier_accuracy(clf):
     info = clf.describe()
     assert info["accuracy"] >= 0.95
-    assert info["feature_dim"] == 64 and info["hash"] == clf.hash and info["train_seconds"] > 0
+    k = dom.TrainConfig().members
+    assert info["feature_dim"] == 64 * k and info["hash"] == clf.hash and info["train_seconds"] > 0
+    assert info["members"] == k and info["member_seeds"] == list(range(k))
     assert clf.name == f"bench-domain-{clf.hash[:8]}"
 
 
@@ -175,7 +177,7 @@ def test_modes_of_real_test_split(digits, cache_dir):
 def test_stacked_digits_per_channel_classifier(cache_dir):
     data = load_dataset(DatasetSpec("digits_stacked"))
     info = dom.get_domain_classifier(data, "cpu", cache_dir).describe()
-    assert info["digit_accuracy"] >= 0.95 and info["accuracy"] >= 0.85 and info["feature_dim"] == 192
+    assert info["digit_accuracy"] >= 0.95 and info["accuracy"] >= 0.85 and info["feature_dim"] == 192 * dom.TrainConfig().members
     v = run(Fixed(data.test_x, data.info), data, cache_dir, len(data.test_x), names=["modes", "modes_kl"])
     covered = len(torch.unique(data.test_y))  # ~865 of 1000: 2000 images do not cover every mode
     assert abs(v["modes"] - covered) <= 0.05 * covered

@@ -54,9 +54,13 @@ class Metric:
     def unit(self) -> str:
         return self.info.unit
 
+    @property
+    def flag_below(self) -> float | None:
+        return self.info.flag_below
+
 
 def _load() -> None:
-    for mod in ("cost", "likelihood", "fidelity", "modes", "standard"):
+    for mod in ("cost", "likelihood", "fidelity", "modes", "copying", "standard"):
         importlib.import_module(f"bench.metrics.{mod}")
 
 

@@ -55,19 +55,32 @@ class EvalContext:
     @cached_property
     def samples(self) -> torch.Tensor:
         """uint8 N×C×H×W generated images, on the CPU."""
+        return self._draw(self.num_samples)
+
+    def samples_at_least(self, n: int) -> torch.Tensor:
+        """At least `n` generated images, for a metric that needs more than the protocol's `num_samples` (modes
+        on digits_stacked). Drawn afresh from the same seed and chunks, so the first `num_samples` equal `samples`
+        whenever `num_samples` is a multiple of SAMPLE_CHUNK."""
+        if n <= self.num_samples:
+            return self.samples
+        if self.cache.get("samples_at_least", torch.empty(0)).shape[0] < n:
+            self.cache["samples_at_least"] = self._draw(n)
+        return self.cache["samples_at_least"]
+
+    def _draw(self, n: int) -> torch.Tensor:
         from bench.adapter import validate_sample
 
         gen_device = self.device if self.device.type == "cuda" else torch.device("cpu")
         gen = torch.Generator(device=gen_device).manual_seed(10_000 + self.seed)
-        out, left = [], self.num_samples
+        out, left = [], n
         self.adapter.train(False)
         try:
             with torch.inference_mode():
                 while left > 0:
-                    n = min(left, SAMPLE_CHUNK)
-                    x = validate_sample(self.adapter.sample(n, gen), n, self.data.info, type(self.adapter).__name__)
+                    k = min(left, SAMPLE_CHUNK)
+                    x = validate_sample(self.adapter.sample(k, gen), k, self.data.info, type(self.adapter).__name__)
                     out.append(x)  # kept on the device: a .cpu() per chunk would wait for each chunk in turn
-                    left -= n
+                    left -= k
         finally:
             self.adapter.train(True)
         # One device-to-host transfer for all chunks.

@@ -27,7 +27,7 @@ from bench.data import ImageData
 from bench.locks import build_once
 from bench.metrics import domain_cache as cache
 from bench.metrics.domain_cache import cached_description, classifier_hash, split_fingerprint
-from bench.metrics.domain_net import ARCH_VERSION, TrainConfig, accuracy, is_stacked, one_thread, train, working_size
+from bench.metrics.domain_net import ARCH_VERSION, TrainConfig, accuracy, is_stacked, member_seeds, one_thread, train, working_size
 
 FEATURES = ("features", "logits")
 
@@ -137,7 +137,9 @@ def get_domain_classifier(
             "arch": ARCH_VERSION + ("/stacked-per-channel" if is_stacked(data) else ""),
             "hash": digest,
             "weights_sha256": wsha,
-            "feature_dim": cfg.feature_dim * (3 if is_stacked(data) else 1),
+            "feature_dim": cfg.feature_dim * cfg.members * (3 if is_stacked(data) else 1),
+            "members": cfg.members,
+            "member_seeds": member_seeds(cfg),
             "num_classes": data.num_classes,
             "working_size": working_size(data.train_x.shape[-1]),
             **accuracy(net, data, device),
@@ -190,6 +192,7 @@ __all__ = [
     "forget_classifiers",
     "get_domain_classifier",
     "is_stacked",
+    "member_seeds",
     "split_fingerprint",
     "working_size",
 ]

@@ -69,7 +69,7 @@ def load_weights(path: Path, data: ImageData, cfg: TrainConfig) -> tuple[nn.Modu
     raw = path.read_bytes()
     try:
         state = st_load(raw)
-        full, _ = build(data, cfg)
+        full = build(data, cfg)
         full.load_state_dict(state, strict=True)
     except Exception:  # bad header, truncated tensors, wrong keys or shapes
         return None

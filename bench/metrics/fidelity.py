@@ -79,9 +79,21 @@ def density_coverage(fake: torch.Tensor, real: torch.Tensor, k: int = DC_NEIGHBO
     return {"density": hits / (k * len(fake)), "coverage": float(covered.double().mean())}
 
 
+def member_fids(fake: torch.Tensor, real: torch.Tensor, members: int) -> list[float]:
+    """FID in each ensemble member's own feature space (the members' features sit side by side, equal widths)."""
+    return [fid_from_features(f, r) for f, r in zip(fake.chunk(members, dim=1), real.chunk(members, dim=1), strict=True)]
+
+
 @register_metric("fid_domain")
 def fid_domain(ctx: EvalContext) -> float:
-    return fid_from_features(*_pair(ctx))
+    fake, real = _pair(ctx)
+    k = int(ctx.domain.info.get("members") or 1)
+    if k > 1:  # the extractor's own variance, per run: how much one member alone would have said otherwise
+        per = member_fids(fake, real, k)
+        mean = sum(per) / k
+        std = (sum((v - mean) ** 2 for v in per) / (k - 1)) ** 0.5
+        ctx.info["fid_domain_members"] = {"values": [round(v, 6) for v in per], "std_over_mean": round(std / mean, 6) if mean else None}
+    return fid_from_features(fake, real)
 
 
 @register_metric("kid_domain")

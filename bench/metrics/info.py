@@ -12,6 +12,9 @@ from dataclasses import dataclass
 LIKELIHOOD_FAMILIES = ("vae", "autoregressive", "flow", "diffusion", "other")
 
 
+COPYING_THRESHOLD = -3.0  # ct_domain (C_T, a Z-score) below this flags `copying`; see bench/metrics/copying.py
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     name: str
@@ -46,6 +49,14 @@ METRIC_INFO: dict[str, MetricInfo] = _rows(
     MetricInfo("recall_domain", True, "share of real samples on the generated manifold (k=3)"),
     MetricInfo("density_domain", True, "density (Naeem et al. 2020, k=5); about 1 for real data"),
     MetricInfo("coverage_domain", True, "coverage (Naeem et al. 2020, k=5): share of real neighbourhoods hit"),
+    # --- memorisation: higher = less copying, but ~0 is ideal (a check, not a score to maximise) ---
+    MetricInfo(
+        "ct_domain",
+        True,
+        "data-copying test C_T (Meehan et al. 2020): ~0 like fresh data, < -3 copying, > 0 far from the training set",
+        periodic=False,
+        flag_below=COPYING_THRESHOLD,  # the verdict flags `memorisation` below it
+    ),
     # --- mode coverage ---
     MetricInfo("modes", True, "classes covered by generated samples (>= 1 sample each)"),
     MetricInfo("modes_kl", False, "KL(generated class histogram || real), nats", "nats"),

@@ -8,11 +8,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.metrics.context import SAMPLE_CHUNK
-from bench.metrics.domain import ARCH_VERSION, TrainConfig, cached_description, classifier_hash, is_stacked, working_size
+from bench.metrics.copying import CT_DEFINITION
+from bench.metrics.domain import ARCH_VERSION, TrainConfig, cached_description, classifier_hash, is_stacked, member_seeds, working_size
 from bench.metrics.fidelity import DC_NEIGHBORHOOD, KID_SEED, KID_SUBSETS, PRC_NEIGHBORHOOD, kid_subset_size
 from bench.metrics.likelihood import BPD_CONVENTION
 from bench.metrics.modes import MODES_DEFINITION
 from bench.spec import PROTOCOL_VERSION
+
+# The extractor's own variance, measured (benchmarks/extractor_stability.py): fid_domain of fixed samples of
+# the smoke suite's adapters under 5 extractor seeds (disjoint member seeds). Each run adds its members' spread.
+EXTRACTOR_SEED_VARIANCE = {
+    "measured_by": "benchmarks/extractor_stability.py --references (seed-0 smoke samples of dummy and cnn_gan, "
+    "and real digits with 5/20/50% of pixels moved by 2 grey levels; extractor seeds 0-4)",
+    "fid_domain_std_over_mean": {"single cnn (protocol 1)": "8.6-14.4%", "ensemble of 10 (this protocol)": "2.9% dummy, 3.9% cnn_gan"},
+}
 
 if TYPE_CHECKING:
     from bench.data import ImageData
@@ -37,7 +46,9 @@ def describe(spec: EvalSpec, data: ImageData, cache_dir: Path | None = None) -> 
         "arch": ARCH_VERSION + ("/stacked-per-channel" if is_stacked(data) else ""),
         "hash": classifier_hash(data),
         "train_config": asdict(TrainConfig()),
+        "member_seeds": member_seeds(TrainConfig()),
         "trained_on": "the full training split of the target (before `limit`), never the test split",
+        "seed_variance": EXTRACTOR_SEED_VARIANCE,
     }
     known = cached_description(data, cache_dir) if cache_dir is not None else None
     if known:
@@ -57,4 +68,5 @@ def describe(spec: EvalSpec, data: ImageData, cache_dir: Path | None = None) -> 
         "density_coverage_k": DC_NEIGHBORHOOD,
         "bpd": BPD_CONVENTION,
         "modes": MODES_DEFINITION,
+        "ct": CT_DEFINITION,
     }

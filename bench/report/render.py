@@ -25,12 +25,14 @@ from bench.report.stats import (
     Row,
     baseline_strategy,
     build_rows,
+    ceilings,
     comparisons_for,
     fmt_delta,
     fmt_num,
     fmt_p,
     metric_meta,
     ordered_metrics,
+    saturated,
 )
 from bench.report.verdict import Verdict, build_verdict, interval, mde_legend, pct
 from bench.result import RunResult
@@ -198,7 +200,8 @@ def render_report(suite_dir: Path, out_dir: Path, formats: tuple[str, ...] = ("h
     results = store.list_results(suite_dir)
     metrics = ordered_metrics(results)
     meta: dict[str, MetricMeta] = metric_meta(metrics)
-    quality = [m for m in metrics if not meta[m].cost]
+    flat = saturated(results)  # shown in a note below the table, never as a headline column
+    quality = [m for m in metrics if not meta[m].cost and m not in flat]
     cost = [m for m in metrics if meta[m].cost]
     options = suite_options(suite_dir)
     baseline = options.get("baseline") if isinstance(options.get("baseline"), str) else None
@@ -236,6 +239,7 @@ def _verdict_view(v: Verdict | None, img_dir: Path) -> dict[str, Any] | None:
 
 
 def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cost, meta, t0, verdict=None) -> Path:
+    flat = saturated(results)  # metrics every run and the real data max out: a note, not a headline column
     # out_dir is a fresh staging folder: img/ and runs/ hold only the pages of runs that exist now.
     (out_dir / "img" / "runs").mkdir(parents=True)
     (out_dir / "runs").mkdir()
@@ -268,6 +272,8 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
         n_runs=len(results),
         status_totals=[(s, status_totals.get(s, 0)) for s in STATUS_CLASS],
         headline=headline,
+        saturated=flat,
+        ceilings={m: why for m, why in ceilings(results).items() if m not in flat},
         cost=cost,
         meta=meta,
         groups=[(a, [v for v in views if v["row"].adapter == a]) for a in adapters],

@@ -138,6 +138,42 @@ def _na_reason(metric: str, group: list[RunResult]) -> str:
     return "not measured by the completed runs"
 
 
+def _ceiling_infos(results: list[RunResult]) -> dict[str, list[tuple[RunResult, dict]]]:
+    """metric → [(result, its metric_info entry)] for completed runs that recorded {"max", "real"} for it."""
+    out: dict[str, list[tuple[RunResult, dict]]] = {}
+    for r in results:
+        if r.status != "completed":
+            continue
+        for m, info in (r.metric_info or {}).items():
+            ok = isinstance(info, dict) and all(isinstance(info.get(k), int | float) for k in ("max", "real"))
+            if ok and isinstance(r.metrics.get(m), int | float):
+                out.setdefault(m, []).append((r, info))
+    return out
+
+
+def ceilings(results: list[RunResult]) -> dict[str, str]:
+    """metric → the real test split's own score beside the maximum, e.g. modes on digits_stacked: 841 of 1000."""
+    out = {}
+    for m, pairs in _ceiling_infos(results).items():
+        seen = sorted({(float(i["real"]), float(i["max"])) for _, i in pairs})
+        out[m] = "; ".join(f"the real test split itself reaches {real:g} of {top:g}" for real, top in seen)
+    return out
+
+
+def saturated(results: list[RunResult]) -> dict[str, str]:
+    """Metrics that cannot discriminate here → why. A metric is saturated when every completed run and the real
+    test split reach its maximum, as recorded by the run itself in `metric_info[<metric>]` ({"max", "real"};
+    today `modes`: every digits run, even the independent-pixel dummy, covers 10 of 10 classes)."""
+    out: dict[str, str] = {}
+    for m, pairs in _ceiling_infos(results).items():
+        if all(r.metrics[m] >= i["max"] and i["real"] >= i["max"] for r, i in pairs):
+            top = max(float(i["max"]) for _, i in pairs)
+            out[m] = (
+                f"every completed run ({len(pairs)}) and the real test split reach the maximum, {top:g}: it cannot tell the models apart here"
+            )
+    return out
+
+
 def build_rows(
     results: list[RunResult],
     metrics: list[str],

@@ -1,0 +1,181 @@
+"""How much fid_domain depends on the domain extractor's own training seed, and which extractor removes it.
+
+Fixed samples: every smoke adapter is trained once the smoke way (suites/smoke.yaml, through the harness's
+Runner) and its 1,000 evaluation samples are kept in a .pt file (--samples; made on the first call, reused
+after). On those fixed samples, each candidate extractor is trained with 5 extractor seeds, and for every
+seed fid_domain of every (adapter, run seed) is computed against the real test split. Printed per candidate:
+
+- fid_domain per adapter and extractor seed;
+- the extractor-seed spread per adapter (std/mean over the 5 seeds; the target is < 5% for every adapter);
+- Kendall's tau between the adapter rankings of every pair of extractor seeds (the target is >= 0.8 for all);
+- the training seconds of one extractor (CPU, one thread; meaningless under load, shown for scale only).
+Extractors are the harness's own (bench.metrics.domain.get_domain_classifier with the candidate's TrainConfig),
+cached on disk under --cache, so a rerun only recomputes features.
+
+An ensemble candidate with K members uses disjoint member seeds per extractor seed: extractor seed e has
+members K*e, ..., K*e + K - 1 (bench.metrics.domain.member_seeds), so the 5 extractor seeds share no network.
+
+    .venv/bin/python benchmarks/extractor_stability.py [--samples /tmp/bench-extractor-samples.pt] [--seeds 0,1]
+        [--candidates today,long,ens5,long-ens5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import statistics
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from scipy.stats import kendalltau
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, table  # noqa: E402
+
+# name -> (TrainConfig overrides, ensemble members K). "today" is the extractor before this study.
+CANDIDATES: dict[str, tuple[dict, int]] = {
+    "today": ({"steps": 150}, 1),
+    "long": ({"steps": 1000}, 1),
+    "ens5": ({"steps": 150}, 5),
+    "long-ens5": ({"steps": 1000}, 5),
+    "ens10": ({"steps": 150}, 10),
+}
+EXTRACTOR_SEEDS = range(5)
+
+
+def make_samples(path: Path, seeds: list[int], work: Path, train: bool = True, only: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """{'<adapter>-s<seed>': uint8 samples}: the smoke runs' own evaluation samples, trained once."""
+    import baselines  # noqa: F401
+    from bench import env
+    from bench.runner import Runner
+    from bench.suite import expand, load_suite
+
+    store: dict[str, torch.Tensor] = torch.load(path, weights_only=True) if path.exists() else {}
+
+    class Capture(Runner):
+        """The smoke run's training as is; its evaluation reduced to drawing the samples (the same generator
+        and chunks as the harness's final evaluation), so no extractor is trained here."""
+
+        def _periodic_eval(self, adapter, data, state):  # evaluation never changes training (preserved RNG)
+            pass
+
+        def _final_eval(self, adapter, data, state):
+            self.last = self._context(adapter, data)
+            with env.preserved_rng():
+                samples = self.last.samples
+            return {}, {}, {}, samples[:64]
+
+    root = Path(__file__).resolve().parent.parent
+    for run in expand(load_suite(root / "suites" / "smoke.yaml")):
+        key = f"{run.adapter}-s{run.seed}"
+        if run.seed not in seeds or key in store or not train or (only and run.adapter not in only):
+            continue
+        cap = Capture(run, work, torch.device("cpu"), work / ".cache", progress=False)
+        if cap.run()["status"] != "completed":
+            print(f"{key}: not completed, left out", flush=True)
+            continue
+        store[key] = cap.last.samples.clone()
+        torch.save(store, path)
+        print(f"samples of {key} kept", flush=True)
+    return {k: v for k, v in store.items() if int(k.rsplit("-s", 1)[1]) in seeds}
+
+
+def references(n: int = 1000) -> dict[str, torch.Tensor]:
+    """Graded stand-ins for models, when training every smoke adapter is too slow: n real training images with
+    a share p of their pixels moved by ±2 grey levels (p = 0.05, 0.2, 0.5), seeded. Their true order is known."""
+    from bench.data import DatasetSpec, load_dataset
+
+    data = load_dataset(DatasetSpec("digits"))
+    gen = torch.Generator().manual_seed(100)
+    x = data.train_x[torch.randint(0, len(data.train_x), (n,), generator=gen)].to(torch.int16)
+    step = 2 * 255 // (data.levels - 1)
+    out = {}
+    for p in (0.05, 0.2, 0.5):
+        move = (torch.rand(x.shape, generator=gen) < p).to(torch.int16) * step
+        sign = torch.randint(0, 2, x.shape, generator=gen).to(torch.int16) * 2 - 1
+        out[f"real+noise{p:g}"] = (x + move * sign).clamp(0, 255).to(torch.uint8)
+    return out
+
+
+def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) -> None:
+    from bench.data import DatasetSpec, load_dataset
+    from bench.metrics.domain import TrainConfig, get_domain_classifier
+    from bench.metrics.fidelity import fid_from_features, member_fids
+
+    data = load_dataset(DatasetSpec("digits")).reference()
+    keys = sorted(samples)
+    cpu = torch.device("cpu")
+    summary = []
+    for name in candidates:
+        over, k = CANDIDATES[name]
+        # variant -> extractor seed -> run -> fid. An ensemble is scored two ways: the members' fids averaged
+        # (each one torch-fidelity's own number), and one fid on the members' features side by side (what
+        # the harness registers with torch-fidelity).
+        fids: dict[str, dict[int, dict[str, float]]] = {c: {} for c in (("mean", "concat") if k > 1 else ("single",))}
+        seconds = []
+        for e in EXTRACTOR_SEEDS:
+            # The harness's own extractor, trained once and cached on disk by content hash.
+            clf = get_domain_classifier(data, cpu, cache, replace(TrainConfig(), **over, members=k, seed=e))
+            seconds.append(float(clf.info.get("train_seconds") or math.nan))
+            real = clf.real_features(data.test_x, cache, 500)["features"]
+            fake = {key: clf.features(samples[key], 500)["features"] for key in keys}
+            for variant, out in fids.items():
+                if variant == "mean":
+                    out[e] = {key: statistics.mean(member_fids(fake[key], real, k)) for key in keys}
+                else:
+                    out[e] = {key: fid_from_features(fake[key], real) for key in keys}
+                print(f"{name}/{variant} extractor seed {e}: " + ", ".join(f"{key} {v:.3f}" for key, v in out[e].items()), flush=True)
+        for combine, out in fids.items():
+            label = f"{name}/{combine}"
+            vals = {key: [out[e][key] for e in EXTRACTOR_SEEDS] for key in keys}
+            spread = {key: statistics.stdev(v) / statistics.mean(v) for key, v in vals.items()}
+            pairs = itertools.combinations(EXTRACTOR_SEEDS, 2)
+            taus = [kendalltau([out[a][key] for key in keys], [out[b][key] for key in keys]).statistic for a, b in pairs]
+            rows = [[key, *(f"{v:.3g}" for v in vals[key]), f"{100 * spread[key]:.1f}%"] for key in keys]
+            print(f"\n### {label} ({over}, K={k})\n")
+            print(table(rows, ["run", *(f"ext seed {e}" for e in EXTRACTOR_SEEDS), "std/mean"]))
+            worst, mean_spread = 100 * max(spread.values()), 100 * statistics.mean(spread.values())
+            summary.append(
+                [
+                    label,
+                    str(k),
+                    str(over.get("steps")),
+                    f"{worst:.1f}%",
+                    f"{mean_spread:.1f}%",
+                    f"{min(taus):.2f}",
+                    f"{statistics.mean(taus):.2f}",
+                    f"{statistics.median(seconds):.1f}",
+                ]
+            )
+    print("\n### summary (target: max spread < 5%, min tau >= 0.8)\n")
+    print(table(summary, ["extractor", "K", "steps", "max spread", "mean spread", "min tau", "mean tau", "train s (median)"]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--samples", type=Path, default=Path("/tmp/bench-extractor-samples.pt"))
+    p.add_argument("--work", type=Path, default=Path("/tmp/bench-extractor-runs"))
+    p.add_argument("--cache", type=Path, default=Path("/tmp/bench-extractor-cache"), help="trained extractors, by content hash")
+    p.add_argument("--seeds", default="0", help="smoke run seeds whose samples are studied, comma-separated")
+    p.add_argument("--candidates", default=",".join(CANDIDATES))
+    p.add_argument("--no-train", action="store_true", help="study only the samples already in --samples")
+    p.add_argument("--adapters", default="", help="train only these smoke adapters (comma-separated; default all)")
+    p.add_argument("--samples-only", action="store_true", help="make the samples, skip the study")
+    p.add_argument("--references", action="store_true", help="also study graded noisy real images (see references())")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    print(machine())
+    only = [a for a in args.adapters.split(",") if a]
+    samples = make_samples(args.samples, [int(s) for s in args.seeds.split(",")], args.work, train=not args.no_train, only=only)
+    if args.samples_only:
+        return
+    if args.references:
+        samples.update(references())
+    study(samples, args.candidates.split(","), args.cache)
+
+
+if __name__ == "__main__":
+    main()
