@@ -56,9 +56,9 @@ def run_suite(
     from bench.data import load_dataset
     from bench.env import pick_device
     from bench.executors import EXECUTORS
+    from bench.fingerprint import stamp
     from bench.jobs import check_jobs, run_jobs
     from bench.report import render_report as _render
-    from bench.fingerprint import stamp
     from bench.stale import set_aside
     from bench.suite import expand, load_suite, suite_to_dict
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import os
