@@ -65,7 +65,7 @@ def first_losses(run: RunSpec, cache_dir: Path) -> dict[str, float]:
 
 
 def step0_losses(adapter: Adapter, run: RunSpec) -> dict[str, float]:
-    env.seed_everything(run.seed + 1)
+    env.seed_everything(run.train_seed)  # as the runner reseeds after pretraining
     data = load_dataset(run.dataset)
     idx = torch.randint(0, len(data.train_y), (32,), generator=torch.Generator().manual_seed(run.seed))
     losses = adapter.train_step(Batch(data.train_x[idx], data.train_y[idx], data.levels), 0)
