@@ -56,16 +56,22 @@ def run_suite(
     from bench.data import load_dataset
     from bench.env import pick_device
     from bench.executors import EXECUTORS
+    from bench.fingerprint import stamp
     from bench.jobs import check_jobs, run_jobs
     from bench.report import render_report as _render
+    from bench.stale import set_aside
     from bench.suite import expand, load_suite, suite_to_dict
 
     suite = load_suite(source)
-    runs = expand(suite, only)
     if executor not in EXECUTORS:
         raise BenchError(f"--executor {executor}: unknown executor", fix=f"use one of {', '.join(EXECUTORS)}")
     check_jobs(jobs, executor)
     dev = pick_device(device)
+
+    def identify(run: RunSpec) -> RunSpec:  # threads resolved and code fingerprinted before any run id is read
+        return stamp(run, dev.type, share=jobs)  # --jobs K: the cores are shared by K runs
+
+    runs = expand(suite, only, stamp=identify)
     load_dataset(suite.dataset)  # fail fast (exit 2) on missing data, before any run starts
     suite_dir = Path(out) / suite.name
     cache_dir = Path(out) / ".cache"
@@ -78,6 +84,9 @@ def run_suite(
         return pd.DataFrame(
             [{"run_id": r.run_id, "adapter": r.adapter, "strategy": r.strategy, "seed": r.seed, "todo": r in todo} for r in runs]
         )
+    # Runs of an earlier version of the suite or of the code (ids not in the whole grid) go aside, said aloud.
+    for line in set_aside(suite_dir, expand(suite, stamp=identify) if only else runs):
+        echo(line)
     report_dir = Path(reports) / suite.name
     # Everything that must be writable is tried before any run starts: a read-only, full or occupied
     # --out/--reports is invalid input (exit 2), not a suite of failed runs.
@@ -129,7 +138,8 @@ def run_suite(
                 problems.append(f"report {report_dir}: {_one_line(err)}")
     claims.tidy(suite_dir)
     # The terminal gets the headline columns; every metric is in summary.csv and the report.
-    shown = [*suite.eval.metrics[:TERMINAL_METRICS], "train_seconds"]
+    # The report's headline cost column (pretrain + train seconds), so the two never disagree.
+    shown = [*suite.eval.metrics[:TERMINAL_METRICS], "total_seconds"]
     echo("")
     echo(terminal_table(summary, shown))
     hidden = len(suite.eval.metrics) - TERMINAL_METRICS

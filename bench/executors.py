@@ -175,14 +175,6 @@ def _runtime_envs(code: list[str]) -> tuple[dict, dict]:
     return {"py_modules": code}, task
 
 
-def _worker_runner(run: RunSpec, cpus: float) -> RunSpec:
-    # Each Ray task gets `cpus` cores; letting every task's torch use all cores of the node oversubscribes
-    # them (tiny CPU ops then run ~10x slower). The runner block is not part of run_id, so identity holds.
-    if run.runner.threads is not None:
-        return run
-    return dataclasses.replace(run, runner=dataclasses.replace(run.runner, threads=max(1, int(cpus))))
-
-
 def run_ray(
     runs: list[RunSpec],
     suite_dir: Path,
@@ -193,10 +185,13 @@ def run_ray(
     *,
     address: str | None = None,
     num_gpus: float | None = None,
-    num_cpus: float = 1,
+    num_cpus: float | None = None,
 ) -> None:
     """One Ray task per run. Joins the cluster at `address` (or an already initialised Ray, or starts a
-    local one). Workers write into `suite_dir`, which must be on a file system every node shares."""
+    local one). Workers write into `suite_dir`, which must be on a file system every node shares.
+    Each task asks Ray for as many CPUs as its run's `runner.threads` (resolved on the driver by
+    bench.fingerprint.stamp, the same count a local run uses), unless `num_cpus` says otherwise: the thread
+    count is part of the run's identity, and a task that gets fewer cores than threads only oversubscribes."""
     check_gpus_per_run(num_gpus)
     try:
         import ray
@@ -218,8 +213,15 @@ def run_ray(
         raise BenchError(f"--gpus-per-run {num_gpus}: the Ray cluster has no GPUs", fix="drop --gpus-per-run, or join a cluster with GPUs")
     # Absolute paths: a worker's working directory is not the driver's.
     suite_dir, cache_dir = Path(suite_dir).resolve(), Path(cache_dir).resolve()
-    remote = ray.remote(num_gpus=num_gpus, num_cpus=num_cpus, max_retries=0)(execute_one).options(runtime_env=task_env)
-    pending = {remote.remote(_worker_runner(run, num_cpus), str(suite_dir), device, str(cache_dir), False): run for run in runs}
+    cluster_cpus = ray.cluster_resources().get("CPU", 1)
+    remote = ray.remote(num_gpus=num_gpus, max_retries=0)(execute_one)
+
+    def submit(run: RunSpec) -> Any:
+        # Never more than the cluster has (the task could not be scheduled); threads stay as resolved.
+        cpus = num_cpus if num_cpus is not None else min(float(run.runner.threads or 1), cluster_cpus)
+        return remote.options(num_cpus=cpus, runtime_env=task_env).remote(run, str(suite_dir), device, str(cache_dir), False)
+
+    pending = {submit(run): run for run in runs}
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)

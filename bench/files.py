@@ -131,3 +131,20 @@ def csv_text(frame: Any) -> str:
             safe[col] = safe[col].map(cell)
     safe.columns = [cell(c) for c in safe.columns]
     return safe.to_csv(index=False)
+
+
+def tensors_sha256(tensors: Any) -> str:
+    """sha256 of a name -> tensor mapping's content: names (sorted), dtypes, shapes and bytes.
+
+    Not of a file: safetensors writes its header (and `metadata`) in whatever order it was given, so two
+    files of identical weights can hash differently. torch is imported here only: callers hold tensors."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}\0{t.dtype}\0{tuple(tensors[name].shape)}\0".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())  # raw bytes of any dtype, bf16 included
+    return h.hexdigest()

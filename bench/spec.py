@@ -11,6 +11,7 @@ import fnmatch
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,9 @@ from bench.schema import parse, to_dict
 
 MAX_NAME_BYTES = 128  # suite and strategy names (UTF-8)
 PROTOCOL_VERSION = "2"  # bump whenever evaluation changes; stored in every result, never mixed silently
+# 2: the domain extractor is an ensemble (its own variance recorded), data-copying test ct_domain, modes against the
+#    real data's coverage; pretraining seeded per run by default (derive_seed), independent training stream,
+#    identity covers the code.
 # The pretraining task names, defined here once; bench/tasks/__init__.py holds what each one does.
 TASKS = ("scratch", "supervised", "autoencode", "autoregressive", "generative", "external")
 
@@ -87,8 +91,16 @@ class StrategySpec:
     path: str | None = None  # external: a .safetensors or .pt state dict
     sha256: str | None = None
     timm_model: str | None = None  # external: a timm pretrained name (online, or in the timm cache)
+    # per_run: each run seed pretrains its own checkpoint (derive_seed(seed, "pretrain")), so intervals over
+    # seeds include pretraining variance; shared: one checkpoint (seed SHARED_PRETRAIN_SEED) for every seed;
+    # an int: that pretraining seed for every run.
+    pretrain_seed: str | int = "per_run"
 
     def __post_init__(self) -> None:
+        if isinstance(self.pretrain_seed, bool) or not (
+            self.pretrain_seed in PRETRAIN_SEEDS or (isinstance(self.pretrain_seed, int) and 0 <= self.pretrain_seed < 2**63)
+        ):
+            raise ValueError(f"pretrain_seed must be per_run, shared or an integer >= 0, got {self.pretrain_seed!r}")
         if self.task not in TASKS:
             raise ValueError(f"unknown task '{self.task}' ({did_you_mean(self.task, TASKS)})")
         if not 0.0 <= self.mask_ratio < 1.0:
@@ -173,6 +185,21 @@ class Suite:
             raise ValueError("strategies: at least one strategy is needed (scratch: {})")
 
 
+PRETRAIN_SEEDS = ("per_run", "shared")  # the named forms of StrategySpec.pretrain_seed (or an int)
+SHARED_PRETRAIN_SEED = 0  # `pretrain_seed: shared`: one checkpoint for every seed of every suite
+
+
+def derive_seed(seed: int, purpose: str) -> int:
+    """A seed for one purpose of one run ("pretrain", "train"), independent of every other (seed, purpose).
+
+    sha256 of "bench/<purpose>/<seed>", its first 8 bytes as a 63-bit integer. Run seeds lie in [0, 2^32), and
+    a derived seed does too only with probability 2^-31, so a derived stream is never another run's own
+    stream (unlike `seed + 1`, which is seed+1's initialisation stream), and two purposes never share one.
+    """
+    digest = hashlib.sha256(f"bench/{purpose}/{seed}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
 def _plain_name(name: str) -> bool:
     """Usable as (part of) a folder name on every OS: short, no separators, no control characters."""
     # Bytes, not characters: 100 emoji are 400 bytes, and folder names are limited to 255 bytes.
@@ -181,6 +208,10 @@ def _plain_name(name: str) -> bool:
         and not name.startswith(".")
         and not any(c in "/\\:" or not c.isprintable() for c in name)
     )
+
+
+# Runner settings that only change when the host syncs or writes, never a number (tests/test_identity.py).
+NO_OP_RUNNER_KEYS = ("log_every", "checkpoint_every")
 
 
 @dataclass
@@ -199,22 +230,43 @@ class RunSpec:
     runner: RunnerSpec
     suite_version: int = 1
     protocol_version: str = PROTOCOL_VERSION
+    # What the spec alone does not say but the numbers depend on: the device type and the code fingerprint
+    # (bench.fingerprint.stamp fills it on the driver, before any run id is used). Part of the run id.
+    identity: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> dict[str, Any]:
         return to_dict(self)
 
     @property
+    def pretrain_seed(self) -> int:
+        """The seed of this run's pretraining stage (see StrategySpec.pretrain_seed and derive_seed)."""
+        ps = self.strategy_spec.pretrain_seed
+        if ps == "per_run":
+            return derive_seed(self.seed, "pretrain")
+        return SHARED_PRETRAIN_SEED if ps == "shared" else int(ps)
+
+    @property
+    def train_seed(self) -> int:
+        """The seed of the training stream after pretraining: independent of every run's initialisation."""
+        return derive_seed(self.seed, "train")
+
+    def identity_fields(self) -> dict[str, Any]:
+        """Everything that can change a number: the resolved spec, less the suite's name and the runner
+        settings proven not to change one (NO_OP_RUNNER_KEYS, each with a test in tests/test_identity.py)."""
+        ident = {k: v for k, v in self.resolved().items() if k != "suite"}
+        ident["runner"] = {k: v for k, v in ident["runner"].items() if k not in NO_OP_RUNNER_KEYS}
+        return ident
+
+    @property
     def run_id(self) -> str:
-        # The runner block only changes speed, so it stays out of the identity: a rerun with
-        # compile on resumes the same runs.
-        ident = {k: v for k, v in self.resolved().items() if k not in ("runner", "suite")}
-        digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:8]
+        digest = hashlib.sha256(json.dumps(self.identity_fields(), sort_keys=True, default=str).encode()).hexdigest()[:8]
         safe = self.adapter.replace(":", "_").replace(".", "_")
         return f"{safe}-{self.strategy}-s{self.seed}-{digest}"
 
 
-def expand(suite: Suite, only: str | None = None) -> list[RunSpec]:
-    """The adapter × strategy × seed grid, in a stable order, optionally filtered by a run_id glob."""
+def expand(suite: Suite, only: str | None = None, stamp: Callable[[RunSpec], RunSpec] | None = None) -> list[RunSpec]:
+    """The adapter × strategy × seed grid, in a stable order, optionally filtered by a run_id glob.
+    `stamp` (bench.fingerprint.stamp) completes each run's identity before the filter reads its run id."""
     runs = [
         RunSpec(
             suite=suite.name,
@@ -233,6 +285,8 @@ def expand(suite: Suite, only: str | None = None) -> list[RunSpec]:
         for s, spec in suite.strategies.items()
         for seed in suite.seeds
     ]
+    if stamp is not None:
+        runs = [stamp(r) for r in runs]
     if only:
         runs = [r for r in runs if fnmatch.fnmatch(r.run_id, only) or fnmatch.fnmatch(f"{r.adapter}-{r.strategy}-s{r.seed}", only)]
         if not runs:
@@ -256,6 +310,8 @@ def runspec_from_dict(d: dict) -> RunSpec:
 
 
 __all__ = [
+    "NO_OP_RUNNER_KEYS",
+    "PRETRAIN_SEEDS",
     "PROTOCOL_VERSION",
     "TASKS",
     "Budget",
@@ -265,6 +321,7 @@ __all__ = [
     "RunnerSpec",
     "StrategySpec",
     "Suite",
+    "derive_seed",
     "expand",
     "runspec_from_dict",
     "suite_to_dict",

@@ -37,11 +37,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "bench.tokens",  # the pixel token layout shared by the sequence baselines and the autoregressive task
             "bench.yamlsafe",  # safe_load plus size, alias-expansion and duplicate-key limits
             "bench.limits",  # ceilings on a suite's resource keys
+            "bench.fingerprint",  # the code and device part of a run's identity
             "bench.locks",  # lock files: imports nothing of bench, so runs and caches of every layer may use it
             "baselines",  # the bundled adapters: registered through entry points, never imported by bench
         ),
     ),
-    ("run", ("bench.pretrain", "bench.runner", "bench.store", "bench.suite")),
+    ("run", ("bench.pretrain", "bench.runner", "bench.store", "bench.stale", "bench.suite")),
     ("orchestration", ("bench.executors", "bench.claims", "bench.jobs", "bench.aggregate", "bench.compare", "bench.report")),
     ("faces", ("bench.api", "bench.cli", "bench.listing", "bench")),
 ]

@@ -65,7 +65,7 @@ def first_losses(run: RunSpec, cache_dir: Path) -> dict[str, float]:
 
 
 def step0_losses(adapter: Adapter, run: RunSpec) -> dict[str, float]:
-    env.seed_everything(run.seed + 1)
+    env.seed_everything(run.train_seed)  # as the runner reseeds after pretraining
     data = load_dataset(run.dataset)
     idx = torch.randint(0, len(data.train_y), (32,), generator=torch.Generator().manual_seed(run.seed))
     losses = adapter.train_step(Batch(data.train_x[idx], data.train_y[idx], data.levels), 0)
@@ -148,8 +148,22 @@ def test_supervised_trunk_is_a_good_digit_classifier(tmp_path: Path) -> None:
     assert out.info["discriminator.loss_final"] < out.info["discriminator.loss_first"]
 
 
-def test_second_seed_hits_the_cache_with_identical_weights(tmp_path: Path) -> None:
+def test_each_seed_pretrains_its_own_checkpoint_by_default(tmp_path: Path) -> None:
     strategy = {"task": "supervised", "source": DIGITS, "steps": 10}
+    r0, r1 = make_run("cnn_gan", strategy, seed=0), make_run("cnn_gan", strategy, seed=1)
+    a0, a1 = build(r0), build(r1)
+    o0, o1 = pretrain(a0, r0, CPU, tmp_path), pretrain(a1, r1, CPU, tmp_path)
+    assert not o0.cached and not o1.cached and o0.info["cache_key"] != o1.info["cache_key"]
+    assert o0.info["seed"] == r0.pretrain_seed != o1.info["seed"] == r1.pretrain_seed
+    assert o0.info["seed_rule"] == "per_run"
+    assert not same(params(a0.D.trunk), params(a1.D.trunk))  # pretraining variance is sampled
+    # The derived streams are none of the run seeds' own, and pretraining's is not training's.
+    assert {r0.pretrain_seed, r1.pretrain_seed, r0.train_seed, r1.train_seed}.isdisjoint(range(2**32))
+
+
+@pytest.mark.parametrize("rule", ["shared", 7])
+def test_second_seed_hits_the_cache_with_identical_weights(rule: str | int, tmp_path: Path) -> None:
+    strategy = {"task": "supervised", "source": DIGITS, "steps": 10, "pretrain_seed": rule}
     r0, r1 = make_run("cnn_gan", strategy, seed=0), make_run("cnn_gan", strategy, seed=1)
     a0, a1 = build(r0), build(r1)
     assert not same(params(a0.D.trunk), params(a1.D.trunk))  # different seeds, different random inits
@@ -162,6 +176,50 @@ def test_second_seed_hits_the_cache_with_identical_weights(tmp_path: Path) -> No
     # Anything that determines the weights changes the key: here, the number of steps.
     r2 = make_run("cnn_gan", {**strategy, "steps": 11})
     assert not pretrain(build(r2), r2, CPU, tmp_path).cached
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"runner": {"fused_optim": False}},
+        {"runner": {"threads": 3}},
+        {"runner": {"amp": False}},
+        {"identity": {"harness": "0+other"}},
+        {"identity": {"adapter_code": "edited"}},
+    ],
+)
+def test_cache_key_covers_switches_and_code(change: dict, tmp_path: Path) -> None:
+    import dataclasses
+
+    from bench.tasks import BY_NAME, cache_fields
+
+    run = make_run("cnn_gan", {"task": "generative", "source": DIGITS, "steps": 2})
+    other = run
+    if "runner" in change:
+        other = dataclasses.replace(run, runner=dataclasses.replace(run.runner, **change["runner"]))
+    else:
+        other = dataclasses.replace(run, identity={**run.identity, **change["identity"]})
+    a = build(run)
+    task = BY_NAME["generative"]
+    key = cache.cache_key(cache_fields(a, run, task, [], "src", 32, CPU))
+    assert key != cache.cache_key(cache_fields(a, other, task, [], "src", 32, CPU))
+    # log_every only changes when the host syncs: kept out (tests/test_identity.py proves it changes no number).
+    quiet = dataclasses.replace(run, runner=dataclasses.replace(run.runner, log_every=7))
+    assert key == cache.cache_key(cache_fields(a, quiet, task, [], "src", 32, CPU))
+
+
+def test_cache_hash_ignores_safetensors_header_order(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from bench.files import tensors_sha256
+
+    t = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.ones(2, dtype=torch.bfloat16)}
+    save_file(dict(t), str(tmp_path / "x.safetensors"), metadata={"k": "1", "j": "2"})
+    save_file({"a": t["a"], "b": t["b"]}, str(tmp_path / "y.safetensors"), metadata={"j": "2", "k": "1"})
+    # The files differ (header order), so a file hash would call identical weights different.
+    assert (tmp_path / "x.safetensors").read_bytes() != (tmp_path / "y.safetensors").read_bytes()
+    same_content = tensors_sha256(load_file(str(tmp_path / "x.safetensors"))) == tensors_sha256(load_file(str(tmp_path / "y.safetensors")))
+    assert same_content and tensors_sha256(t) != tensors_sha256({**t, "a": torch.zeros(2, dtype=torch.bfloat16)})
 
 
 @pytest.mark.parametrize("damage", ["truncate_weights", "garble_meta", "delete_meta"])

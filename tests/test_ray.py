@@ -127,3 +127,30 @@ def test_ray_options_are_checked(cluster, tmp_path: Path, args: list[str], messa
 def test_gpu_share_values() -> None:
     for ok in (None, 0.1, 0.5, 1, 2.0, 4):
         check_gpus_per_run(ok)
+
+
+def test_null_threads_give_the_same_numbers_on_ray_and_local(cluster, tmp_path: Path) -> None:
+    """`runner.threads: null` is resolved once on the driver (the usable cores), so a Ray task trains with the
+    same thread count as a local run (it used to get 1), under the same run id, to the same numbers."""
+    s = {
+        "name": "ray_threads",
+        "dataset": {"name": "digits"},
+        "budget": {"steps": 10, "batch_size": 16},
+        "eval": {"num_samples": 50, "metrics": ["bpd"]},
+        "seeds": [0],
+        "adapters": {"cnn_gan": {"z_dim": 8, "width": 8, "max_width": 8, "feature_dim": 16}, "dummy": {}},
+    }
+    path = tmp_path / "threads.yaml"
+    path.write_text(yaml.safe_dump(s))
+    results = {}
+    for executor in ("local", "ray"):
+        out = tmp_path / executor
+        args = ["run", str(path), "--out", str(out), "--reports", str(tmp_path / "rep"), "--quiet", "--device", "cpu"]
+        res = CliRunner().invoke(main, [*args, "--executor", executor])
+        assert res.exit_code == 0, res.output
+        results[executor] = {r.run_id: r for r in store.list_results(out / "ray_threads")}
+    assert sorted(results["local"]) == sorted(results["ray"]) and len(results["local"]) == 2
+    for run_id, a in results["local"].items():
+        b = results["ray"][run_id]
+        assert a.spec["runner"]["threads"] == b.spec["runner"]["threads"] >= 1
+        assert comparable(a) == comparable(b), run_id

@@ -140,7 +140,9 @@ def get_domain_classifier(
             "feature_dim": cfg.feature_dim * cfg.members * (3 if is_stacked(data) else 1),
             "members": cfg.members,
             "member_seeds": member_seeds(cfg),
-            "num_classes": data.num_classes,
+            # The classes the target has (5 for digits 5-9), not the size of the label space it indexes into.
+            "num_classes": int(torch.unique(data.train_y).numel()),
+            "label_space": data.num_classes,
             "working_size": working_size(data.train_x.shape[-1]),
             **accuracy(net, data, device),
             "train_seconds": train_seconds,  # None when the json was lost and only weights survived

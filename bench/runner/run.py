@@ -53,7 +53,9 @@ class Runner:
             except StrategyNotApplicable as why:
                 return self._finish(adapter, data, state, status="not_applicable", error=str(why))
             state.pretrain = _outcome_dict(outcome)
-            env.seed_everything(run.seed + 1)  # training randomness independent of how much pretraining drew
+            # Training randomness independent of how much pretraining drew, and of every other run's streams
+            # (seed + 1 was the next seed's initialisation stream).
+            env.seed_everything(run.train_seed)
         try:
             state.pretrain["frozen"] = len(apply_freeze(adapter, run.strategy_spec.freeze))
         except StrategyNotApplicable as why:

@@ -4,12 +4,14 @@ One flow for every training task (supervised, autoencode, autoregressive, genera
   1. resolve `parts:` against the adapter (StrategyNotApplicable, recorded as n/a, when nothing fits);
   2. load the source converted to the target's size, channels and levels (common.source_spec);
   3. hash everything that determines the result (`cache_fields`) and look it up in the cache;
-  4. on a miss, build a fresh copy of the adapter under the fixed PRETRAIN_SEED, train it, cache its weights;
+  4. on a miss, build a fresh copy of the adapter under the run's pretraining seed, train it, cache its weights;
   5. load the weights into the run's own adapter parts (shapes match: same class, config and data shape).
 `external` skips 2–4: the file is its own cache.
 
-The seed: pretraining uses PRETRAIN_SEED (0) whatever the run's seed, so a checkpoint is shared by every
-seed of a suite (seed 1's run is a cache hit) and across suites; seeds vary only the fine-tuning.
+The seed: pretraining uses `RunSpec.pretrain_seed`. By default (`pretrain_seed: per_run`) it is derived from
+the run's seed, so each seed pretrains its own checkpoint and intervals over seeds include pretraining
+variance; `pretrain_seed: shared` gives every seed (and suite) one checkpoint, seeded SHARED_PRETRAIN_SEED.
+The seed is in the cache key, as are the settings and code that change the weights (cache_fields).
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import torch
 from bench import locks
 from bench.adapter import Adapter, set_fused_optim
 from bench.schema import to_dict
-from bench.spec import TASKS, RunSpec
+from bench.spec import NO_OP_RUNNER_KEYS, TASKS, RunSpec
 from bench.tasks import autoencode, autoregressive, cache, external, generative, supervised
-from bench.tasks.common import ALL_PARTS, PRETRAIN_SEED, Context, load_source, precision, select_parts
+from bench.tasks.common import ALL_PARTS, Context, load_source, precision, select_parts
 from bench.tasks.strategy import PretrainOutcome, StrategyNotApplicable, check_strategy
 from bench.tasks.weights import load_weights
 
@@ -114,8 +116,14 @@ def cache_fields(
         "lr": spec.lr,
         "batch_size": batch_size,
         "mask_ratio": spec.mask_ratio,
-        "seed": PRETRAIN_SEED,
+        "seed": run.pretrain_seed,
         "precision": precision(run, device),
+        "device_type": device.type,
+        # The speed switches and thread count change the weights in the last bits (fused Adam: 6.4e-3), and
+        # the code fingerprint (harness and adapter source) changes them outright: all of the run's identity
+        # except the target data, budget and eval, which pretraining never reads.
+        "runner": {k: v for k, v in to_dict(run.runner).items() if k not in NO_OP_RUNNER_KEYS},
+        "code": {k: v for k, v in run.identity.items() if k != "device_type"},
     }
 
 
@@ -125,15 +133,15 @@ def _finite(info: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def seeded(device: torch.device) -> Iterator[None]:
-    """Global RNGs seeded with PRETRAIN_SEED inside, and restored afterwards.
+def seeded(device: torch.device, seed: int) -> Iterator[None]:
+    """Global RNGs seeded with the pretraining `seed` inside, and restored afterwards.
 
-    Pretraining then draws the same initialisation, noise and dropout whatever the run's seed (its output is
-    a function of the cache key alone), and the run's own random stream is left exactly where it was.
+    Pretraining then draws its initialisation, noise and dropout from that seed alone (its output is a
+    function of the cache key), and the run's own random stream is left exactly where it was.
     """
     devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(PRETRAIN_SEED)
+        torch.manual_seed(seed)
         yield
 
 
@@ -165,11 +173,11 @@ def run_task(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Pa
         return None if hit is None else (hit[0], hit[1], True)
 
     def _build() -> tuple[dict[str, torch.Tensor], dict[str, Any], bool]:
-        with seeded(device):
+        with seeded(device, run.pretrain_seed):
             # A fresh instance (same class, config and data info): the run's own adapter is only loaded into.
             fresh = type(adapter)(adapter.config, adapter.info, device)
             set_fused_optim(fresh, fused_optim)  # whole-model tasks train it with its own optimisers
-            ctx = Context(fresh, run, source.to(device), train_parts, device, batch_size)
+            ctx = Context(fresh, run, source.to(device), train_parts, device, batch_size, seed=run.pretrain_seed)
             tensors, info, seconds = task.train(ctx)
         meta = {
             "seconds": seconds,
@@ -186,7 +194,14 @@ def run_task(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Pa
     tensors, meta, cached = locks.build_once(cache.lock_path(cache_dir, key), _hit, _build)
     t = time.perf_counter()
     loaded = load_weights(adapter, tensors, load_parts, f"pretrain cache {key}")
-    info = {**meta["info"], "cache_key": key, "load_seconds": time.perf_counter() - t, "source_train_size": meta.get("source_train_size")}
+    info = {
+        **meta["info"],
+        "cache_key": key,
+        "seed": run.pretrain_seed,
+        "seed_rule": str(spec.pretrain_seed),
+        "load_seconds": time.perf_counter() - t,
+        "source_train_size": meta.get("source_train_size"),
+    }
     return PretrainOutcome(seconds=float(meta["seconds"]), cached=cached, parts=loaded, info=info)
 
 

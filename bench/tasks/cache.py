@@ -1,7 +1,8 @@
 """The pretrained-checkpoint cache: content-hashed, tensors in safetensors, atomic, shared across seeds and suites.
 
 Layout: `<cache_dir>/pretrain/<key>/weights.safetensors` + `meta.json` (cost, losses, probe accuracy,
-the hashed fields for provenance, and the weights' sha256).
+the hashed fields for provenance, and the weights' content sha256: names, dtypes, shapes and bytes, never
+the file's header order).
 
 - The key is a hash of everything that determines the weights (see `tasks.cache_fields`); a name never is,
   so two suites that pretrain the same thing share one entry, and changing any input misses.
@@ -65,11 +66,11 @@ def load(cache_dir: Path, key: str) -> tuple[dict[str, torch.Tensor], dict[str, 
     if meta is None or meta.get("key") != key or not (folder / WEIGHTS).is_file():
         return None
     try:
-        if file_sha256(folder / WEIGHTS) != meta.get("weights_sha256"):
-            return None
-        return load_file(str(folder / WEIGHTS), device="cpu"), meta
+        tensors = load_file(str(folder / WEIGHTS), device="cpu")
     except (OSError, SafetensorError, ValueError):
         return None
+    # The content hash (files.tensors_sha256), not the file's: safetensors' header order may vary.
+    return (tensors, meta) if files.tensors_sha256(tensors) == meta.get("weights_sha256") else None
 
 
 def _fsync_file(path: Path) -> None:
@@ -100,7 +101,7 @@ def save(cache_dir: Path, key: str, tensors: dict[str, torch.Tensor], meta: dict
         flat = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
         save_file(flat, str(tmp / WEIGHTS))
         _fsync_file(tmp / WEIGHTS)
-        meta = {**meta, "key": key, "weights_sha256": file_sha256(tmp / WEIGHTS), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        meta = {**meta, "key": key, "weights_sha256": files.tensors_sha256(flat), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         files.atomic_write_json(tmp / META, meta)  # last inside the folder: a folder without meta is never valid
         for _ in range(3):
             try:

@@ -1,9 +1,9 @@
 """What every pretraining task shares: part selection, the source data, the training loop and linear probes.
 
-Seed: pretraining never uses the run's seed. A task runs on a *fresh* copy of the adapter built under the
-fixed `PRETRAIN_SEED`, with its own data generator seeded the same way, so its output is a pure function of
-the cache key. That is what lets seed 1's run reuse seed 0's pretrained checkpoint: seeds vary only the
-fine-tuning (the training on the target), never the pretraining.
+Seed: a task runs on a *fresh* copy of the adapter built under the run's pretraining seed
+(`RunSpec.pretrain_seed`: by default derived from the run's seed, so each seed pretrains its own checkpoint;
+`pretrain_seed: shared` gives every seed one), with its own data generator seeded the same way, so its
+output is a pure function of the cache key, which includes that seed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from bench.data import ImageData, load_dataset
 from bench.spec import DatasetSpec, RunSpec, StrategySpec
 from bench.tasks.strategy import StrategyNotApplicable
 
-PRETRAIN_SEED = 0  # the pretraining stage's seed for every run and suite (see the module docstring)
 ALL_PARTS = ("all", "both")  # `parts: [both]` (a GAN's generator and discriminator) = every part that applies
 
 
@@ -80,12 +79,13 @@ def load_source(spec: StrategySpec, info: DataInfo, where: str) -> ImageData:
 class Context:
     """Everything a task needs: the fresh adapter it trains, the (converted) source and the settings."""
 
-    fresh: Adapter  # built under PRETRAIN_SEED; the run's own adapter is only loaded afterwards
+    fresh: Adapter  # built under `seed`; the run's own adapter is only loaded afterwards
     run: RunSpec
     source: ImageData  # on `device`
     parts: list[str]
     device: torch.device
     batch_size: int
+    seed: int = 0  # the pretraining seed (RunSpec.pretrain_seed): initialisation, noise and batches
 
     @property
     def spec(self) -> StrategySpec:
@@ -102,8 +102,8 @@ class Context:
         return contextlib.nullcontext()
 
     def batches(self, steps: int, labels: bool = True) -> Iterator[Batch]:
-        """`steps` random batches (with replacement) from the source's training split, deterministic in PRETRAIN_SEED."""
-        gen = torch.Generator(device=self.device).manual_seed(PRETRAIN_SEED)
+        """`steps` random batches (with replacement) from the source's training split, deterministic in the pretraining seed."""
+        gen = torch.Generator(device=self.device).manual_seed(self.seed)
         x, y = self.source.train_x, self.source.train_y
         for _ in range(steps):
             idx = torch.randint(0, x.shape[0], (self.batch_size,), device=self.device, generator=gen)

@@ -73,10 +73,31 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], what: str, s
     module.load_state_dict(dict(state), strict=True)
 
 
+def _covered(adapter: Adapter, loaded: list[str]) -> list[str]:
+    """What loading whole modules initialised, named as the adapter names it: its part names first (a part
+    inside a loaded module), then weights outside every part by attribute path (e.g. `D.head`, `G_ema`)."""
+    parts = adapter.parts()
+    prefixes = {n: _module_prefix(adapter, p.module) for n, p in parts.items()}
+    names = [n for n, pre in prefixes.items() if pre is not None and any(pre.startswith(f"module.{m}.") for m in loaded)]
+    inside = [pre for pre in prefixes.values() if pre is not None]
+    rest: list[str] = []
+    for m in loaded:
+        if not any(pre.startswith(f"module.{m}.") for pre in inside):
+            rest.append(m)  # a whole module outside every part (e.g. an EMA copy of the generator)
+            continue
+        for key in adapter.modules()[m].state_dict():
+            full = f"module.{m}.{key}"
+            if not any(full.startswith(pre) for pre in inside):
+                path = ".".join([m, *key.split(".")[:-1]][:2])  # the module and its first sub-module
+                rest += [path] if path not in rest else []
+    return names + rest
+
+
 def load_weights(adapter: Adapter, tensors: Mapping[str, torch.Tensor], names: list[str] | None, source: str) -> list[str]:
     """Load `tensors` into the named parts (None: every module the file holds, or every part it holds).
 
-    Returns what was initialised, as part names (or `module.<name>` for whole modules).
+    Returns what was initialised, as the adapter's part names (plus, for whole modules, the weights outside
+    every part by attribute path, e.g. `D.head`).
     """
     parts, modules = adapter.parts(), adapter.modules()
     by_module = {n for n in modules if any(k.startswith(f"module.{n}.") for k in tensors)}
@@ -85,7 +106,7 @@ def load_weights(adapter: Adapter, tensors: Mapping[str, torch.Tensor], names: l
         if by_module:  # whole-model transfer: every module the file holds
             for n in sorted(by_module):
                 load_into(modules[n], _sub(tensors, f"module.{n}."), f"module '{n}'", source)
-            return [f"module.{n}" for n in sorted(by_module)]
+            return _covered(adapter, sorted(by_module))
         names = sorted(by_part)
         if not names:
             raise ConfigError(

@@ -1,0 +1,159 @@
+"""A run's identity covers everything that can change a number, or a test here proves the setting changes none;
+runs of an earlier version of the suite or of the code are set aside and said aloud, never reused or mixed in."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from bench import fingerprint, store
+from bench.api import run_suite
+from bench.cli import main
+from bench.errors import BenchError
+from bench.spec import NO_OP_RUNNER_KEYS, derive_seed
+from bench.suite import expand, load_suite
+
+CNN = {"z_dim": 8, "width": 8, "max_width": 8, "feature_dim": 16}
+
+
+def suite(name: str = "ident", **over) -> dict:
+    base = {
+        "name": name,
+        "dataset": {"name": "digits", "classes": [5, 6, 7, 8, 9], "limit": 50},
+        "budget": {"steps": 12, "eval_every": 0, "batch_size": 16},
+        "eval": {"num_samples": 50, "metrics": ["bpd"]},
+        "seeds": [0],
+        "adapters": {"cnn_gan": CNN},
+        "strategies": {"generative": {"task": "generative", "source": {"name": "digits", "classes": [0, 1, 2, 3, 4]}, "steps": 4}},
+        "runner": {"threads": 1, "log_every": 5, "checkpoint_every": 0},
+    }
+    return {**base, **over}
+
+
+def stamped(s: dict, device: str = "cpu"):
+    return expand(load_suite(s), stamp=lambda r: fingerprint.stamp(r, device))
+
+
+def test_derived_seeds_are_independent_of_run_seeds() -> None:
+    seeds = range(50)
+    pre, train = {derive_seed(s, "pretrain") for s in seeds}, {derive_seed(s, "train") for s in seeds}
+    assert len(pre) == len(train) == 50 and pre.isdisjoint(train)
+    assert pre.isdisjoint(range(2**32)) and train.isdisjoint(range(2**32))  # never another run's seed+k stream
+    assert derive_seed(3, "pretrain") == derive_seed(3, "pretrain")  # a documented function, not a draw
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"runner": {"threads": 2}},
+        {"runner": {"fused_optim": False}},
+        {"runner": {"amp": False}},
+        {"runner": {"tf32": False}},
+        {"runner": {"channels_last": False}},
+        {"runner": {"compile": True}},
+        {"runner": {"diverge_threshold": 1e6}},
+    ],
+)
+def test_every_switch_that_can_change_a_number_is_in_the_run_id(change: dict) -> None:
+    base = stamped(suite())[0]
+    other = stamped(suite(runner={**suite()["runner"], **change["runner"]}))[0]
+    assert base.run_id != other.run_id
+
+
+def test_device_type_and_code_are_in_the_run_id() -> None:
+    run = stamped(suite())[0]
+    assert run.identity["device_type"] == "cpu" and stamped(suite(), "cuda")[0].run_id != run.run_id
+    for key in ("harness", "adapter_code"):
+        assert dataclasses.replace(run, identity={**run.identity, key: "edited"}).run_id != run.run_id
+    assert run.identity["harness"].startswith(importlib.import_module("bench").__version__ + "+")
+
+
+def test_null_threads_resolve_to_one_number_before_the_run_id() -> None:
+    s = suite(runner={"threads": None})
+    run = stamped(s)[0]
+    assert run.runner.threads == fingerprint.default_threads() >= 1
+    assert run.run_id == stamped(suite(runner={"threads": run.runner.threads}))[0].run_id
+    assert fingerprint.default_threads(share=10**6) == 1
+
+
+def test_pretrain_seed_yaml_forms() -> None:
+    for ok in ("per_run", "shared", 5):
+        strat = {"task": "generative", "source": {"name": "digits"}, "steps": 2, "pretrain_seed": ok}
+        assert load_suite(suite(strategies={"g": strat})).strategies["g"].pretrain_seed == ok
+    with pytest.raises(BenchError, match="pretrain_seed"):
+        load_suite(suite(strategies={"g": {"task": "generative", "source": {"name": "digits"}, "steps": 2, "pretrain_seed": "each"}}))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", NO_OP_RUNNER_KEYS)
+def test_settings_kept_out_of_the_identity_change_no_number(key: str, tmp_path: Path) -> None:
+    """log_every and checkpoint_every only move host syncs and file writes: same id, same losses, same samples."""
+    runs = {}
+    for value in (1, 7):
+        s = suite(runner={**suite()["runner"], key: value})
+        run_suite(s, out=tmp_path / str(value), reports=tmp_path / "rep", device="cpu", progress=False)
+        (res,) = store.list_results(tmp_path / str(value) / s["name"])
+        runs[value] = (res, (tmp_path / str(value) / s["name"] / res.run_id / "samples.png").read_bytes())
+    (a, png_a), (b, png_b) = runs[1], runs[7]
+    assert a.status == b.status == "completed" and a.run_id == b.run_id
+    assert a.first_losses == b.first_losses and a.metrics.get("params") == b.metrics.get("params")
+    assert png_a == png_b  # every sample metric is a function of these samples
+    assert a.pretrain["cache_key"] == b.pretrain["cache_key"] and a.pretrain["seed"] == derive_seed(0, "pretrain")
+
+
+ADAPTER = "identity_adapters_under_test"
+SOURCE = textwrap.dedent(
+    """
+    from baselines.dummy import Dummy
+
+
+    class Mine(Dummy):
+        pass
+    """
+)
+
+
+@pytest.mark.slow
+def test_edited_adapter_sets_old_runs_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Edit an out-of-tree adapter and rerun: new run ids, the old runs moved to .stale/ with one line saying
+    what changed, and results.csv holding only the current grid."""
+    (tmp_path / f"{ADAPTER}.py").write_text(SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    s = {
+        "name": "stale",
+        "dataset": {"name": "digits"},
+        "budget": {"steps": 5, "batch_size": 16},
+        "eval": {"num_samples": 20, "metrics": ["bpd"]},
+        "seeds": [0, 1],
+        "adapters": {f"{ADAPTER}:Mine": {}},
+        "runner": {"threads": 1},
+    }
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(s))
+    args = ["run", str(path), "--out", str(tmp_path / "runs"), "--reports", str(tmp_path / "rep"), "--device", "cpu"]
+    try:
+        first = CliRunner().invoke(main, args)
+        assert first.exit_code == 0, first.output
+        old = sorted(p.name for p in (tmp_path / "runs" / "stale").iterdir() if p.is_dir())
+        (tmp_path / f"{ADAPTER}.py").write_text(SOURCE + "\n    def extra(self):\n        return 1\n")
+        fingerprint.adapter_fingerprint.cache_clear()  # a new `bench run` process would hash the file afresh
+        second = CliRunner().invoke(main, args)
+    finally:
+        fingerprint.adapter_fingerprint.cache_clear()
+        sys.modules.pop(ADAPTER, None)
+    assert second.exit_code == 0, second.output
+    assert f"adapter code of {ADAPTER}:Mine changed; 2 old runs moved to" in second.output, second.output
+    suite_dir = tmp_path / "runs" / "stale"
+    assert sorted(p.name for p in (suite_dir / ".stale").iterdir()) == old
+    current = {r.run_id for r in store.list_results(suite_dir)}
+    assert len(current) == 2 and current.isdisjoint(old)
+    assert "stale:" not in first.output
+    csv_ids = set((suite_dir / "results.csv").read_text().splitlines()[1:][i].split(",")[0] for i in range(2))
+    assert csv_ids == current
