@@ -27,6 +27,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "registries & leaves",
         (
             "bench.adapter",
+            "bench.batch",
+            "bench.contract",  # the adapter contract, checked on a tiny batch  # DataInfo, Batch, BatchSource: what an adapter is given
             "bench.data",
             "bench.files",
             "bench.metrics",
