@@ -36,6 +36,7 @@ from torch import nn
 from bench.batch import Batch, BatchSource, DataInfo, to_uint8  # noqa: F401  (the adapter API, re-exported)
 from bench.errors import ConfigError
 from bench.registry import Registry
+from bench.tokens import from_levels, to_levels  # noqa: F401  (pixel levels: part of the adapter API, bench.from_levels)
 
 Role = Literal["encoder", "decoder", "sequence"]
 ROLES: tuple[str, ...] = ("encoder", "decoder", "sequence")

@@ -125,6 +125,23 @@ def validate(suite: Path) -> None:
     click.echo(f"{suite}: ok — {len(s.adapters)} adapters × {len(s.strategies)} strategies × {len(s.seeds)} seeds = {n} runs; {checked}")
 
 
+@main.group()
+def new() -> None:
+    """Write ready-to-edit files for a new contribution."""
+
+
+@new.command(name="adapter")
+@click.argument("name")
+@click.option("--dir", "folder", default=".", show_default=True, type=click.Path(path_type=Path), help="Folder to write into.")
+def new_adapter(name: str, folder: Path) -> None:
+    """Write NAME.py (an adapter that runs as written, the contract in its comments) and NAME.yaml (a suite
+    that runs it). Never overwrites a file."""
+    from bench.scaffold import new_adapter as write
+
+    code, suite = write(name, folder)
+    click.echo(f"wrote {code} and {suite}; next: bench validate {suite}, then bench run {suite}")
+
+
 @main.command(name="list")
 @click.argument("what", type=click.Choice(LISTABLE))
 def list_(what: str) -> None:

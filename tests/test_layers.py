@@ -45,7 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("run", ("bench.pretrain", "bench.runner", "bench.store", "bench.suite")),
     ("orchestration", ("bench.executors", "bench.claims", "bench.jobs", "bench.aggregate", "bench.compare", "bench.report")),
-    ("faces", ("bench.api", "bench.cli", "bench.listing", "bench")),
+    ("faces", ("bench.api", "bench.cli", "bench.listing", "bench.scaffold", "bench")),
 ]
 
 
