@@ -14,6 +14,7 @@ _EXPORTS = {
     "Part": "bench.adapter",
     "Batch": "bench.adapter",
     "DataInfo": "bench.adapter",
+    "BatchSource": "bench.batch",
     "register_adapter": "bench.adapter",
     "adam": "bench.adapter",
     "to_uint8": "bench.adapter",
@@ -29,6 +30,7 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from bench.adapter import Adapter, Batch, DataInfo, Part, adam, from_levels, register_adapter, to_levels, to_uint8  # noqa: F401
     from bench.api import load_results, render_report, run_suite  # noqa: F401
+    from bench.batch import BatchSource  # noqa: F401
     from bench.errors import BenchError  # noqa: F401
     from bench.suite import load_suite  # noqa: F401
 

@@ -22,73 +22,25 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import sys
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
+from bench.batch import Batch, BatchSource, DataInfo, to_uint8  # noqa: F401  (the adapter API, re-exported)
 from bench.errors import ConfigError
 from bench.registry import Registry
-from bench.tokens import from_levels, to_levels  # pixel levels: part of the adapter API (bench.from_levels)
+from bench.tokens import from_levels, to_levels  # noqa: F401  (pixel levels: part of the adapter API, bench.from_levels)
 
 Role = Literal["encoder", "decoder", "sequence"]
 ROLES: tuple[str, ...] = ("encoder", "decoder", "sequence")
 FAMILIES: tuple[str, ...] = ("gan", "vae", "autoregressive", "flow", "diffusion", "other")
-
-
-@dataclass(frozen=True)
-class DataInfo:
-    """What an adapter may know about its data: shapes, pixel levels and label count."""
-
-    name: str
-    channels: int
-    image_size: int
-    levels: int  # number of distinct pixel values per channel (17 for digits, 256 for 8-bit images)
-    num_classes: int
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.channels, self.image_size, self.image_size)
-
-    @property
-    def dims(self) -> int:
-        return self.channels * self.image_size * self.image_size
-
-
-@dataclass
-class Batch:
-    """A training batch on the run's device. `u8` holds the raw pixels; `x` is the same in [-1, 1]."""
-
-    u8: torch.Tensor  # uint8, N×C×H×W, values on the data set's `levels` grid
-    y: torch.Tensor  # int64 labels, -1 where unknown
-    levels: int = 256
-    # The layout `x` is made in: channels_last when the runner put the adapter's conv nets in it, so the
-    # first convolution does not convert its input (or fall back to a slower kernel) on every step.
-    memory_format: torch.memory_format = field(default=torch.contiguous_format, repr=False)
-    _x: torch.Tensor | None = field(default=None, repr=False)
-
-    @property
-    def x(self) -> torch.Tensor:
-        if self._x is None:
-            fmt = self.memory_format if self.u8.dim() == 4 else torch.contiguous_format
-            self._x = self.u8.to(torch.float32, memory_format=fmt).div_(127.5).sub_(1.0)
-        return self._x
-
-    def tokens(self) -> torch.Tensor:
-        """Pixels as level indices 0..levels-1 (int64), N×C×H×W."""
-        return to_levels(self.u8, self.levels)
-
-    def __len__(self) -> int:
-        return self.u8.shape[0]
-
-
-def to_uint8(x: torch.Tensor, levels: int = 256) -> torch.Tensor:
-    """Images in [-1, 1] → uint8, snapped to the data's `levels` grid so samples live where data lives."""
-    unit = ((x.float() + 1.0) / 2.0).clamp_(0.0, 1.0)
-    return from_levels(torch.round(unit * (levels - 1)).long(), levels)
 
 
 # The size each role must declare: what a generic pretraining partner needs to fit the part.
@@ -99,9 +51,12 @@ ROLE_SIZE: dict[str, str] = {"encoder": "features", "decoder": "latent_dim", "se
 class Part:
     """A network piece that pretraining can initialise, with its sizes named by role.
 
-    role: `encoder` (image → features; give `features`, the feature size), `decoder` (latent → image; give
-    `latent_dim`, the latent size) or `sequence` (tokens → next-token logits; give `vocab`, the vocabulary
-    size, start token included).
+    role and size, and what `module` takes and returns (bench.contract checks it on a tiny batch):
+    - `encoder`, `features`: module(x: float N×C×H×W in [-1, 1], as Batch.x) → N×features.
+    - `decoder`, `latent_dim`: module(z: float N×latent_dim) → image batch N×C'×H×W of the data's H, W.
+    - `sequence`, `vocab`: module(tokens: int64 N×T) → logits N×T×vocab. T = C·H·W, raster order with the
+      channels interleaved per pixel; the input is the start token (id vocab-1) then the targets shifted
+      right by one; vocab = levels + 1, or fewer grey-level bins + 1 (bench.tokens.PixelTokens).
     blocks: the part's blocks in input-to-output order; `freeze: {part: N}` freezes the first N.
     patch_size: for an encoder whose input is cut into patches (a ViT), or a decoder that emits its image patch
     by patch (a transformer generator): masked autoencoding hides whole patches of this size. None (a CNN):
@@ -143,7 +98,14 @@ def _role_of(size: str) -> str:
 
 
 class Adapter:
-    """Base class for a model under benchmark. Subclass, set `family` and `Config`, register."""
+    """Base class for a model under benchmark. Subclass, set `family` and `Config`, register.
+
+    family: one of FAMILIES, set on the class (bench.contract refuses a class that leaves it unset).
+    train_step(batch, step) → {name: 0-dim float tensor}, never Python floats (they sync every step).
+    sample(n, generator) → uint8 n×C×H×W, 0..255 on the data's `levels` grid (bench.to_uint8).
+    log_likelihood(batch) → None, or float (N,) log p(x) in nats, ≤ 0.
+    parts() → {name: Part}; see Part for each role's module contract, and bench.batch for Batch and DataInfo.
+    """
 
     key: ClassVar[str] = ""
     family: ClassVar[str] = "other"
@@ -256,18 +218,22 @@ def check_adapter_class(cls: type) -> None:
         raise TypeError(f"{cls.__name__}.family must be one of {FAMILIES}, got {cls.family!r}")
 
 
-def get_adapter(key: str, *, where: str | None = None) -> type[Adapter]:
-    """Look up a registry key, or import `module.path:ClassName` (registering it under that name, once)."""
+def get_adapter(key: str, *, where: str | None = None, search: tuple[str | Path, ...] = ()) -> type[Adapter]:
+    """Look up a registry key, or import `module.path:ClassName` (registering it under that name, once).
+
+    The module is looked for in `search` (the suite file's folder), then the working directory, then
+    `sys.path`, so a `my_adapters.py` next to the suite needs no PYTHONPATH."""
     if ":" not in key or key in ADAPTERS:
         return ADAPTERS.get(key, where=where)
     mod_name, _, cls_name = key.partition(":")
     try:
-        mod = importlib.import_module(mod_name)
+        mod = import_from(mod_name, search)
     except ImportError as err:
+        folders = ", ".join(str(Path(f)) for f in (*search, ".")) or "."
         raise ConfigError(
-            f"cannot import adapter module '{mod_name}' ({err})",
+            f"cannot import adapter module '{mod_name}' ({err}); looked in {folders} and sys.path",
             key=where,
-            fix="check the module is on PYTHONPATH or installed",
+            fix=f"place {mod_name.split('.')[0]}.py next to the suite file, or install the module",
         ) from None
     cls = getattr(mod, cls_name, None)
     if cls is None:
@@ -277,6 +243,26 @@ def get_adapter(key: str, *, where: str | None = None) -> type[Adapter]:
     except TypeError as err:
         raise ConfigError(str(err), key=where) from None
     return _register(key, cls)
+
+
+def import_from(mod_name: str, search: tuple[str | Path, ...] = ()) -> ModuleType:
+    """Import `mod_name` looking first in `search`, then the working directory, then `sys.path`.
+
+    The folders go on the front of sys.path only while this import runs and are taken off afterwards:
+    a user's folder never stays there to shadow an installed package of the same name later. The module
+    stays in sys.modules (so the class keeps working); imports it makes lazily, later, see sys.path only."""
+    if mod_name in sys.modules:
+        return sys.modules[mod_name]
+    folders = [str(Path(f).resolve()) for f in (*search, Path.cwd())]
+    added = [f for f in dict.fromkeys(folders)]
+    importlib.invalidate_caches()  # the file may have been written just now (bench new adapter)
+    sys.path[:0] = added
+    try:
+        return importlib.import_module(mod_name)
+    finally:
+        for f in added:  # remove our entries only (the import may have added its own)
+            if f in sys.path:
+                sys.path.remove(f)
 
 
 def validate_sample(x: Any, n: int, info: DataInfo, name: str) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from bench.errors import BenchError, fs_error
 
 if TYPE_CHECKING:
     from bench.result import RunResult
-    from bench.spec import RunSpec
+    from bench.spec import RunSpec, Suite
 
 Echo = Callable[[str], None]
 TERMINAL_METRICS = 5
@@ -203,6 +204,26 @@ def _tables(suite_dir: Path, problems: list[str]) -> tuple[pd.DataFrame, pd.Data
     except Exception as err:
         problems.append(f"results in {suite_dir}: {_one_line(err)}")
         return pd.DataFrame(), pd.DataFrame()
+
+
+def contract_violations(suite: Suite, file: str = "<dict>") -> list[str]:
+    """Run the adapter contract check (bench.contract) for every adapter of `suite`, on the CPU, on the
+    suite's data: one line per violation, naming the file and the adapter's key ([] when all pass).
+    Raises BenchError (DataUnavailable) when the data set is not on disk, so nothing can be checked."""
+    from bench.adapter import get_adapter
+    from bench.contract import check_adapter
+    from bench.data import load_dataset
+    from bench.schema import parse
+
+    # Never a download from `validate`: a check must stay cheap and offline.
+    data = load_dataset(dataclasses.replace(suite.dataset, download=False))
+    lines = []
+    for key, block in suite.adapters.items():
+        cls = get_adapter(key, where=f"adapters.{key}")
+        config = parse(cls.Config, block or {}, f"adapters.{key}")
+        for line in check_adapter(lambda cls=cls, config=config: cls(config, data.info, "cpu"), data, "cpu"):
+            lines.append(f"{file}: adapters.{key}: {line}")
+    return lines
 
 
 def _report_is_current(suite_dir: Path, report: Path) -> bool:

@@ -105,12 +105,41 @@ def run(
 @main.command()
 @click.argument("suite", type=click.Path(path_type=Path))
 def validate(suite: Path) -> None:
-    """Check SUITE (schema, adapter configs, metrics, strategies) without running anything."""
+    """Check SUITE (schema, adapter configs, metrics, strategies) and each adapter's contract (one
+    train_step, sample and log_likelihood on a tiny batch, on the CPU) without running the suite."""
+    from bench.api import contract_violations
+    from bench.errors import DataUnavailable
     from bench.suite import expand, load_suite
 
     s = load_suite(suite)
     n = len(expand(s))
-    click.echo(f"{suite}: ok — {len(s.adapters)} adapters × {len(s.strategies)} strategies × {len(s.seeds)} seeds = {n} runs")
+    try:
+        violations = contract_violations(s, str(suite))
+        checked = "adapter contracts checked"
+    except DataUnavailable as err:  # the schema is fine; say plainly what could not be checked
+        violations, checked = [], f"adapter contracts not checked: {err}"
+    for line in violations:
+        click.echo("error: " + " ".join(line.splitlines()), err=True)
+    if violations:
+        sys.exit(2)
+    click.echo(f"{suite}: ok — {len(s.adapters)} adapters × {len(s.strategies)} strategies × {len(s.seeds)} seeds = {n} runs; {checked}")
+
+
+@main.group()
+def new() -> None:
+    """Write ready-to-edit files for a new contribution."""
+
+
+@new.command(name="adapter")
+@click.argument("name")
+@click.option("--dir", "folder", default=".", show_default=True, type=click.Path(path_type=Path), help="Folder to write into.")
+def new_adapter(name: str, folder: Path) -> None:
+    """Write NAME.py (an adapter that runs as written, the contract in its comments) and NAME.yaml (a suite
+    that runs it). Never overwrites a file."""
+    from bench.scaffold import new_adapter as write
+
+    code, suite = write(name, folder)
+    click.echo(f"wrote {code} and {suite}; next: bench validate {suite}, then bench run {suite}")
 
 
 @main.command(name="list")

@@ -90,11 +90,12 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
     from bench.metrics import METRICS
     from bench.tasks.strategy import check_strategy
 
+    search = suite_folders(file)
     try:
         suite = parse(Suite, data)
         for key, block in suite.adapters.items():
             try:
-                cls = get_adapter(key, where=f"adapters.{key}")
+                cls = get_adapter(key, where=f"adapters.{key}", search=search)
             except BenchError:
                 raise
             except Exception as err:  # importing a user's `module:Class` may raise anything
@@ -145,6 +146,11 @@ def _check_baseline_and_headline(suite: Suite) -> None:
         raise ConfigError(
             f"headline metric '{suite.headline}' is not measured by this suite", key="headline", fix=f"add {suite.headline} to eval.metrics"
         )
+
+
+def suite_folders(file: str) -> tuple[str, ...]:
+    """Where a suite's `module:Class` adapters are looked for first: the suite file's own folder."""
+    return () if file == "<dict>" else (str(Path(file).resolve().parent),)
 
 
 def load_suite(source: str | Path | dict) -> Suite:

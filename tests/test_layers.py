@@ -27,6 +27,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "registries & leaves",
         (
             "bench.adapter",
+            "bench.batch",
+            "bench.contract",  # the adapter contract, checked on a tiny batch  # DataInfo, Batch, BatchSource: what an adapter is given
             "bench.data",
             "bench.files",
             "bench.metrics",
@@ -44,7 +46,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("run", ("bench.pretrain", "bench.runner", "bench.store", "bench.stale", "bench.suite")),
     ("orchestration", ("bench.executors", "bench.claims", "bench.jobs", "bench.aggregate", "bench.compare", "bench.report")),
-    ("faces", ("bench.api", "bench.cli", "bench.listing", "bench")),
+    ("faces", ("bench.api", "bench.cli", "bench.listing", "bench.scaffold", "bench")),
 ]
 
 

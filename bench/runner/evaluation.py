@@ -80,7 +80,7 @@ def run_cost(run: RunSpec, state: LoopState, memory: env.PeakMemory, adapter: Ad
         train_seconds=state.train_seconds,
         eval_seconds=state.eval_seconds,
         compile_seconds=state.compile_seconds,
-        timed_images=(b.steps - state.compile_steps) * b.batch_size,  # compile steps are timed apart
+        timed_images=(b.steps - state.compile_steps) * b.batch_size + state.extra_images,  # compile steps are timed apart
         peak_memory_mb=memory.peak_mb(),
         params=adapter.num_params(),
     )

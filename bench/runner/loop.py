@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from bench.adapter import Adapter, Batch
+from bench.adapter import Adapter
+from bench.batch import BatchSource
 from bench.data import ImageData
 from bench.runner.fastpath import FastPath
 from bench.runner.state import LoopState
@@ -63,20 +64,21 @@ class TrainingLoop:
         pending: list[tuple[int, dict[str, torch.Tensor]]] = []
         bar = self._bar(steps, state.step)
         adapter.train(True)
-        n_train = data.train_x.shape[0]
         fast = self.fast
-        fmt = fast.memory_format
+        # Nothing in this loop waits on the device: the source draws indices with a generator on the data's
+        # device, and losses are only read at a flush. `batch.next()` draws from the same source and seed.
+        source = BatchSource(data.train_x, data.train_y, data.levels, bs, gen, fast.memory_format)
         compiling = run.runner.compile
         t0 = time.perf_counter()
         while state.step < steps:
-            # Nothing in this loop waits on the device: the indices are drawn by a generator on the data's
-            # device, index_select never checks bounds on the host, and losses are only read at a flush.
-            idx = torch.randint(0, n_train, (bs,), device=self.device, generator=gen)
-            batch = Batch(data.train_x.index_select(0, idx), data.train_y.index_select(0, idx), data.levels, memory_format=fmt)
+            source.drawn = 0
+            batch = source()
             with fast.autocast(self.device):
                 losses = adapter.train_step(batch, state.step)
             state.step += 1
             pending.append((state.step, losses))
+            if not compiling:  # batches drawn with batch.next() in a timed step count in images/s
+                state.extra_images += (source.drawn - 1) * bs
             if compiling:  # also after a resume, which compiles afresh
                 sync(self.device)
                 now = time.perf_counter()

@@ -6,12 +6,13 @@ only sequences the stages; each lives in its own module of `bench.runner`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench import env, store
+from bench import contract, env, store
 from bench.adapter import Adapter
 from bench.data import ImageData, load_dataset
 from bench.images import save_grid
@@ -24,6 +25,8 @@ from bench.runner.fastpath import apply_fast_path, fast_path
 from bench.runner.loop import Diverged, TrainingLoop
 from bench.runner.state import LoopState
 from bench.spec import RunSpec
+
+_CONTRACT_OK: set[tuple[str, ...]] = set()  # adapters (with config, data, device) whose contract check passed
 
 
 class Runner:
@@ -46,6 +49,7 @@ class Runner:
         env.seed_everything(run.seed)
         self.memory.reset()
         data = load_dataset(run.dataset).to(self.device)
+        self._check_contract(data)
         adapter, state, gen = self._start(data)
         if not state.resumed_from:  # a resumed run was pretrained before its checkpoint
             try:
@@ -75,6 +79,17 @@ class Runner:
             not_applicable=final.not_applicable,
             extra={"metric_info": final.info},
         )
+
+    def _check_contract(self, data: ImageData) -> None:
+        """One train_step, sample and log_likelihood on a tiny batch, on a throwaway adapter, before any real
+        work: a broken contract fails the run with one line (ContractError), not deep inside the harness.
+        Once per adapter, config, data set and device in a process; the random streams are left untouched."""
+        run = self.spec
+        key = (run.adapter, json.dumps(run.adapter_config, sort_keys=True, default=str), repr(run.dataset), self.device.type)
+        if key in _CONTRACT_OK:
+            return
+        contract.require(lambda: build_adapter(run, data, self.device, self.fast), data, self.device)
+        _CONTRACT_OK.add(key)
 
     def _start(self, data: ImageData) -> tuple[Adapter, LoopState, torch.Generator]:
         """A fresh adapter, loop state and batch generator, or those of the checkpoint when one fits."""

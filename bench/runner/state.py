@@ -15,6 +15,7 @@ class LoopState:
     eval_seconds: float = 0.0
     compile_seconds: float = 0.0  # the first step after each compile(): tracing and code generation
     compile_steps: int = 0  # steps timed as compile_seconds, so not in train_seconds
+    extra_images: int = 0  # images drawn with batch.next() in timed steps: counted in images/s
     first_losses: dict[str, float] = field(default_factory=dict)
     pretrain: dict[str, Any] = field(default_factory=dict)
     resumed_from: list[int] = field(default_factory=list)  # the step of each resume, for provenance

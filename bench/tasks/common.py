@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.adapter import ROLES, Adapter, Batch, DataInfo
+from bench.batch import BatchSource
 from bench.data import ImageData, load_dataset
 from bench.spec import DatasetSpec, RunSpec, StrategySpec
 from bench.tasks.strategy import StrategyNotApplicable
@@ -104,10 +105,10 @@ class Context:
     def batches(self, steps: int, labels: bool = True) -> Iterator[Batch]:
         """`steps` random batches (with replacement) from the source's training split, deterministic in the pretraining seed."""
         gen = torch.Generator(device=self.device).manual_seed(self.seed)
-        x, y = self.source.train_x, self.source.train_y
+        # batch.next() (an adapter's inner steps under `generative`) draws from the same seeded source.
+        source = BatchSource(self.source.train_x, self.source.train_y, self.source.levels, self.batch_size, gen, labels=labels)
         for _ in range(steps):
-            idx = torch.randint(0, x.shape[0], (self.batch_size,), device=self.device, generator=gen)
-            yield Batch(x[idx], y[idx] if labels else torch.full_like(y[idx], -1), self.source.levels)
+            yield source()
 
 
 def precision(run: RunSpec, device: torch.device) -> str:
