@@ -110,7 +110,8 @@ def validate(suite: Path) -> None:
 
     s = load_suite(suite)
     n = len(expand(s))
-    click.echo(f"{suite}: ok — {len(s.adapters)} adapters × {len(s.strategies)} strategies × {len(s.seeds)} seeds = {n} runs")
+    axes = "".join(f" × {len(v)} {k} ({', '.join(map(str, v))})" for k, v in s.sweep.items())
+    click.echo(f"{suite}: ok — {len(s.adapters)} adapters × {len(s.strategies)} strategies × {len(s.seeds)} seeds{axes} = {n} runs")
 
 
 @main.command(name="list")
