@@ -222,7 +222,7 @@ def render_report(suite_dir: Path, out_dir: Path, formats: tuple[str, ...] = ("h
     options = suite_options(suite_dir)
     baseline = options.get("baseline") if isinstance(options.get("baseline"), str) else None
     by_value = comparisons_for(results, meta, baseline)  # one row per swept value: the sweep figure's data
-    results = [_fold_sweep(r) for r in results]  # tables, verdict and plots show each swept value as its own row
+    results = _fold_sweep(results)  # tables, verdict and plots show each swept value as its own row
     comparisons = comparisons_for(results, meta, baseline)
     rows = build_rows(results, metrics, meta, comparisons, baseline)
     headline = headline_metric(options, quality)
@@ -241,14 +241,26 @@ def render_report(suite_dir: Path, out_dir: Path, formats: tuple[str, ...] = ("h
     return {f: out_dir / p.relative_to(tmp) for f, p in written.items()}
 
 
-def _fold_sweep(r: RunResult) -> RunResult:
-    """The run with its sweep point in its adapter's label (`cnn_gan · limit 25`), so every table and figure
-    keyed by adapter × strategy keeps the swept values apart instead of averaging over them."""
-    point = r.spec.get("swept") or {}
-    if not point:
-        return r
-    tag = " · ".join(f"{k.split('.', 1)[-1]} {v}" for k, v in point.items())
-    return dataclasses.replace(r, adapter=f"{r.adapter} · {tag}")
+def _fold_sweep(results: list[RunResult]) -> list[RunResult]:
+    """The runs with their sweep point in the adapter's label (`cnn_gan · limit 25`), so every table and figure
+    keyed by adapter × strategy keeps the swept values apart instead of averaging over them. Numbers are
+    right-aligned with spaces, so the labels' plain string order is numeric order (25 before 100); HTML shows
+    the padding as one space."""
+    width: dict[str, int] = {}
+    for r in results:
+        for k, v in (r.spec.get("swept") or {}).items():
+            width[k] = max(width.get(k, 0), len(str(v)))
+
+    def label(k: str, v: Any) -> str:
+        numeric = isinstance(v, (int, float)) and not isinstance(v, bool)
+        return f"{k.split('.', 1)[-1]} {str(v).rjust(width[k]) if numeric else v}"
+
+    out = []
+    for r in results:
+        point = r.spec.get("swept") or {}
+        tag = " · ".join(label(k, v) for k, v in point.items())
+        out.append(dataclasses.replace(r, adapter=f"{r.adapter} · {tag}") if point else r)
+    return out
 
 
 def headline_metric(options: dict, quality: list[str]) -> str:

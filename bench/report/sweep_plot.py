@@ -52,9 +52,9 @@ def _draw(comp: pd.DataFrame, x: str, rest: list[str], metric: str, colors: dict
     pos = {v: (float(v) if numeric else i) for i, v in enumerate(xs_all)}
     ncol = min(3, len(panels))
     nrow = math.ceil(len(panels) / ncol)
-    w, h = 4.2 * ncol + 1.6, 3.2 * nrow + 0.9
+    w, h = max(7.0, 4.2 * ncol + 1.6), 3.2 * nrow + 1.1  # at least wide enough for the note under the panels
     fig = Figure(figsize=(w, h), dpi=90)
-    fig.subplots_adjust(left=0.9 / w, right=1 - 1.5 / w, bottom=0.75 / h, top=1 - 0.7 / h, wspace=0.3, hspace=0.55)
+    fig.subplots_adjust(left=0.9 / w, right=1 - 1.5 / w, bottom=1.0 / h, top=1 - 0.7 / h, wspace=0.3, hspace=0.55)
     strategies = sorted(comp["strategy"].unique())
     n_strat = len(strategies)
     span = (max(pos.values()) - min(pos.values())) or 1.0
@@ -92,7 +92,8 @@ def _draw(comp: pd.DataFrame, x: str, rest: list[str], metric: str, colors: dict
     fig.text(
         0.5,
         0.015,
-        "Paired by seed within each value; bars: 95% CI; filled marker: significant (p_holm < 0.05, n ≥ 3); below 0 is lower",
+        "Mean paired difference over seeds within each value, relative to the baseline's mean; bars: 95% CI.\n"
+        "Filled marker: significant (p_holm < 0.05 with n ≥ 3); open: not resolved. Below 0: the strategy lowers the metric.",
         ha="center",
         fontsize=7,
         color="#555",
