@@ -66,7 +66,11 @@ def run_suite(
         raise BenchError(f"--executor {executor}: unknown executor", fix=f"use one of {', '.join(EXECUTORS)}")
     check_jobs(jobs, executor)
     dev = pick_device(device)
-    load_dataset(suite.dataset)  # fail fast (exit 2) on missing data, before any run starts
+    checked: list = []
+    for r in runs:  # fail fast (exit 2) on missing data, before any run starts; a sweep may name several
+        if r.dataset not in checked:
+            load_dataset(r.dataset)
+            checked.append(r.dataset)
     suite_dir = Path(out) / suite.name
     cache_dir = Path(out) / ".cache"
     snap = claims.snapshot(runs, suite_dir)  # before anything: a result that changes later is another launcher's

@@ -202,3 +202,15 @@ def test_a_swept_suite_runs_end_to_end(tmp_path: Path):
     table = pd.read_csv(tmp_path / "runs" / "sw" / "results.csv")
     assert sorted(table["dataset.limit"]) == [30, 60]
     assert all(f"-limit{v}-s0-" in i for i, v in zip(table["run_id"], table["dataset.limit"], strict=True))
+
+
+def test_every_swept_data_set_is_checked_before_any_run(tmp_path: Path):
+    """A sweep over data sets fails fast (exit 2) on the one that is missing, not as a failed run later."""
+    from bench.api import run_suite
+    from bench.errors import BenchError
+
+    data = suite({"name": ["digits", "mnist"], "root": str(tmp_path / "nothing")}, seeds=[0], strategies={"scratch": {}})
+    assert len(expand(load_suite(data))) == 2
+    with pytest.raises(BenchError, match="mnist"):
+        run_suite(data, out=tmp_path / "runs", reports=tmp_path / "reports", progress=False)
+    assert not (tmp_path / "runs" / "sw").exists()
