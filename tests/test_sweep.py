@@ -214,3 +214,13 @@ def test_every_swept_data_set_is_checked_before_any_run(tmp_path: Path):
     with pytest.raises(BenchError, match="mnist"):
         run_suite(data, out=tmp_path / "runs", reports=tmp_path / "reports", progress=False)
     assert not (tmp_path / "runs" / "sw").exists()
+
+
+def test_resource_ceilings_see_every_swept_value_and_the_whole_grid(monkeypatch):
+    monkeypatch.setenv("BENCH_LIMITS", "steps=1000,runs=10")
+    with pytest.raises(ConfigError) as err:
+        load_suite(suite(None, {"steps": [10, 5000]}, seeds=[0]))
+    assert err.value.key == "budget.steps[1]"
+    with pytest.raises(ConfigError, match="swept values"):
+        load_suite(suite({"limit": [25, 50, 100]}))  # 1 × 2 × 2 × 3 = 12 runs > 10
+    assert len(expand(load_suite(suite({"limit": [25, 50]})))) == 8
