@@ -14,6 +14,7 @@ import pandas as pd
 
 from bench import store
 from bench.result import STATUSES, RunResult
+from bench.sweep import SWEEPABLE, column_value
 
 ID_COLS = ["run_id", "adapter", "family", "strategy", "task", "seed", "status", "error"]
 
@@ -25,14 +26,23 @@ def results_frame(results: list[RunResult]) -> pd.DataFrame:
         row["protocol_version"] = (r.protocol or {}).get("protocol_version")
         row["suite_version"] = r.spec.get("suite_version")
         row["pretrain_cached"] = (r.timings or {}).get("pretrain_cached")
+        # The run's point on the suite's sweep, one column per swept key ("dataset.limit"): comparisons and
+        # summaries are made within it (bench.compare.group_columns picks these columns up by their prefix).
+        row.update({k: column_value(v) for k, v in (r.spec.get("swept") or {}).items()})
         row.update(r.metrics)
         rows.append(row)
     df = pd.DataFrame(rows, columns=None if rows else ID_COLS)
-    return df.sort_values(["adapter", "strategy", "seed"], kind="stable").reset_index(drop=True) if rows else df
+    order = ["adapter", "strategy", *axis_columns(df), "seed"]
+    return df.sort_values(order, kind="stable").reset_index(drop=True) if rows else df
+
+
+def axis_columns(df: pd.DataFrame) -> list[str]:
+    """The swept suite values that the results table carries as columns, e.g. `dataset.limit`."""
+    return [c for c in df.columns if isinstance(c, str) and c.split(".", 1)[0] in SWEEPABLE and "." in c]
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
-    skip = set(ID_COLS) | {"protocol_version", "suite_version", "pretrain_cached"}
+    skip = set(ID_COLS) | {"protocol_version", "suite_version", "pretrain_cached", *axis_columns(df)}
     return [c for c in df.columns if c not in skip and pd.api.types.is_numeric_dtype(df[c])]
 
 
@@ -79,12 +89,15 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=["adapter", "strategy", "n_runs"])
     metrics = metric_columns(df)
+    axes = axis_columns(df)
     out = []
-    for (adapter, strategy), g in df.groupby(["adapter", "strategy"], sort=True):
+    for key, g in df.groupby(["adapter", "strategy", *axes], sort=True, dropna=False):
+        adapter, strategy, *point = key
         row = {
             "adapter": adapter,
             "family": g["family"].dropna().iloc[0] if g["family"].notna().any() else None,
             "strategy": strategy,
+            **dict(zip(axes, point, strict=True)),
             "n_runs": len(g),
         }
         for s in STATUSES:

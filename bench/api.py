@@ -73,7 +73,11 @@ def run_suite(
         return stamp(run, dev.type, share=jobs)  # --jobs K: the cores are shared by K runs
 
     runs = expand(suite, only, stamp=identify)
-    load_dataset(suite.dataset)  # fail fast (exit 2) on missing data, before any run starts
+    checked: list = []
+    for r in runs:  # fail fast (exit 2) on missing data, before any run starts; a sweep may name several
+        if r.dataset not in checked:
+            load_dataset(r.dataset)
+            checked.append(r.dataset)
     suite_dir = Path(out) / suite.name
     cache_dir = Path(out) / ".cache"
     snap = claims.snapshot(runs, suite_dir)  # before anything: a result that changes later is another launcher's

@@ -122,7 +122,10 @@ def validate(suite: Path) -> None:
         click.echo("error: " + " ".join(line.splitlines()), err=True)
     if violations:
         sys.exit(2)
-    click.echo(f"{suite}: ok — {len(s.adapters)} adapters × {len(s.strategies)} strategies × {len(s.seeds)} seeds = {n} runs; {checked}")
+    axes = "".join(f" × {len(v)} {k} ({', '.join(map(str, v))})" for k, v in s.sweep.items())
+    click.echo(
+        f"{suite}: ok — {len(s.adapters)} adapters × {len(s.strategies)} strategies × {len(s.seeds)} seeds{axes} = {n} runs; {checked}"
+    )
 
 
 @main.group()

@@ -11,6 +11,7 @@ on purpose, in the environment, so a typo never does:
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -72,7 +73,14 @@ def check_suite(suite: Any) -> None:
         _check(limits, "steps", f"strategies.{name}.steps", strat.steps)
         _check(limits, "batch_size", f"strategies.{name}.batch_size", strat.batch_size)
     _check(limits, "seeds", "seeds", len(suite.seeds))
-    _check(limits, "runs", "adapters × strategies × seeds", len(suite.adapters) * len(suite.strategies) * len(suite.seeds))
+    # A sweep (bench/sweep.py): every swept budget value meets the same ceiling, and the grid grows by its points.
+    sweep = getattr(suite, "sweep", {}) or {}
+    for path in ("budget.steps", "budget.batch_size"):
+        for i, v in enumerate(sweep.get(path, [])):
+            _check(limits, path.split(".")[1], f"{path}[{i}]", v)
+    points = math.prod(len(v) for v in sweep.values())
+    what = "adapters × strategies × seeds" + (" × swept values" if sweep else "")
+    _check(limits, "runs", what, len(suite.adapters) * len(suite.strategies) * len(suite.seeds) * points)
 
 
 __all__ = ["CEILINGS", "ENV", "ceilings", "check_suite"]

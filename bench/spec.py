@@ -1,6 +1,6 @@
 """The spec layer: plain dataclasses for suites and runs, the task names and the protocol version.
 
-The bottom of the house: it imports nothing of bench but `errors` and `schema`, so every other module may
+The bottom of the house: it imports nothing of bench but `errors`, `schema` and `sweep` (the sweep axis, same layer), so every other module may
 import it. Validation that needs the registries (adapter configs, metric names, strategy checks) lives
 one floor up in bench/suite.py; these classes only check what they can see in themselves.
 """
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import sweep
 from bench.errors import BenchError, did_you_mean, show
 from bench.schema import parse, to_dict
 
@@ -152,6 +153,9 @@ class Suite:
     strategies: dict[str, StrategySpec] = field(default_factory=lambda: {"scratch": StrategySpec()})
     runner: RunnerSpec = field(default_factory=RunnerSpec)
     include: str | None = None  # resolved at load time; kept for provenance
+    # The swept values ("dataset.limit" -> [25, 100, 400]; bench/sweep.py): dataset and budget hold the first
+    # value of each, expand() gives every combination. Set by bench.suite after validation, never by YAML.
+    sweep: dict[str, list[Any]] = field(default_factory=dict, init=False)
     # What comparisons.csv measures against (None: `scratch`) and the metric the verdict leads with (None:
     # fid_domain when measured, else the first eval metric). Neither enters a run id: they change no number.
     # bench.suite checks that they name a strategy and a measured metric.
@@ -233,6 +237,9 @@ class RunSpec:
     # What the spec alone does not say but the numbers depend on: the device type and the code fingerprint
     # (bench.fingerprint.stamp fills it on the driver, before any run id is used). Part of the run id.
     identity: dict[str, Any] = field(default_factory=dict)
+    # This run's point on the suite's sweep ("dataset.limit" -> 25), already inside dataset/budget; kept
+    # apart only for the readable run id and the results columns, so it stays out of the hash.
+    swept: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> dict[str, Any]:
         return to_dict(self)
@@ -253,7 +260,7 @@ class RunSpec:
     def identity_fields(self) -> dict[str, Any]:
         """Everything that can change a number: the resolved spec, less the suite's name and the runner
         settings proven not to change one (NO_OP_RUNNER_KEYS, each with a test in tests/test_identity.py)."""
-        ident = {k: v for k, v in self.resolved().items() if k != "suite"}
+        ident = {k: v for k, v in self.resolved().items() if k not in ("suite", "swept")}
         ident["runner"] = {k: v for k, v in ident["runner"].items() if k not in NO_OP_RUNNER_KEYS}
         return ident
 
@@ -261,11 +268,12 @@ class RunSpec:
     def run_id(self) -> str:
         digest = hashlib.sha256(json.dumps(self.identity_fields(), sort_keys=True, default=str).encode()).hexdigest()[:8]
         safe = self.adapter.replace(":", "_").replace(".", "_")
-        return f"{safe}-{self.strategy}-s{self.seed}-{digest}"
+        point = sweep.label(self.swept)
+        return f"{safe}-{self.strategy}-{point + '-' if point else ''}s{self.seed}-{digest}"
 
 
 def expand(suite: Suite, only: str | None = None, stamp: Callable[[RunSpec], RunSpec] | None = None) -> list[RunSpec]:
-    """The adapter × strategy × seed grid, in a stable order, optionally filtered by a run_id glob.
+    """The adapter × strategy × seed (× swept value) grid, in a stable order, optionally filtered by a run_id glob.
     `stamp` (bench.fingerprint.stamp) completes each run's identity before the filter reads its run id."""
     runs = [
         RunSpec(
@@ -275,27 +283,37 @@ def expand(suite: Suite, only: str | None = None, stamp: Callable[[RunSpec], Run
             strategy=s,
             strategy_spec=spec,
             seed=seed,
-            dataset=suite.dataset,
-            budget=suite.budget,
+            dataset=sweep.replace(suite.dataset, "dataset", point),
+            budget=sweep.replace(suite.budget, "budget", point),
             eval=suite.eval,
             runner=suite.runner,
             suite_version=suite.version,
+            swept=point,
         )
         for a, cfg in suite.adapters.items()
         for s, spec in suite.strategies.items()
         for seed in suite.seeds
+        for point in sweep.combinations(suite.sweep)
     ]
     if stamp is not None:
         runs = [stamp(r) for r in runs]
     if only:
-        runs = [r for r in runs if fnmatch.fnmatch(r.run_id, only) or fnmatch.fnmatch(f"{r.adapter}-{r.strategy}-s{r.seed}", only)]
+        runs = [r for r in runs if fnmatch.fnmatch(r.run_id, only) or fnmatch.fnmatch(_short_id(r), only)]
         if not runs:
             raise BenchError(f"--only '{only}' matches no run", fix="run with --dry-run to list run ids, or use a glob like 'cnn_gan-*'")
     return runs
 
 
+def _short_id(r: RunSpec) -> str:
+    point = sweep.label(r.swept)
+    return f"{r.adapter}-{r.strategy}-{point + '-' if point else ''}s{r.seed}"
+
+
 def suite_to_dict(suite: Suite) -> dict:
-    return to_dict(suite)
+    """The suite as YAML-ready data; swept keys are written back as their lists, so the copy loads again."""
+    data = to_dict(suite)
+    data.pop("sweep", None)
+    return sweep.merge_back(data, suite.sweep)
 
 
 def runspec_from_dict(d: dict) -> RunSpec:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from bench import limits, yamlsafe
+from bench import limits, sweep, yamlsafe
 from bench.errors import BenchError, ConfigError
 from bench.schema import parse
 from bench.spec import (
@@ -92,7 +92,9 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
 
     search = suite_folders(file)
     try:
+        data, axes = sweep.split(data, {"dataset": DatasetSpec, "budget": Budget})
         suite = parse(Suite, data)
+        suite.sweep = axes
         for key, block in suite.adapters.items():
             try:
                 cls = get_adapter(key, where=f"adapters.{key}", search=search)

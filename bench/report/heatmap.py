@@ -36,7 +36,7 @@ def _draw(v: Verdict, path: Path) -> bool:
     w = max(4.5, 1.25 * len(cols) + 2.4)
     h = max(1.9, 0.62 * len(rows) + 1.5)
     fig = Figure(figsize=(w, h), dpi=100)
-    fig.subplots_adjust(left=1.5 / w, right=1 - 0.9 / w, bottom=0.75 / h, top=1 - 0.6 / h)
+    fig.subplots_adjust(left=1.5 / w, right=1 - 0.9 / w, bottom=0.9 / h, top=1 - 0.6 / h)
     ax = fig.add_subplot()
     cmap = matplotlib.colormaps["PuOr"]  # purple-orange: readable for the common colour-vision deficiencies
     for i, a in enumerate(rows):
@@ -80,8 +80,9 @@ def _draw(v: Verdict, path: Path) -> bool:
     fig.text(
         0.5,
         0.02,
-        f"purple: better, orange: worse ({v.direction}), full at ±{SATURATE:.0%}; pale: not significant; "
-        "* and frame: p_holm < 0.05 with n ≥ 3",
+        # Two lines: on one, the note was wider than a heatmap of one or two strategies and was cut at both ends.
+        f"purple: better, orange: worse ({v.direction}), full at ±{SATURATE:.0%};\n"
+        "pale: not significant; * and frame: p_holm < 0.05 with n ≥ 3",
         ha="center",
         fontsize=7,
         color="#555",

@@ -6,12 +6,13 @@ User strings (suite names, adapter configs, errors) are autoescaped by jinja2; a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -34,8 +35,12 @@ from bench.report.stats import (
     ordered_metrics,
     saturated,
 )
+from bench.report.sweep_plot import delta_vs_sweep, sweep_axes
 from bench.report.verdict import Verdict, build_verdict, interval, mde_legend, pct
 from bench.result import RunResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLLAPSE_ROWS = 30  # more headline rows than this: one collapsible table per adapter
 COLLAPSE_RUNS = 100  # more runs than this: run lists start closed
@@ -181,6 +186,20 @@ def _draw_figures(
     return figs
 
 
+def _sweep_figure(sweep: tuple[pd.DataFrame, str] | None, strategies: list[str], img_dir: Path) -> dict[str, str] | None:
+    """The Δ-against-swept-value figure (bench/report/sweep_plot.py), when the suite sweeps something."""
+    if sweep is None:
+        return None
+    comparisons, metric = sweep
+    path = img_dir / "sweep.png"
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False}):
+        drawn = delta_vs_sweep(comparisons, metric, plots.strategy_colors(strategies), path)
+    axes = ", ".join(a.split(".", 1)[1] for a in sweep_axes(comparisons))
+    return {"src": "img/sweep.png", "axes": axes, "metric": metric} if drawn else None
+
+
 def _run_link(r: RunResult) -> dict[str, Any]:
     """What a row of the runs tables shows (templates/_macros.html runs_table)."""
     return {
@@ -205,9 +224,12 @@ def render_report(suite_dir: Path, out_dir: Path, formats: tuple[str, ...] = ("h
     cost = [m for m in metrics if meta[m].cost]
     options = suite_options(suite_dir)
     baseline = options.get("baseline") if isinstance(options.get("baseline"), str) else None
+    by_value = comparisons_for(results, meta, baseline)  # one row per swept value: the sweep figure's data
+    results = _fold_sweep(results)  # tables, verdict and plots show each swept value as its own row
     comparisons = comparisons_for(results, meta, baseline)
     rows = build_rows(results, metrics, meta, comparisons, baseline)
-    verdict = build_verdict(comparisons, headline_metric(options, quality), meta, results, baseline)
+    headline = headline_metric(options, quality)
+    verdict = build_verdict(comparisons, headline, meta, results, baseline)
     suite = _suite_name(results, suite_dir)
     if "html" not in formats:  # exports only: each file is replaced atomically, beside an existing report
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -217,8 +239,31 @@ def render_report(suite_dir: Path, out_dir: Path, formats: tuple[str, ...] = ("h
     keep = tuple(n for f, n in export.FILES.items() if f not in formats)
     with folder.staged(out_dir, keep=keep) as tmp:
         written = export.write_exports(formats, tmp, suite, rows, quality, cost, meta, verdict)
-        written["html"] = _render_html(suite_dir, tmp, suite, results, rows, metrics, quality, cost, meta, t0, verdict)
+        sweep = (by_value, headline)
+        written["html"] = _render_html(suite_dir, tmp, suite, results, rows, metrics, quality, cost, meta, t0, verdict, sweep)
     return {f: out_dir / p.relative_to(tmp) for f, p in written.items()}
+
+
+def _fold_sweep(results: list[RunResult]) -> list[RunResult]:
+    """The runs with their sweep point in the adapter's label (`cnn_gan · limit 25`), so every table and figure
+    keyed by adapter × strategy keeps the swept values apart instead of averaging over them. Numbers are
+    right-aligned with spaces, so the labels' plain string order is numeric order (25 before 100); HTML shows
+    the padding as one space."""
+    width: dict[str, int] = {}
+    for r in results:
+        for k, v in (r.spec.get("swept") or {}).items():
+            width[k] = max(width.get(k, 0), len(str(v)))
+
+    def label(k: str, v: Any) -> str:
+        numeric = isinstance(v, (int, float)) and not isinstance(v, bool)
+        return f"{k.split('.', 1)[-1]} {str(v).rjust(width[k]) if numeric else v}"
+
+    out = []
+    for r in results:
+        point = r.spec.get("swept") or {}
+        tag = " · ".join(label(k, v) for k, v in point.items())
+        out.append(dataclasses.replace(r, adapter=f"{r.adapter} · {tag}") if point else r)
+    return out
 
 
 def headline_metric(options: dict, quality: list[str]) -> str:
@@ -238,7 +283,7 @@ def _verdict_view(v: Verdict | None, img_dir: Path) -> dict[str, Any] | None:
     return {"v": v, "heatmap": heat, "cells": cells, "by_adapter": by_adapter, "mde_legend": mde_legend(v)}
 
 
-def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cost, meta, t0, verdict=None) -> Path:
+def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cost, meta, t0, verdict=None, sweep=None) -> Path:
     flat = saturated(results)  # metrics every run and the real data max out: a note, not a headline column
     # out_dir is a fresh staging folder: img/ and runs/ hold only the pages of runs that exist now.
     (out_dir / "img" / "runs").mkdir(parents=True)
@@ -264,6 +309,7 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
     prov = _provenance(results, suite_dir)
     figs = _figures(rows, results, histories, quality, meta, out_dir / "img")
     verdict_view = _verdict_view(verdict, out_dir / "img")
+    figs["sweep"] = _sweep_figure(sweep, sorted({r.strategy for r in rows}), out_dir / "img")
     html = env.get_template("index.html").render(
         suite=suite,
         description=next((str(r.spec.get("description")) for r in results if r.spec.get("description")), ""),
