@@ -18,6 +18,7 @@ import torch
 
 from bench import schema
 from bench.adapter import ADAPTERS, Adapter, Batch, DataInfo, bits_per_dim, validate_log_likelihood, validate_sample
+from bench.batch import BatchSource
 from bench.data import DatasetSpec, load_dataset
 
 CPU = torch.device("cpu")
@@ -47,7 +48,10 @@ def random_batch(info: DataInfo, n: int = 8, seed: int = 0) -> Batch:
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, info.levels, (n, *info.shape), generator=g)
     u8 = torch.round(idx.float() * (255.0 / (info.levels - 1))).to(torch.uint8)
-    return Batch(u8, torch.zeros(n, dtype=torch.long), info.levels)
+    # A seeded source over these n images, as the runner gives: batch.next() (e.g. WGAN-GP's critic steps)
+    # draws further batches from it, the same ones for the same seed.
+    source = BatchSource(u8, torch.zeros(n, dtype=torch.long), info.levels, n, torch.Generator().manual_seed(seed))
+    return source()
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +60,11 @@ def digits():
 
 
 def train_batches(data, steps: int, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
+    # Through the harness's BatchSource, as the runner does, so adapters that draw more batches per step
+    # (batch.next(), e.g. WGAN-GP's critic steps) get them.
+    source = BatchSource(data.train_x, data.train_y, data.levels, 64, torch.Generator().manual_seed(seed))
     for _ in range(steps):
-        idx = torch.randint(0, len(data.train_x), (64,), generator=g)
-        yield Batch(data.train_x[idx], data.train_y[idx], data.levels)
+        yield source()
 
 
 def test_bpd_of_uniform_is_log2_levels(digits) -> None:
@@ -141,11 +146,10 @@ def test_state_dict_round_trip(key: str) -> None:
     assert flat_a.keys() == flat_b.keys()
     for k in flat_a:
         assert torch.equal(flat_a[k], flat_b[k]), k
-    batch = random_batch(info, seed=2)
     torch.manual_seed(3)
-    la = a.train_step(batch, 1)
+    la = a.train_step(random_batch(info, seed=2), 1)  # one batch each: batch.next() advances its source
     torch.manual_seed(3)
-    lb = b.train_step(batch, 1)
+    lb = b.train_step(random_batch(info, seed=2), 1)
     assert la.keys() == lb.keys()
     for k in la:
         assert torch.equal(la[k], lb[k]), k

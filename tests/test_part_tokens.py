@@ -27,8 +27,11 @@ def test_each_role_needs_its_own_size() -> None:
         Part(m, "encoder", features=8, vocab=18)
     with pytest.raises(ValueError, match="needs vocab="):
         Part(m, "sequence", vocab=0)
+    assert Part(m, "decoder", latent_dim=4, patch_size=2).patch_size == 2  # a transformer generator's patches
     with pytest.raises(ValueError, match="patch_size"):
-        Part(m, "decoder", latent_dim=4, patch_size=2)
+        Part(m, "sequence", vocab=18, patch_size=2)
+    with pytest.raises(ValueError, match="patch_size"):
+        Part(m, "encoder", features=8, patch_size=0)
 
 
 def test_dim_is_deprecated_but_still_understood() -> None:

@@ -14,6 +14,7 @@ import torch
 
 from bench import env
 from bench.adapter import ADAPTERS, Adapter, Batch
+from bench.batch import BatchSource
 from bench.data import DatasetSpec, load_dataset
 from bench.errors import BenchError, ConfigError
 from bench.pretrain import StrategyNotApplicable, apply_freeze, pretrain
@@ -67,8 +68,9 @@ def first_losses(run: RunSpec, cache_dir: Path) -> dict[str, float]:
 def step0_losses(adapter: Adapter, run: RunSpec) -> dict[str, float]:
     env.seed_everything(run.train_seed)  # as the runner reseeds after pretraining
     data = load_dataset(run.dataset)
-    idx = torch.randint(0, len(data.train_y), (32,), generator=torch.Generator().manual_seed(run.seed))
-    losses = adapter.train_step(Batch(data.train_x[idx], data.train_y[idx], data.levels), 0)
+    # A seeded source, as the runner gives, so adapters that draw more per step (batch.next()) work too.
+    source = BatchSource(data.train_x, data.train_y, data.levels, 32, torch.Generator().manual_seed(run.seed))
+    losses = adapter.train_step(source(), 0)
     return {k: float(v) for k, v in losses.items()}
 
 
