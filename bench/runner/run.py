@@ -26,7 +26,10 @@ from bench.runner.loop import Diverged, TrainingLoop
 from bench.runner.state import LoopState
 from bench.spec import RunSpec
 
-_CONTRACT_OK: set[tuple[str, ...]] = set()  # adapters (with config, data, device) whose contract check passed
+# Adapters (with config, data, device) whose contract check passed in this process: a suite checks each once,
+# not once per seed. Bounded (oldest out first); forgetting one only costs a repeated check.
+_CONTRACT_OK: dict[tuple[str, ...], None] = {}
+_CONTRACT_OK_MAX = 256
 
 
 class Runner:
@@ -89,7 +92,9 @@ class Runner:
         if key in _CONTRACT_OK:
             return
         contract.require(lambda: build_adapter(run, data, self.device, self.fast), data, self.device)
-        _CONTRACT_OK.add(key)
+        _CONTRACT_OK[key] = None
+        while len(_CONTRACT_OK) > _CONTRACT_OK_MAX:
+            del _CONTRACT_OK[next(iter(_CONTRACT_OK))]
 
     def _start(self, data: ImageData) -> tuple[Adapter, LoopState, torch.Generator]:
         """A fresh adapter, loop state and batch generator, or those of the checkpoint when one fits."""
