@@ -18,6 +18,7 @@ import torch
 
 from bench import schema
 from bench.adapter import ADAPTERS, Adapter, Batch, DataInfo, bits_per_dim, validate_log_likelihood, validate_sample
+from bench.batch import BatchSource
 from bench.data import DatasetSpec, load_dataset
 
 CPU = torch.device("cpu")
@@ -56,10 +57,10 @@ def digits():
 
 
 def train_batches(data, steps: int, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
+    # The harness's own source, so an adapter's batch.next() (wgan_gp's critic steps) works here too.
+    source = BatchSource(data.train_x, data.train_y, data.levels, 64, torch.Generator().manual_seed(seed))
     for _ in range(steps):
-        idx = torch.randint(0, len(data.train_x), (64,), generator=g)
-        yield Batch(data.train_x[idx], data.train_y[idx], data.levels)
+        yield source()
 
 
 def test_bpd_of_uniform_is_log2_levels(digits) -> None:
