@@ -44,7 +44,15 @@ def suite(name: str, threads: int | None = 1) -> dict:
         "eval": {"num_samples": 50, "metrics": ["bpd", "fid_domain"]},
         "seeds": [0, 1, 2],
         "adapters": {"dummy": {}},
-        "strategies": {"scratch": {}, "gen": {"task": "generative", "source": {"name": "digits", "classes": [0, 1, 2, 3, 4]}, "steps": 10}},
+        "strategies": {
+            "scratch": {},
+            "gen": {
+                "task": "generative",
+                "source": {"name": "digits", "classes": [0, 1, 2, 3, 4]},
+                "steps": 10,
+                "pretrain_seed": "shared",  # one cache entry for every seed: the launchers contend for it
+            },
+        },
         "runner": {"threads": threads, "log_every": 5, "checkpoint_every": 10},
     }
 

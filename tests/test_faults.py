@@ -19,6 +19,7 @@ from safetensors.torch import save as st_save
 
 from bench import store
 from bench.cli import main
+from bench.fingerprint import stamp  # run ids as `bench run` makes them (threads, code)
 from bench.suite import expand, load_suite
 
 
@@ -59,7 +60,7 @@ def error_lines(output: str) -> list[str]:
 # --- 1. a failure while recording a failure ------------------------------------------------------------
 def test_unwritable_result_json_fails_that_run_only(tmp_path: Path) -> None:
     data = suite("rec", {"a": {}, "b": {}})
-    first = expand(load_suite(data))[0]
+    first = expand(load_suite(data), stamp=lambda r: stamp(r, "cpu"))[0]
     (tmp_path / "runs" / "rec" / first.run_id / "result.json").mkdir(parents=True)  # a folder in the file's place
     res = cli_run(tmp_path, data)
     assert res.exit_code == 1, res.output
@@ -83,7 +84,7 @@ def test_nonfinite_adapter_value_is_invalid_input(tmp_path: Path) -> None:
 def test_failure_record_holds_nonfinite_values(tmp_path: Path) -> None:
     from bench.executors import record_failure
 
-    run = expand(load_suite(suite("nanrec")))[0]
+    run = expand(load_suite(suite("nanrec")), stamp=lambda r: stamp(r, "cpu"))[0]
     run.adapter_config["lr"] = float("nan")  # as a Python caller could pass it, past validation
     res = record_failure(run, RuntimeError("boom"), "cpu", tmp_path)
     assert not getattr(res, "unrecorded", "")
@@ -288,7 +289,7 @@ def test_domain_weights_hash_ignores_file_bytes(tmp_path: Path) -> None:
 
     data = load_dataset(DatasetSpec(name="digits"))
     cfg = domain_net.TrainConfig()
-    net, _ = domain_net.build(data, cfg)
+    net = domain_net.build(data, cfg)
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     a.write_bytes(st_save(state, metadata={"hash": "h", "arch": "1"}))

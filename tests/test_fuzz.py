@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from bench import store
 from bench.cli import main
+from bench.fingerprint import stamp  # run ids as `bench run` makes them (threads, code)
 
 CASES: dict[str, int] = {}
 _files = itertools.count()
@@ -442,7 +443,7 @@ def test_wrong_kind_of_file_in_place(tmp_path: Path, where: str) -> None:
     from bench.suite import expand, load_suite
 
     sdir = tmp_path / "runs" / "fs"
-    first = expand(load_suite(FS_SUITE))[0].run_id
+    first = expand(load_suite(FS_SUITE), stamp=lambda r: stamp(r, "cpu"))[0].run_id
     place = {
         "result.json": sdir / first / "result.json",
         "results.csv": sdir / "results.csv",
