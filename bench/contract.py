@@ -169,6 +169,8 @@ def check_adapter(build: Callable[[], Adapter], data: ImageData, device: torch.d
         for name, call in calls:
             try:
                 lines += call()
+            except (torch.cuda.OutOfMemoryError, MemoryError):
+                raise  # a resource limit, not a broken contract: the run fails with the memory message and its fix
             except Exception as err:  # the adapter's own code may raise anything: one line, not a traceback
                 lines.append(f"{cls}.{name} raised {type(err).__name__}: {' '.join(str(err).split())[:200]}")
     return lines

@@ -28,6 +28,7 @@ from bench.tasks.weights import part_tensors
 CPU = torch.device("cpu")
 TINY = {
     "cnn_gan": {"z_dim": 16, "width": 8, "max_width": 16, "feature_dim": 32},
+    "wgan_gp": {"z_dim": 16, "width": 8, "max_width": 16, "feature_dim": 32, "n_critic": 2},
     "transformer_gan": {"dim": 16, "depth": 1, "heads": 2, "z_dim": 8},
     "vae": {"width": 8, "feature_dim": 32, "z_dim": 8, "iw_samples": 2},
     "lstm_seq": {"emb": 16, "hidden": 32, "layers": 1},
