@@ -222,16 +222,21 @@ def test_every_strategy_sees_the_same_data_order_and_latents(tmp_path: Path, mon
     from bench import store
 
     monkeypatch.setattr(bench.api, "render_report", lambda suite_dir, out, **kw: Path(out) / "index.html")
-    seen: dict[int, dict[str, list[str]]] = {}
+    # Keyed by id(), holding each instance alive: a freed throwaway adapter's id can be reused by the next one,
+    # which would merge two instances' logs.
+    seen: dict[int, tuple[object, dict[str, list[str]]]] = {}
     train, sample = CNNGAN.train_step, CNNGAN.sample
+
+    def log_of(adapter) -> dict[str, list[str]]:
+        return seen.setdefault(id(adapter), (adapter, {"train": [], "sample": []}))[1]
 
     def rec_train(self, batch, step):
         # The batch, and the next draw of the global RNG that the step's noise comes from.
-        seen.setdefault(id(self), {"train": [], "sample": []})["train"].append(_digest(batch.u8) + _digest(torch.get_rng_state()))
+        log_of(self)["train"].append(_digest(batch.u8) + _digest(torch.get_rng_state()))
         return train(self, batch, step)
 
     def rec_sample(self, n, generator):
-        seen.setdefault(id(self), {"train": [], "sample": []})["sample"].append(_digest(generator.get_state()))
+        log_of(self)["sample"].append(_digest(generator.get_state()))
         return sample(self, n, generator)
 
     monkeypatch.setattr(CNNGAN, "train_step", rec_train)
@@ -252,7 +257,7 @@ def test_every_strategy_sees_the_same_data_order_and_latents(tmp_path: Path, mon
             bench.api.run_suite(s, out=tmp_path, reports=tmp_path / "rep", device="cpu", only=f"cnn_gan-{strategy}-s{seed}", progress=False)
             # The trained model is the sampled instance that took the 4 budgeted steps; a pretraining copy never
             # samples, and the contract check's throwaway adapter takes one step on a tiny batch.
-            (log,) = [v for v in seen.values() if v["sample"] and len(v["train"]) == 4]
+            (log,) = [v for _, v in seen.values() if v["sample"] and len(v["train"]) == 4]
             logs[(strategy, seed)] = log
     assert all(r.status == "completed" for r in store.list_results(tmp_path / "crn"))
     for seed in (0, 1):
