@@ -7,7 +7,8 @@ seed fid_domain of every (adapter, run seed) is computed against the real test s
 
 - fid_domain per adapter and extractor seed;
 - the extractor-seed spread per adapter (std/mean over the 5 seeds; the target is < 5% for every adapter);
-- Kendall's tau between the adapter rankings of every pair of extractor seeds (the target is >= 0.8 for all);
+- Kendall's tau between the rankings of every pair of extractor seeds (the target is >= 0.8 for all), over the
+  (adapter, run seed) sample sets and over the adapters (fid_domain averaged over run seeds);
 - the training seconds of one extractor (CPU, one thread; meaningless under load, shown for scale only).
 Extractors are the harness's own (bench.metrics.domain.get_domain_classifier with the candidate's TrainConfig),
 cached on disk under --cache, so a rerun only recomputes features.
@@ -48,36 +49,43 @@ EXTRACTOR_SEEDS = range(5)
 
 def make_samples(path: Path, seeds: list[int], work: Path, train: bool = True, only: list[str] | None = None) -> dict[str, torch.Tensor]:
     """{'<adapter>-s<seed>': uint8 samples}: the smoke runs' own evaluation samples, trained once."""
-    import baselines  # noqa: F401
     from bench import env
     from bench.runner import Runner
-    from bench.suite import expand, load_suite
+    from bench.runner.evaluation import Evaluator, FinalEval
+    from bench.fingerprint import stamp
+    from bench.spec import expand
+    from bench.suite import load_suite
 
     store: dict[str, torch.Tensor] = torch.load(path, weights_only=True) if path.exists() else {}
 
-    class Capture(Runner):
-        """The smoke run's training as is; its evaluation reduced to drawing the samples (the same generator
-        and chunks as the harness's final evaluation), so no extractor is trained here."""
+    class Capture(Evaluator):
+        """The smoke run's evaluation reduced to drawing the samples (the same context, generator and chunks as
+        the harness's final evaluation), so no extractor is trained while the samples are made. Skipping the
+        periodic evaluations changes no training step: they run under preserved RNG."""
 
-        def _periodic_eval(self, adapter, data, state):  # evaluation never changes training (preserved RNG)
+        def periodic(self, adapter, data, state) -> None:
             pass
 
-        def _final_eval(self, adapter, data, state):
-            self.last = self._context(adapter, data)
+        def final(self, adapter, data, state, memory) -> FinalEval:
+            ctx = self._context(adapter, data)
             with env.preserved_rng():
-                samples = self.last.samples
-            return {}, {}, {}, samples[:64]
+                self.samples = ctx.samples.cpu().clone()
+            return FinalEval({}, {}, {}, self.samples[:64])
+
+        def protocol(self, data) -> dict:
+            return {}
 
     root = Path(__file__).resolve().parent.parent
-    for run in expand(load_suite(root / "suites" / "smoke.yaml")):
+    for run in expand(load_suite(root / "suites" / "smoke.yaml"), stamp=lambda r: stamp(r, "cpu")):  # as `bench run` does
         key = f"{run.adapter}-s{run.seed}"
         if run.seed not in seeds or key in store or not train or (only and run.adapter not in only):
             continue
-        cap = Capture(run, work, torch.device("cpu"), work / ".cache", progress=False)
-        if cap.run()["status"] != "completed":
+        runner = Runner(run, work, torch.device("cpu"), work / ".cache", progress=False)
+        runner.evaluator = capture = Capture(run, runner.device, runner.cache_dir)
+        if runner.run().status != "completed":
             print(f"{key}: not completed, left out", flush=True)
             continue
-        store[key] = cap.last.samples.clone()
+        store[key] = capture.samples
         torch.save(store, path)
         print(f"samples of {key} kept", flush=True)
     return {k: v for k, v in store.items() if int(k.rsplit("-s", 1)[1]) in seeds}
@@ -134,6 +142,14 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
             spread = {key: statistics.stdev(v) / statistics.mean(v) for key, v in vals.items()}
             pairs = itertools.combinations(EXTRACTOR_SEEDS, 2)
             taus = [kendalltau([out[a][key] for key in keys], [out[b][key] for key in keys]).statistic for a, b in pairs]
+            # The ranking a reader sees: adapters by their fid_domain averaged over the run seeds.
+            adapters = sorted({key.rsplit("-s", 1)[0] for key in keys})
+
+            def by_adapter(e: int) -> list[float]:
+                return [statistics.mean(v for key, v in out[e].items() if key.rsplit("-s", 1)[0] == a) for a in adapters]
+
+            pairs = itertools.combinations(EXTRACTOR_SEEDS, 2)
+            adapter_taus = [kendalltau(by_adapter(a), by_adapter(b)).statistic for a, b in pairs]
             rows = [[key, *(f"{v:.3g}" for v in vals[key]), f"{100 * spread[key]:.1f}%"] for key in keys]
             print(f"\n### {label} ({over}, K={k})\n")
             print(table(rows, ["run", *(f"ext seed {e}" for e in EXTRACTOR_SEEDS), "std/mean"]))
@@ -147,11 +163,12 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
                     f"{mean_spread:.1f}%",
                     f"{min(taus):.2f}",
                     f"{statistics.mean(taus):.2f}",
+                    f"{min(adapter_taus):.2f}",
                     f"{statistics.median(seconds):.1f}",
                 ]
             )
     print("\n### summary (target: max spread < 5%, min tau >= 0.8)\n")
-    print(table(summary, ["extractor", "K", "steps", "max spread", "mean spread", "min tau", "mean tau", "train s (median)"]))
+    print(table(summary, ["extractor", "K", "steps", "max spread", "mean spread", "min tau (runs)", "mean tau (runs)", "min tau (adapters)", "train s (median)"]))
 
 
 def main() -> None:
