@@ -50,9 +50,9 @@ EXTRACTOR_SEEDS = range(5)
 def make_samples(path: Path, seeds: list[int], work: Path, train: bool = True, only: list[str] | None = None) -> dict[str, torch.Tensor]:
     """{'<adapter>-s<seed>': uint8 samples}: the smoke runs' own evaluation samples, trained once."""
     from bench import env
+    from bench.fingerprint import stamp
     from bench.runner import Runner
     from bench.runner.evaluation import Evaluator, FinalEval
-    from bench.fingerprint import stamp
     from bench.spec import expand
     from bench.suite import load_suite
 
@@ -108,6 +108,14 @@ def references(n: int = 1000) -> dict[str, torch.Tensor]:
     return out
 
 
+def by_adapter(fids: dict[str, float]) -> dict[str, float]:
+    """{'<adapter>-s<seed>': fid} → {adapter: fid averaged over its run seeds}, in adapter order."""
+    groups: dict[str, list[float]] = {}
+    for key, v in sorted(fids.items()):
+        groups.setdefault(key.rsplit("-s", 1)[0], []).append(v)
+    return {a: statistics.mean(v) for a, v in groups.items()}
+
+
 def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) -> None:
     from bench.data import DatasetSpec, load_dataset
     from bench.metrics.domain import TrainConfig, get_domain_classifier
@@ -143,13 +151,9 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
             pairs = itertools.combinations(EXTRACTOR_SEEDS, 2)
             taus = [kendalltau([out[a][key] for key in keys], [out[b][key] for key in keys]).statistic for a, b in pairs]
             # The ranking a reader sees: adapters by their fid_domain averaged over the run seeds.
-            adapters = sorted({key.rsplit("-s", 1)[0] for key in keys})
-
-            def by_adapter(e: int) -> list[float]:
-                return [statistics.mean(v for key, v in out[e].items() if key.rsplit("-s", 1)[0] == a) for a in adapters]
-
+            ranked = {e: by_adapter(out[e]) for e in EXTRACTOR_SEEDS}
             pairs = itertools.combinations(EXTRACTOR_SEEDS, 2)
-            adapter_taus = [kendalltau(by_adapter(a), by_adapter(b)).statistic for a, b in pairs]
+            adapter_taus = [kendalltau(list(ranked[a].values()), list(ranked[b].values())).statistic for a, b in pairs]
             rows = [[key, *(f"{v:.3g}" for v in vals[key]), f"{100 * spread[key]:.1f}%"] for key in keys]
             print(f"\n### {label} ({over}, K={k})\n")
             print(table(rows, ["run", *(f"ext seed {e}" for e in EXTRACTOR_SEEDS), "std/mean"]))
@@ -168,7 +172,22 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
                 ]
             )
     print("\n### summary (target: max spread < 5%, min tau >= 0.8)\n")
-    print(table(summary, ["extractor", "K", "steps", "max spread", "mean spread", "min tau (runs)", "mean tau (runs)", "min tau (adapters)", "train s (median)"]))
+    print(
+        table(
+            summary,
+            [
+                "extractor",
+                "K",
+                "steps",
+                "max spread",
+                "mean spread",
+                "min tau (runs)",
+                "mean tau (runs)",
+                "min tau (adapters)",
+                "train s (median)",
+            ],
+        )
+    )
 
 
 def main() -> None:

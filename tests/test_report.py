@@ -1,4 +1,4 @@
-"""The report: statistics (paired Δ with Holm, best by direction), the verdict, n/a and failed rows, exports (md/tex/csv), escaping
+"""The report: statistics (paired Δ with Holm, best by direction), n/a and failed rows, exports (md/tex/csv), escaping
 (XSS), self-containedness, and a real headless Chromium load (skipped when /usr/bin/chromium is absent).
 
 Run folders here are hand-written result.json files or SYNTHETIC ones from benchmarks/synthetic_runs.py;
@@ -20,14 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _reports import make_result, typed, write_suite
 from click.testing import CliRunner
-from PIL import Image
 
-from bench import store
 from bench.report import export, stats
 from bench.report.render import render_report
 from bench.report.stats import MetricMeta
-from bench.result import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 XSS = "<script>alert(1)</script>"
@@ -40,46 +38,6 @@ def _synthetic():
     sys.modules["synthetic_runs"] = mod
     spec.loader.exec_module(mod)
     return mod
-
-
-def make_result(adapter: str, strategy: str, seed: int, status: str = "completed", metrics=None, na=None, error=None, **extra) -> dict:
-    return {
-        "run_id": f"{adapter}-{strategy}-s{seed}-00000000",
-        "suite": "t",
-        "adapter": adapter,
-        "family": "gan",
-        "strategy": strategy,
-        "task": "scratch" if strategy == "scratch" else "supervised",
-        "seed": seed,
-        "status": status,
-        "error": error,
-        "metrics": metrics or {},
-        "not_applicable": na or {},
-        "metric_info": {"domain_classifier": {"accuracy": 0.9712}} if status == "completed" else {},
-        "protocol": {"version": "test"},
-        "spec": {"eval": {"metrics": ["fid_domain", "bpd"]}},
-        "env": {"versions": {"torch": "x"}, "device": "cpu", "git_commit": "abc123"},
-        "finished_at": "2026-01-01T00:00:00+0000",
-        **extra,
-    }
-
-
-def typed(results: list[dict]) -> list[RunResult]:
-    """The results as the report reads them from disk."""
-    return [RunResult.from_json(r) for r in results]
-
-
-def write_suite(root: Path, results: list[dict], suite_yaml: str = "name: t\n") -> Path:
-    suite_dir = root / "runs" / "t"
-    suite_dir.mkdir(parents=True)
-    (suite_dir / "suite.yaml").write_text(suite_yaml)
-    for r in results:
-        d = suite_dir / r["run_id"]
-        store.atomic_write_json(d / "result.json", r)
-        (d / "history.csv").write_text("step,train_seconds,loss,fid_domain\n1,0.1,2.0,\n2,0.2,1.5,30\n")
-        if r["status"] == "completed":
-            Image.new("L", (16, 16), 128).save(d / "samples.png")
-    return suite_dir
 
 
 def grid_results() -> list[dict]:
@@ -384,89 +342,3 @@ def test_report_in_headless_chromium(tmp_path):
         missing = [h for h in check["links"] if not h.startswith("#") and not (page.parent / h.split("#")[0]).exists()]
         assert missing == []
     assert shot.is_file() and shot.stat().st_size > 10_000
-
-
-# --- the verdict ----------------------------------------------------------------------------------
-def verdict_results() -> list[dict]:
-    """cnn_gan: `sup` lowers fid by ~25% on every seed (resolves); `two` has only 2 seeds; `noise` is noise.
-    One `sup` run covers 4 of the 5 target classes; a data-copying metric falls under its flag threshold."""
-    base = [40.0, 44.0, 38.0, 47.0, 41.0]
-    noise = [1.5, -2.0, 0.5, 2.5, -1.5]
-    out = []
-    for seed, b in enumerate(base):
-        spec = {"eval": {"metrics": ["fid_domain", "modes"]}, "dataset": {"classes": [5, 6, 7, 8, 9]}}
-        out.append(make_result("cnn_gan", "scratch", seed, metrics={"fid_domain": b, "modes": 5.0}, spec=spec))
-        sup = {"fid_domain": 0.75 * b + 0.1 * seed, "modes": 4.0 if seed == 2 else 5.0, "copy_stat": -4.0 if seed == 0 else 1.0}
-        out.append(make_result("cnn_gan", "sup$x", seed, metrics=sup, spec=spec))
-        out.append(make_result("cnn_gan", "noise", seed, metrics={"fid_domain": b + noise[seed], "modes": 5.0}, spec=spec))
-        if seed < 2:
-            out.append(make_result("cnn_gan", "two", seed, metrics={"fid_domain": 0.5 * b, "modes": 5.0}, spec=spec))
-    out.append(make_result("cnn_gan", "noise", 5, status="diverged", error="non-finite loss"))
-    return out
-
-
-VMETA = {
-    "fid_domain": MetricMeta("fid_domain", False),
-    "modes": MetricMeta("modes", True),
-    "copy_stat": MetricMeta("copy_stat", True, flag_below=-3.0),
-}
-
-
-def test_verdict_calls_only_what_resolves():
-    from bench.report.verdict import build_verdict
-
-    res = typed(verdict_results())
-    comp = stats.comparisons_for(res, VMETA)
-    v = build_verdict(comp, "fid_domain", VMETA, res, None)
-    assert v is not None and v.baseline == "scratch" and v.strategies == ["noise", "sup$x", "two"]
-    sup, two, noise = (v.cells[("cnn_gan", s)] for s in ("sup$x", "two", "noise"))
-    assert sup.significant and sup.better is True and sup.rel == pytest.approx(-0.25, abs=0.01)
-    assert not two.significant and "at least 3" in two.why and two.n_pairs == 2
-    assert not noise.significant and "p_holm" in noise.why
-    sentence = v.sentences["cnn_gan"]
-    assert sentence.startswith("sup$x lowers cnn_gan's fid_domain by 25% [") and "(better)" in sentence
-    assert "P(improvement) = 1.00" in sentence and "no other strategy resolves at n = 5" in sentence
-    kinds = {(f.strategy, f.kind) for f in v.flags}
-    assert ("sup$x", "collapse") in kinds and ("sup$x", "memorisation") in kinds and ("noise", "collapse") in kinds
-    texts = " ".join(f.text for f in v.flags)
-    assert "fewer modes than the real data (s2: 4)" in texts and "copy_stat below -3" in texts and "1 of 6 runs diverged" in texts
-
-
-def test_verdict_in_html_markdown_and_heatmap(tmp_path):
-    res = verdict_results()
-    suite_dir = write_suite(tmp_path, res, suite_yaml="name: t\nheadline: fid_domain\n")
-    written = render_report(suite_dir, tmp_path / "rep", ("html", "md"))
-    html = written["html"].read_text()
-    # The verdict comes first: before the results table.
-    assert html.index('id="verdict"') < html.index('id="results"')
-    assert "sup$x lowers cnn_gan&#39;s fid_domain by 25%" in html and 'src="img/verdict.png"' in html
-    assert "fewer modes than the real data" in html and "n = 2 paired seed(s)" in html
-    png = tmp_path / "rep" / "img" / "verdict.png"
-    assert png.is_file() and Image.open(png).size[0] > 300
-    md = written["md"].read_text()
-    assert md.index("## Verdict") < md.index("## Results") and "sup$x lowers" in md.replace("\\", "")
-
-
-def test_baseline_key_changes_the_reference(tmp_path):
-    res = verdict_results()
-    suite_dir = write_suite(tmp_path, res, suite_yaml="name: t\nbaseline: noise\n")
-    html = render_report(suite_dir, tmp_path / "rep")["html"].read_text()
-    assert "Verdict: fid_domain against <em>noise</em>" in html
-    from bench.aggregate import write_tables
-
-    write_tables(suite_dir)
-    comp = pd.read_csv(suite_dir / "comparisons.csv")
-    assert set(comp["baseline"]) == {"noise"} and "scratch" in set(comp["strategy"])
-
-
-def test_heatmap_labels_are_plain_text(tmp_path):
-    """A `$` in a strategy name must be printed, not start matplotlib math text (which would raise on '$x')."""
-    from bench.report.heatmap import verdict_heatmap
-    from bench.report.verdict import build_verdict
-
-    res = verdict_results()
-    for r in res:
-        r["strategy"] = r["strategy"].replace("noise", "a$b^c_d")
-    res = typed(res)
-    v = build_verdict(stats.comparisons_for(res, VMETA), "fid_domain", VMETA, res, None)
-    assert verdict_heatmap(v, tmp_path / "v.png") and (tmp_path / "v.png").stat().st_size > 5000

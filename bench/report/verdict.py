@@ -64,6 +64,11 @@ class Verdict:
     flags: list[Flag] = field(default_factory=list)
     n_tests: int = 0
     max_pairs: int = 0
+    note: str = ""  # why nothing is compared (cells empty): the report says so instead of staying silent
+
+    @property
+    def compared(self) -> bool:
+        return bool(self.cells)
 
 
 def pct(x: float, signed: bool = True) -> str:
@@ -169,9 +174,15 @@ def mde_legend(v: Verdict) -> str:
 def build_verdict(
     comparisons: pd.DataFrame, metric: str, meta: dict[str, MetricMeta], results: list[RunResult], baseline: str | None
 ) -> Verdict | None:
-    """The verdict for `metric`, or None when the suite has no comparison on it (no baseline, one strategy)."""
-    if comparisons.empty or metric not in set(comparisons["metric"]):
+    """The verdict for `metric`; None only without runs. When the suite has no comparison on `metric` (one
+    strategy, no baseline runs, no paired seeds) the verdict has no cells, a `note` saying why, and still the
+    flags (a diverged or copying run matters with or without a comparison)."""
+    if not results:
         return None
+    direction = meta[metric].direction if metric in meta else "direction unknown"
+    if comparisons.empty or metric not in set(comparisons["metric"]):
+        base = baseline or "scratch"
+        return Verdict(metric, direction, base, [], [], {}, {}, {}, flags(results, meta), note=_nothing_compared(results, metric, base))
     hib = meta[metric].higher_is_better if metric in meta else None
     comp = comparisons[comparisons["metric"] == metric]
     cells = {(c.adapter, c.strategy): c for c in (_cell(rec, hib) for rec in comp.to_dict("records"))}
@@ -182,7 +193,6 @@ def build_verdict(
     mde = {a: _mde_text(per[a]) for a in adapters}
     sentences = {a: _sentence(a, metric, per[a], max((c.n_pairs for c in per[a]), default=0)) for a in adapters}
     base = str(comp["baseline"].iloc[0]) if "baseline" in comp.columns else (baseline or "scratch")
-    direction = meta[metric].direction if metric in meta else "direction unknown"
     return Verdict(
         metric=metric,
         direction=direction,
@@ -195,6 +205,22 @@ def build_verdict(
         flags=flags(results, meta),
         n_tests=n_tests,
         max_pairs=max((c.n_pairs for c in cells.values()), default=0),
+    )
+
+
+def _nothing_compared(results: list[RunResult], metric: str, baseline: str) -> str:
+    strategies = sorted({r.strategy for r in results})
+    if len(strategies) < 2:
+        return (
+            f"Nothing to compare: every adapter runs one strategy ({strategies[0]}), so this suite tests no "
+            "pretraining effect. The adapters are different models; the tables compare them unpaired, with each "
+            "mean's interval over seeds."
+        )
+    if baseline not in strategies:
+        return f"Nothing to compare: no run uses the baseline strategy '{baseline}' (the suite's options.baseline)."
+    return (
+        f"Nothing to compare on {metric}: no strategy has completed seeds with a {metric} number in common with "
+        f"{baseline} for the same adapter."
     )
 
 
@@ -243,6 +269,9 @@ def to_markdown(v: Verdict) -> str:
         return str(x).replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
 
     lines = [f"## Verdict: {esc(v.metric)} ({v.direction}) against {esc(v.baseline)}", ""]
+    flag_lines = ["", "Flags:", ""] + [f"- {esc(f.adapter)} / {esc(f.strategy)}: {f.kind}: {esc(f.text)}" for f in v.flags]
+    if not v.compared:
+        return "\n".join([*lines, esc(v.note), *(flag_lines if v.flags else [])]) + "\n"
     lines += [f"- {esc(v.sentences[a])}" for a in v.adapters]
     lines += (
         ["", "Resolution: " + ", ".join(f"{esc(a)} {esc(v.mde[a])}" for a in v.adapters if v.mde[a]) + f" ({esc(mde_legend(v))})."]
@@ -260,5 +289,5 @@ def to_markdown(v: Verdict) -> str:
         prob = f"{c.prob:.2f}" if math.isfinite(c.prob) else "–"
         lines.append(f"| {esc(a)} | {esc(s)} | {c.n_pairs} | {rel} | {fmt_p(c.p_holm)} | {prob} | {mark} |")
     if v.flags:
-        lines += ["", "Flags:", ""] + [f"- {esc(f.adapter)} / {esc(f.strategy)}: {f.kind}: {esc(f.text)}" for f in v.flags]
+        lines += flag_lines
     return "\n".join(lines) + "\n"
