@@ -4,41 +4,18 @@ flagged, fresh real data is not, and the statistic's sign and Z-scoring follow t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
+from _fixed import Fixed
 from scipy.stats import mannwhitneyu
 
-from bench.adapter import Adapter, DataInfo
 from bench.data import DatasetSpec, load_dataset
 from bench.metrics import METRICS, evaluate
 from bench.metrics.context import EvalContext
 from bench.metrics.copying import COPYING_THRESHOLD, data_copying, z_u
 from bench.suite import EvalSpec
-
-
-class Fixed(Adapter):
-    """Returns given images in order (cycling): 'generated' samples that are any images we like."""
-
-    family = "gan"
-
-    @dataclass
-    class Config:
-        pass
-
-    def __init__(self, images: torch.Tensor, info: DataInfo):
-        super().__init__(self.Config(), info, torch.device("cpu"))
-        self.images, self.pos = images, 0
-
-    def train_step(self, batch, step):
-        raise NotImplementedError
-
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        idx = (torch.arange(n) + self.pos) % len(self.images)
-        self.pos += n
-        return self.images[idx]
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,11 @@ per extractor seed, and every run records how much its members alone would disag
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import pytest
 import torch
+from _fixed import Fixed
 
-from bench.adapter import Adapter, DataInfo
 from bench.data import DatasetSpec, load_dataset
 from bench.metrics import domain as dom
 from bench.metrics import domain_net, evaluate
@@ -46,31 +45,9 @@ def test_member_fids_are_each_members_own_fid():
     assert per == [fid_from_features(fake[:, i : i + 4], real[:, i : i + 4]) for i in (0, 4, 8)]
 
 
-class Pool(Adapter):
-    """'Generates' given images in order, cycling."""
-
-    family = "gan"
-
-    @dataclass
-    class Config:
-        pass
-
-    def __init__(self, images: torch.Tensor, info: DataInfo):
-        super().__init__(self.Config(), info, torch.device("cpu"))
-        self.images, self.pos = images, 0
-
-    def train_step(self, batch, step):
-        raise NotImplementedError
-
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        idx = (torch.arange(n) + self.pos) % len(self.images)
-        self.pos += n
-        return self.images[idx]
-
-
 def test_fid_domain_records_the_members_spread(tmp_path):
     data = load_dataset(DatasetSpec("digits"))
-    ctx = EvalContext(Pool(data.train_x[:300], data.info), data, EvalSpec(num_samples=300), torch.device("cpu"), tmp_path, seed=0)
+    ctx = EvalContext(Fixed(data.train_x[:300], data.info), data, EvalSpec(num_samples=300), torch.device("cpu"), tmp_path, seed=0)
     values, _ = evaluate(["fid_domain"], ctx)
     info = ctx.info["fid_domain_members"]
     k = dom.TrainConfig().members

@@ -3,15 +3,14 @@ standard metrics' offline behaviour and the protocol description."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 import torch
 import torch_fidelity
+from _fixed import Fixed
 from safetensors.torch import load as st_load
 from torch.utils.data import Dataset
 
-from bench.adapter import Adapter, DataInfo
+from bench.adapter import Adapter
 from bench.data import DatasetSpec, load_dataset
 from bench.metrics import NotApplicable, evaluate
 from bench.metrics import domain as dom
@@ -21,28 +20,6 @@ from bench.metrics.standard import INCEPTION_FILE, VGG16_FILE
 from bench.suite import EvalSpec
 
 DOMAIN = ["fid_domain", "kid_domain", "precision_domain", "recall_domain", "density_domain", "coverage_domain"]
-
-
-class Fixed(Adapter):
-    """Returns given images in order (cycling): makes 'generated' samples any set of images we like."""
-
-    family = "gan"
-
-    @dataclass
-    class Config:
-        pass
-
-    def __init__(self, images: torch.Tensor, info: DataInfo):
-        super().__init__(self.Config(), info, torch.device("cpu"))
-        self.images, self.pos = images, 0
-
-    def train_step(self, batch, step):
-        raise NotImplementedError
-
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        idx = (torch.arange(n) + self.pos) % len(self.images)
-        self.pos += n
-        return self.images[idx]
 
 
 class Uniform(Fixed):
