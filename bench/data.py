@@ -148,7 +148,13 @@ def _torchvision(cls_name: str, native_channels: int, num_classes: int):
             raise DataUnavailable(
                 f"{spec.name}: {reason} under {root}: {str(err).splitlines()[0][:120]}",
                 key="dataset.root",
-                fix=f"place the {cls_name} files under {root} or set download: true while online",
+                # `bench validate` loads with download off, so the fix names both ways and that validate never downloads.
+                fix=(
+                    f"place the {cls_name} files under {root}, or set dataset.download: true for `bench run` while online;"
+                    " `bench validate` never downloads"
+                    if not spec.download
+                    else f"go online, or place the {cls_name} files under {root}"
+                ),
             ) from None
 
         def tensors(ds):
