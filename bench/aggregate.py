@@ -161,8 +161,8 @@ def fmt(mean: float, ci: float, digits: int = 3) -> str:
         return "n/a"
     if abs(mean) >= 1000:  # counts and throughputs: whole numbers read better than 1.58e+03
         m, c = f"{mean:.0f}", None if ci is None or math.isnan(ci) else f"{ci:.0f}"
-    else:
-        m, c = f"{mean:.{digits}g}", None if ci is None or math.isnan(ci) else f"{ci:.2g}"
+    else:  # an interval ≥ 10 in whole numbers (519, not 5.2e+02), like the report
+        m, c = f"{mean:.{digits}g}", None if ci is None or math.isnan(ci) else f"{ci:.0f}" if abs(ci) >= 10 else f"{ci:.2g}"
     return m if c is None else f"{m} ± {c}"
 
 
