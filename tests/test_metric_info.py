@@ -63,3 +63,15 @@ def test_registry_and_table_hold_the_same_metrics() -> None:
 def test_a_metric_without_a_row_is_refused() -> None:
     with pytest.raises(ConfigError, match="bench/metrics/info.py"):
         register_metric("fid_dommain")
+
+
+def test_figures_clip_intervals_to_the_metrics_bounds():
+    """Two seeds give wide t-intervals; a figure draws them inside the values the metric can take."""
+    from bench.report.stats import metric_meta
+
+    meta = metric_meta(["recall_domain", "fid_domain", "kid_domain", "unknown"])
+    assert meta["recall_domain"].span(0.594, 1.5) == (0.0, 1.0)
+    assert meta["fid_domain"].span(182.0, 519.0) == (0.0, 701.0)
+    assert meta["kid_domain"].span(2.0, 10.0) == (-8.0, 12.0)  # an unbiased MMD² estimate can be negative
+    assert meta["unknown"].span(1.0, 2.0) == (-1.0, 3.0)
+    assert all(METRIC_INFO[m].bounds == (0.0, None) for m in COST_METRICS)

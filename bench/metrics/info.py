@@ -25,6 +25,13 @@ class MetricInfo:
     periodic: bool = True  # cheap enough to compute at every periodic evaluation
     cost: bool = False  # measured by the runner (time, memory, size), not computed from samples
     flag_below: float | None = None  # the report's verdict flags a run below this (e.g. a data-copying statistic)
+    # The values the metric can take. The report draws a t-interval clipped to them (a recall interval of
+    # [-0.9, 2.1] from 2 seeds says nothing beyond [0, 1]); the numbers in tables and csv stay unclipped.
+    bounds: tuple[float | None, float | None] = (None, None)
+
+
+NONNEG = (0.0, None)
+UNIT = (0.0, 1.0)
 
 
 def _rows(*infos: MetricInfo) -> dict[str, MetricInfo]:
@@ -33,22 +40,22 @@ def _rows(*infos: MetricInfo) -> dict[str, MetricInfo]:
 
 METRIC_INFO: dict[str, MetricInfo] = _rows(
     # --- cost: measured by the runner; the names must match the keys of the runner's cost record ---
-    MetricInfo("pretrain_seconds", False, "wall time of the pretraining stage (original cost when cached)", "s", cost=True),
-    MetricInfo("train_seconds", False, "wall time of the training loop, evaluation excluded", "s", cost=True),
-    MetricInfo("eval_seconds", False, "wall time of all evaluations", "s", cost=True),
-    MetricInfo("total_seconds", False, "pretrain + train seconds: the compute a result cost", "s", cost=True),
-    MetricInfo("images_per_second", True, "training images processed per second", "img/s", cost=True),
-    MetricInfo("peak_memory_mb", False, "peak CPU RSS, or CUDA max allocated on GPU", "MB", cost=True),
-    MetricInfo("params", False, "trainable and frozen parameters of all the adapter's networks", cost=True),
+    MetricInfo("pretrain_seconds", False, "wall time of the pretraining stage (original cost when cached)", "s", cost=True, bounds=NONNEG),
+    MetricInfo("train_seconds", False, "wall time of the training loop, evaluation excluded", "s", cost=True, bounds=NONNEG),
+    MetricInfo("eval_seconds", False, "wall time of all evaluations", "s", cost=True, bounds=NONNEG),
+    MetricInfo("total_seconds", False, "pretrain + train seconds: the compute a result cost", "s", cost=True, bounds=NONNEG),
+    MetricInfo("images_per_second", True, "training images processed per second", "img/s", cost=True, bounds=NONNEG),
+    MetricInfo("peak_memory_mb", False, "peak CPU RSS, or CUDA max allocated on GPU", "MB", cost=True, bounds=NONNEG),
+    MetricInfo("params", False, "trainable and frozen parameters of all the adapter's networks", cost=True, bounds=NONNEG),
     # --- likelihood ---
-    MetricInfo("bpd", False, "bits per dimension of the test split", "bits/dim", families=LIKELIHOOD_FAMILIES),
+    MetricInfo("bpd", False, "bits per dimension of the test split", "bits/dim", families=LIKELIHOOD_FAMILIES, bounds=NONNEG),
     # --- fidelity in the domain classifier's feature space ---
-    MetricInfo("fid_domain", False, "Fréchet distance in the domain classifier's feature space"),
+    MetricInfo("fid_domain", False, "Fréchet distance in the domain classifier's feature space", bounds=NONNEG),
     MetricInfo("kid_domain", False, "kernel (MMD²) distance in the domain classifier's feature space"),
-    MetricInfo("precision_domain", True, "share of generated samples on the real manifold (k=3)"),
-    MetricInfo("recall_domain", True, "share of real samples on the generated manifold (k=3)"),
-    MetricInfo("density_domain", True, "density (Naeem et al. 2020, k=5); about 1 for real data"),
-    MetricInfo("coverage_domain", True, "coverage (Naeem et al. 2020, k=5): share of real neighbourhoods hit"),
+    MetricInfo("precision_domain", True, "share of generated samples on the real manifold (k=3)", bounds=UNIT),
+    MetricInfo("recall_domain", True, "share of real samples on the generated manifold (k=3)", bounds=UNIT),
+    MetricInfo("density_domain", True, "density (Naeem et al. 2020, k=5); about 1 for real data", bounds=NONNEG),
+    MetricInfo("coverage_domain", True, "coverage (Naeem et al. 2020, k=5): share of real neighbourhoods hit", bounds=UNIT),
     # --- memorisation: higher = less copying, but ~0 is ideal (a check, not a score to maximise) ---
     MetricInfo(
         "ct_domain",
@@ -58,14 +65,14 @@ METRIC_INFO: dict[str, MetricInfo] = _rows(
         flag_below=COPYING_THRESHOLD,  # the verdict flags `memorisation` below it
     ),
     # --- mode coverage ---
-    MetricInfo("modes", True, "classes covered by generated samples (>= 1 sample each)"),
-    MetricInfo("modes_kl", False, "KL(generated class histogram || real), nats", "nats"),
+    MetricInfo("modes", True, "classes covered by generated samples (>= 1 sample each)", bounds=NONNEG),
+    MetricInfo("modes_kl", False, "KL(generated class histogram || real), nats", "nats", bounds=NONNEG),
     # --- standard torch-fidelity metrics: they need downloaded weights, so never at periodic evaluations ---
-    MetricInfo("fid", False, "Fréchet Inception distance (torch-fidelity inception-v3-compat)", periodic=False),
+    MetricInfo("fid", False, "Fréchet Inception distance (torch-fidelity inception-v3-compat)", periodic=False, bounds=NONNEG),
     MetricInfo("kid", False, "kernel Inception distance (torch-fidelity)", periodic=False),
-    MetricInfo("isc", True, "Inception score of the generated samples (torch-fidelity)", periodic=False),
-    MetricInfo("precision", True, "precision in VGG16 features (torch-fidelity, k=3)", periodic=False),
-    MetricInfo("recall", True, "recall in VGG16 features (torch-fidelity, k=3)", periodic=False),
+    MetricInfo("isc", True, "Inception score of the generated samples (torch-fidelity)", periodic=False, bounds=(1.0, None)),
+    MetricInfo("precision", True, "precision in VGG16 features (torch-fidelity, k=3)", periodic=False, bounds=UNIT),
+    MetricInfo("recall", True, "recall in VGG16 features (torch-fidelity, k=3)", periodic=False, bounds=UNIT),
 )
 
 COST_METRICS: tuple[str, ...] = tuple(n for n, i in METRIC_INFO.items() if i.cost)

@@ -156,10 +156,12 @@ def quality_vs_compute(rows: list[Row], quality: list[str], meta: dict[str, Metr
             if not (c.has_value and t.has_value):
                 continue
             if math.isfinite(t.ci95):
-                segs.append([(t.mean - t.ci95, c.mean), (t.mean + t.ci95, c.mean)])
+                t_lo, t_hi = meta["total_seconds"].span(t.mean, t.ci95)
+                segs.append([(t_lo, c.mean), (t_hi, c.mean)])
                 seg_colors.append(colors[r.strategy])
             if math.isfinite(c.ci95):
-                segs.append([(t.mean, c.mean - c.ci95), (t.mean, c.mean + c.ci95)])
+                lo, hi = meta[m].span(c.mean, c.ci95)
+                segs.append([(t.mean, lo), (t.mean, hi)])
                 seg_colors.append(colors[r.strategy])
             xs, ys, cs = points[r.adapter]
             xs.append(t.mean), ys.append(c.mean), cs.append(colors[r.strategy])
@@ -217,13 +219,16 @@ def bar_charts(rows: list[Row], metrics: list[str], meta: dict[str, MetricMeta],
                 x = i - 0.4 + bw * (j + 0.5)
                 xs.append(x), ys.append(c.mean), cs.append(colors[s])
                 if math.isfinite(c.ci95):
-                    segs.append([(x, c.mean - c.ci95), (x, c.mean + c.ci95)])
+                    lo, hi = meta[m].span(c.mean, c.ci95)
+                    segs.append([(x, lo), (x, hi)])
         ax.bar(xs, ys, bw, color=cs)
         ax.add_collection(LineCollection(segs, colors="black", linewidths=0.7))
         ax.autoscale_view()
         if ys and min(ys) >= 0:  # a non-negative metric: a wide CI (n = 2 seeds) must not push the axis below 0
             ax.set_ylim(bottom=0)
-        ax.set_xticks(range(len(adapters)), adapters, fontsize=7, rotation=30 if len(adapters) > 4 else 0)
+        # Rotated labels anchored at their right end, so long neighbours (transformer_seq, vae) do not overlap.
+        tilt = {"rotation": 30, "ha": "right", "rotation_mode": "anchor"} if len(adapters) > 4 else {}
+        ax.set_xticks(range(len(adapters)), adapters, fontsize=7, **tilt)
         ax.set_title(f"{m} {meta[m].arrow}", fontsize=9)
         ax.tick_params(labelsize=7)
         ax.grid(axis="y", alpha=0.3)

@@ -32,6 +32,12 @@ class MetricMeta:
     description: str = ""
     cost: bool = False  # measured by the runner (time, memory, size), not computed from samples
     flag_below: float | None = None  # a value below this flags the run in the verdict (e.g. data copying)
+    bounds: tuple[float | None, float | None] = (None, None)  # the values the metric can take
+
+    def span(self, mean: float, half: float) -> tuple[float, float]:
+        """mean ± half, clipped to the metric's bounds: the interval a figure draws."""
+        lo, hi = self.bounds
+        return (mean - half if lo is None else max(lo, mean - half), mean + half if hi is None else min(hi, mean + half))
 
     @property
     def arrow(self) -> str:
@@ -95,7 +101,9 @@ def metric_meta(names: list[str]) -> dict[str, MetricMeta]:
         if info is None:
             out[name] = MetricMeta(name, None)
         else:
-            out[name] = MetricMeta(name, info.higher_is_better, info.unit, info.description, cost=info.cost, flag_below=info.flag_below)
+            out[name] = MetricMeta(
+                name, info.higher_is_better, info.unit, info.description, cost=info.cost, flag_below=info.flag_below, bounds=info.bounds
+            )
     return out
 
 
