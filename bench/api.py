@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -96,9 +95,6 @@ def run_suite(
     # Everything that must be writable is tried before any run starts: a read-only, full or occupied
     # --out/--reports is invalid input (exit 2), not a suite of failed runs.
     _prepare(suite_dir, yaml.safe_dump(suite_to_dict(suite), sort_keys=False), report_dir)
-    if force and executor == "ray":  # the local and --jobs executors delete a run's folder once they hold its lock
-        for r in todo:
-            shutil.rmtree(suite_dir / r.run_id, ignore_errors=True)
     failed = done = ran_here = 0
     problems: list[str] = []  # bookkeeping that could not be written: reported once, at the end
     start = time.perf_counter()
@@ -122,12 +118,12 @@ def run_suite(
         on_done(run, res, by=" (by another launcher)")
 
     dev_name = str(dev) if device != "auto" else "auto"
+    # Every executor claims each run's lock before running it, and deletes a forced run's folder only then.
     if executor == "ray":
-        EXECUTORS[executor](todo, suite_dir, dev_name, cache_dir, on_done, progress, **executor_options)
+        run_many, extra = EXECUTORS["ray"], executor_options
     else:
-        run_many = run_jobs if jobs > 1 else EXECUTORS["local"]
-        extra = {"jobs": jobs} if jobs > 1 else {}
-        run_many(todo, suite_dir, dev_name, cache_dir, on_done, progress, snap=snap, force=force, on_other=on_other, **extra)
+        run_many, extra = (run_jobs, {"jobs": jobs}) if jobs > 1 else (EXECUTORS["local"], {})
+    run_many(todo, suite_dir, dev_name, cache_dir, on_done, progress, snap=snap, force=force, on_other=on_other, **extra)
     # Every launcher on this folder ends with the same complete tables: wait for the runs others still hold,
     # then write under a lock, one launcher at a time (the later one finds the report current).
     claims.wait_for_grid(runs, suite_dir, echo)

@@ -61,6 +61,24 @@ def _finished_elsewhere(run: RunSpec, suite_dir: Path, snap: Snapshot) -> RunRes
     return res  # None while the new file is not a valid result: keep waiting for it
 
 
+def claim(run: RunSpec, suite_dir: Path, snap: Snapshot, force: bool = False) -> locks.Lock | RunResult | None:
+    """Try to take `run` for this launcher: its held Lock (with `force`, its old folder already removed), or
+    the RunResult another process finished it with, or None while a live process holds it."""
+    other = _finished_elsewhere(run, suite_dir, snap)
+    if other is not None:
+        return other
+    lock = locks.try_acquire(run_lock(suite_dir, run.run_id))
+    if lock is None:
+        return None
+    other = _finished_elsewhere(run, suite_dir, snap)  # finished between our look and our lock
+    if other is not None:
+        lock.release()
+        return other
+    if force:  # only now that it is ours: never delete a folder another process writes
+        shutil.rmtree(Path(suite_dir) / run.run_id, ignore_errors=True)
+    return lock
+
+
 def work(
     runs: list[RunSpec],
     suite_dir: Path,
@@ -80,26 +98,17 @@ def work(
     while pending:
         progressed = False
         for run in list(pending):
-            other = _finished_elsewhere(run, suite_dir, snap)
-            if other is not None:
-                pending.remove(run)
-                (on_other or on_done)(run, other)
-                continue
-            lock = locks.try_acquire(run_lock(suite_dir, run.run_id))
-            if lock is None:
+            got = claim(run, suite_dir, snap, force)
+            if got is None:
                 continue  # a live process runs it: come back to it
-            with lock:
-                other = _finished_elsewhere(run, suite_dir, snap)  # finished between our look and our lock
-                if other is None:
-                    if force:  # only now that it is ours: never delete a folder another process writes
-                        shutil.rmtree(suite_dir / run.run_id, ignore_errors=True)
-                    res = execute(run)
             pending.remove(run)
+            if isinstance(got, RunResult):
+                (on_other or on_done)(run, got)
+                continue
+            with got:
+                res = execute(run)
             progressed = True
-            if other is not None:
-                (on_other or on_done)(run, other)
-            else:
-                on_done(run, res)
+            on_done(run, res)
         if pending and not progressed:
             time.sleep(poll)
 

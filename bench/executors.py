@@ -186,12 +186,17 @@ def run_ray(
     address: str | None = None,
     num_gpus: float | None = None,
     num_cpus: float | None = None,
+    snap: claims.Snapshot | None = None,
+    force: bool = False,
+    on_other: Callback | None = None,
 ) -> None:
     """One Ray task per run. Joins the cluster at `address` (or an already initialised Ray, or starts a
     local one). Workers write into `suite_dir`, which must be on a file system every node shares.
     Each task asks Ray for as many CPUs as its run's `runner.threads` (resolved on the driver by
     bench.fingerprint.stamp, the same count a local run uses), unless `num_cpus` says otherwise: the thread
-    count is part of the run's identity, and a task that gets fewer cores than threads only oversubscribes."""
+    count is part of the run's identity, and a task that gets fewer cores than threads only oversubscribes.
+    The driver claims each run's lock before it submits the run and holds it until the result is back
+    (bench.claims), so other launchers on the same folder, Ray or local, split the runs with it."""
     check_gpus_per_run(num_gpus)
     try:
         import ray
@@ -221,16 +226,37 @@ def run_ray(
         cpus = num_cpus if num_cpus is not None else min(float(run.runner.threads or 1), cluster_cpus)
         return remote.options(num_cpus=cpus, runtime_env=task_env).remote(run, str(suite_dir), device, str(cache_dir), False)
 
-    pending = {submit(run): run for run in runs}
+    snap = claims.snapshot(runs, suite_dir) if snap is None else snap
+    queue, pending, held = list(runs), {}, {}
+
+    def dispatch() -> None:
+        """Submit every queued run this launcher can claim; report those another launcher finished."""
+        for run in list(queue):
+            got = claims.claim(run, suite_dir, snap, force)
+            if got is None:
+                continue  # a live process holds it: try again on the next pass
+            queue.remove(run)
+            if isinstance(got, RunResult):
+                (on_other or on_done)(run, got)
+            else:
+                held[run.run_id] = got
+                pending[submit(run)] = run
+
     try:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+        while queue or pending:
+            dispatch()
+            if not pending:
+                time.sleep(claims.POLL)  # every queued run is held elsewhere
+                continue
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=claims.POLL if queue else None)
             for ref in done:
                 run = pending.pop(ref)
                 try:
                     res = ray.get(ref)
                 except Exception as err:  # the worker itself died (killed, lost node): record it, keep going
                     res = record_failure(run, err, "ray worker", suite_dir)
+                finally:
+                    held.pop(run.run_id).release()
                 on_done(run, res)
     except BaseException:
         # Ctrl-C (or any driver error): stop the runs still queued or running; their checkpoints let a
@@ -238,6 +264,9 @@ def run_ray(
         for ref in pending:
             ray.cancel(ref, force=True)
         raise
+    finally:
+        for lock in held.values():
+            lock.release()
 
 
 EXECUTORS = {"local": run_local, "ray": run_ray}

@@ -9,7 +9,8 @@
 Why a content hash and not the git commit: a commit changes with every README edit (every run would be redone
 for nothing), says nothing in an installed wheel, and "-dirty" does not say *what* is dirty, so two different
 edits would share one identity. A hash of the source files that feed a number changes exactly when they do.
-The report, tables, CLI and this module only present or name numbers, so they stay out of the hash.
+The report, tables, CLI and this module only present or name numbers, and locks, claims and executors only
+decide which process runs a run, so they stay out of the hash.
 """
 
 from __future__ import annotations
@@ -23,8 +24,22 @@ from pathlib import Path
 from bench.spec import RunSpec
 
 _HARNESS = Path(__file__).resolve().parent
-# Present or name numbers, never compute one: editing them must not redo every run.
-_PRESENTATION = ("report/", "aggregate.py", "api.py", "cli.py", "listing.py", "fingerprint.py", "__init__.py")
+# Present or name numbers, or decide which process runs a run (locks, claims, executors, the .stale/ move),
+# never what a run computes: editing them must not redo every run. The thread count a run gets is resolved
+# by stamp() into the spec, so the executors cannot change it.
+_PRESENTATION = (
+    "report/",
+    "aggregate.py",
+    "api.py",
+    "cli.py",
+    "listing.py",
+    "fingerprint.py",
+    "__init__.py",
+    "claims.py",
+    "locks.py",
+    "executors.py",
+    "stale.py",
+)
 
 
 def _hash_files(paths: list[Path], root: Path) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -61,9 +62,9 @@ def suite() -> dict:
     }
 
 
-def bench_run(tmp_path: Path, *args: str):
+def bench_run(tmp_path: Path, *args: str, spec: dict | None = None):
     path = tmp_path / "suite.yaml"
-    path.write_text(yaml.safe_dump(suite(), sort_keys=False))
+    path.write_text(yaml.safe_dump(spec or suite(), sort_keys=False))
     return CliRunner().invoke(main, ["run", str(path), "--reports", str(tmp_path / "rep"), "--quiet", "--device", "cpu", *args])
 
 
@@ -154,3 +155,36 @@ def test_null_threads_give_the_same_numbers_on_ray_and_local(cluster, tmp_path: 
         b = results["ray"][run_id]
         assert a.spec["runner"]["threads"] == b.spec["runner"]["threads"] >= 1
         assert comparable(a) == comparable(b), run_id
+
+
+def test_ray_driver_claims_runs_like_a_local_launcher(cluster, tmp_path: Path) -> None:
+    """Another launcher holds one run's lock and finishes it while the Ray launcher works: Ray runs the
+    other run only, reports the held one as done by another launcher, and leaves its result untouched."""
+    import threading
+
+    from bench import locks
+    from bench.claims import run_lock
+    from bench.executors import execute_one
+    from bench.fingerprint import stamp
+
+    s = suite()
+    s["adapters"] = {"dummy": {}}
+    s["seeds"] = [0, 1]
+    out = tmp_path / "runs"
+    held_run = next(r for r in expand(load_suite(s), stamp=lambda r: stamp(r, "cpu")) if r.seed == 1)
+    lock = locks.try_acquire(run_lock(out / "ray_tiny", held_run.run_id))
+    assert lock is not None
+
+    def other_launcher() -> None:  # finishes the held run a little later, then lets go of it
+        time.sleep(3)
+        execute_one(held_run, out / "ray_tiny", "cpu", out / ".cache", progress=False)
+        lock.release()
+
+    t = threading.Thread(target=other_launcher)
+    t.start()
+    res = bench_run(tmp_path, "--out", str(out), "--executor", "ray", spec=s)
+    t.join()
+    assert res.exit_code == 0, res.output
+    assert f"{held_run.run_id}: completed (by another launcher)" in res.output
+    assert sum("(by another launcher)" in line for line in res.output.splitlines()) == 1
+    assert len(store.list_results(out / "ray_tiny")) == 2
