@@ -88,8 +88,12 @@ def run_suite(
         return pd.DataFrame(
             [{"run_id": r.run_id, "adapter": r.adapter, "strategy": r.strategy, "seed": r.seed, "todo": r in todo} for r in runs]
         )
+
     # Runs of an earlier version of the suite or of the code (ids not in the whole grid) go aside, said aloud.
-    for line in set_aside(suite_dir, expand(suite, stamp=identify) if only else runs):
+    def busy(run_id: str) -> bool:  # a live launcher (maybe on other code) holds this run
+        return locks.is_held(claims.run_lock(suite_dir, run_id))
+
+    for line in set_aside(suite_dir, expand(suite, stamp=identify) if only else runs, busy):
         echo(line)
     report_dir = Path(reports) / suite.name
     # Everything that must be writable is tried before any run starts: a read-only, full or occupied

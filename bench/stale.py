@@ -10,7 +10,9 @@ only `<suite_dir>/*/result.json`, so they cover exactly the current grid.
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import store
@@ -18,6 +20,7 @@ from bench.fingerprint import what_changed
 from bench.spec import RunSpec
 
 STALE = ".stale"
+RUN_ID = re.compile(r"-s\d+-[0-9a-f]{8}$")  # how every run id ends: `<adapter>-<strategy>[-<sweep>]-s<seed>-<hash8>`
 
 
 def _target(root: Path, name: str) -> Path:
@@ -27,8 +30,10 @@ def _target(root: Path, name: str) -> Path:
     return dest
 
 
-def set_aside(suite_dir: Path, grid: list[RunSpec]) -> list[str]:
-    """Move every run folder not in `grid` (the whole grid, not an --only subset) to `.stale/`; say why."""
+def set_aside(suite_dir: Path, grid: list[RunSpec], busy: Callable[[str], bool] = lambda run_id: False) -> list[str]:
+    """Move every run folder not in `grid` (the whole grid, not an --only subset) to `.stale/`; say why.
+    An empty one (a run killed before it wrote anything) is removed. A folder whose run `busy(run_id)` says a
+    live process holds (another launcher, on other code) is left alone."""
     suite_dir = Path(suite_dir)
     if not suite_dir.is_dir():
         return []
@@ -36,7 +41,10 @@ def set_aside(suite_dir: Path, grid: list[RunSpec]) -> list[str]:
     by_cell = {(r.adapter, r.strategy, r.seed): r for r in grid}
     groups: dict[tuple[str, str, str], int] = defaultdict(int)
     for folder in sorted(p for p in suite_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if folder.name in current:
+        if folder.name in current or busy(folder.name):
+            continue
+        if RUN_ID.search(folder.name) and not any(folder.iterdir()):
+            folder.rmdir()  # nothing in it to keep, and the report would list it as an unfinished run
             continue
         res = store.read_result(folder)
         if res is None and not (folder / "checkpoint.pt").is_file() and not (folder / "result.json").is_file():

@@ -157,3 +157,20 @@ def test_edited_adapter_sets_old_runs_aside(tmp_path: Path, monkeypatch: pytest.
     assert "old run" not in first.output  # nothing was stale the first time
     csv_ids = set((suite_dir / "results.csv").read_text().splitlines()[1:][i].split(",")[0] for i in range(2))
     assert csv_ids == current
+
+
+def test_set_aside_drops_empty_leftovers_and_spares_live_runs(tmp_path: Path) -> None:
+    """A run killed before it wrote anything leaves an empty folder: removed (the report would list it as
+    unfinished forever). A folder a live launcher holds, on other code, is never touched; nor is a folder
+    that is not a run's."""
+    from bench.stale import set_aside
+
+    empty, held, other = "cnn_gan-scratch-s1-5e7078ea", "vae-scratch-s0-0123abcd", "notes"
+    for name in (empty, held, other):
+        (tmp_path / name).mkdir()
+    (tmp_path / held / "checkpoint.pt").write_bytes(b"x")
+    assert set_aside(tmp_path, [], busy=lambda run_id: run_id == held) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other, held]
+    lines = set_aside(tmp_path, [])  # no longer held: an unfinished run of an earlier version, moved aside
+    assert len(lines) == 1 and "unfinished or unreadable run of an earlier version" in lines[0]
+    assert (tmp_path / ".stale" / held / "checkpoint.pt").is_file() and (tmp_path / other).is_dir()
