@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,11 @@ class _Loader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 (PyYAML) reads `2e-4` as text: its floats need a dot (`2.0e-4`). Learning rates are written the
+# first way, so suites read a mantissa without a dot as a float too, as YAML 1.2 (and JSON) do.
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 def read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:

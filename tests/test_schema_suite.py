@@ -105,3 +105,14 @@ def test_only_glob_filters_and_empty_match_is_error(tiny_suite):
 def test_bundled_suites_validate():
     for p in sorted(Path(__file__).resolve().parents[1].glob("suites/*.yaml")):
         assert expand(load_suite(p)), p
+
+
+def test_exponent_without_a_dot_is_a_number(tmp_path):
+    """`lr_d: 2e-4` is a float, not the text '2e-4' that YAML 1.1 makes of it (the error a user met)."""
+    p = tmp_path / "s.yaml"
+    p.write_text(
+        "name: e\ndataset: {name: digits}\nbudget: {steps: 2}\nseeds: [0]\n"
+        "adapters: {cnn_gan: {lr_d: 2e-4, lr_g: 1E-3}}\nstrategies: {scratch: {}}\n"
+    )
+    (run,) = expand(load_suite(p))
+    assert run.adapter_config["lr_d"] == 0.0002 and run.adapter_config["lr_g"] == 0.001
