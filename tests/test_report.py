@@ -342,3 +342,18 @@ def test_report_in_headless_chromium(tmp_path):
         missing = [h for h in check["links"] if not h.startswith("#") and not (page.parent / h.split("#")[0]).exists()]
         assert missing == []
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_provenance_says_which_pretraining_seeds_were_used(tmp_path):
+    """Whether the intervals include pretraining variance is on the page, not only in the suite YAML."""
+    res = [make_result("cnn_gan", "scratch", s, metrics={"fid_domain": 1.0}) for s in (0, 1)]
+    res += [
+        make_result("cnn_gan", "gen", s, metrics={"fid_domain": 1.0}, pretrain={"seed_rule": "per_run", "cache_key": f"k{s}"})
+        for s in (0, 1)
+    ]
+    res += [make_result("vae", "gen", s, metrics={"fid_domain": 1.0}, pretrain={"seed_rule": "shared", "cache_key": "one"}) for s in (0, 1)]
+    res.append(make_result("vae", "gen", 2, status="not_applicable", pretrain={"seed_rule": "shared", "cache_key": "x"}))
+    html = render_report(write_suite(tmp_path, res), tmp_path / "rep")["html"].read_text()
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    assert "per_run (gen): 2 checkpoints for 2 runs; each run pretrains its own checkpoint" in text
+    assert "shared (gen): 1 checkpoint for 2 runs; one checkpoint shared by every seed" in text

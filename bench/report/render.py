@@ -112,11 +112,39 @@ def _provenance(results: list[RunResult], suite_dir: Path) -> dict[str, Any]:
             for c, n in _distinct([(r.metric_info or {}).get("domain_classifier") for r in results])
         ],
         "versions": [(json.dumps(v, indent=2, sort_keys=True), n) for v, n in _distinct([e.get("versions") for e in env])],
+        "pretraining": _pretraining(results),
         "commits": _distinct([e.get("git_commit") for e in env]),
         "devices": _distinct([e.get("device") for e in env]),
         "first": dates[0] if dates else "",
         "last": dates[-1] if dates else "",
     }
+
+
+_SEED_RULES = {
+    "per_run": "each run pretrains its own checkpoint (seed derived from the run's seed), so intervals include pretraining variance",
+    "shared": "one checkpoint shared by every seed (pretrain_seed: shared): intervals leave out pretraining variance",
+    "fixed": "one checkpoint from a fixed pretraining seed for every run: intervals leave out pretraining variance",
+}
+
+
+def _pretraining(results: list[RunResult]) -> list[dict[str, Any]]:
+    """Per pretraining seed rule: the strategies that used it, and how many distinct checkpoints their runs had,
+    so a reader sees whether the intervals include pretraining variance without reading the suite YAML."""
+    by: dict[str, list[RunResult]] = {}
+    for r in results:  # runs that trained after pretraining (n/a and failed runs say nothing about the numbers)
+        if r.status in ("completed", "diverged") and r.pretrain and r.pretrain.get("seed_rule"):
+            rule = str(r.pretrain["seed_rule"])
+            by.setdefault(rule, []).append(r)
+    return [
+        {
+            "rule": f"seed {rule}" if rule.isdigit() else rule,
+            "why": _SEED_RULES["fixed" if rule.isdigit() else rule] if rule.isdigit() or rule in _SEED_RULES else "",
+            "strategies": ", ".join(sorted({r.strategy for r in rs})),
+            "checkpoints": len({(r.adapter, r.pretrain.get("cache_key")) for r in rs}),
+            "runs": len(rs),
+        }
+        for rule, rs in sorted(by.items())
+    ]
 
 
 def _suite_name(results: list[RunResult], suite_dir: Path) -> str:
