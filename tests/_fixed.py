@@ -21,7 +21,7 @@ class Fixed(Adapter):
 
     def __init__(self, images: torch.Tensor, info: DataInfo):
         super().__init__(self.Config(), info, torch.device("cpu"))
-        self.images, self.pos = images, 0
+        self.images, self.pos, self.drawn = images, 0, 0  # drawn: how many samples the metrics asked for
 
     def train_step(self, batch, step):
         raise NotImplementedError
@@ -29,4 +29,5 @@ class Fixed(Adapter):
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         idx = (torch.arange(n) + self.pos) % len(self.images)
         self.pos += n
+        self.drawn += n
         return self.images[idx]

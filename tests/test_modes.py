@@ -4,13 +4,11 @@ shows the real data's ceiling otherwise; digits_stacked uses at least 26,000 gen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 import torch
+from _fixed import Fixed
 
 from bench import store
-from bench.adapter import Adapter, DataInfo
 from bench.data import DatasetSpec, load_dataset
 from bench.metrics import evaluate
 from bench.metrics.context import EvalContext
@@ -21,31 +19,8 @@ from bench.result import RunResult
 from bench.suite import EvalSpec
 
 
-class Cycle(Adapter):
-    """Returns given images in order, cycling: 'generated' samples that are any images we like."""
-
-    family = "gan"
-
-    @dataclass
-    class Config:
-        pass
-
-    def __init__(self, images: torch.Tensor, info: DataInfo):
-        super().__init__(self.Config(), info, torch.device("cpu"))
-        self.images, self.pos, self.drawn = images, 0, 0
-
-    def train_step(self, batch, step):
-        raise NotImplementedError
-
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        idx = (torch.arange(n) + self.pos) % len(self.images)
-        self.pos += n
-        self.drawn += n
-        return self.images[idx]
-
-
-def modes_of(images, data, cache_dir, n) -> tuple[dict, dict, Cycle]:
-    adapter = Cycle(images, data.info)
+def modes_of(images, data, cache_dir, n) -> tuple[dict, dict, Fixed]:
+    adapter = Fixed(images, data.info)
     ctx = EvalContext(adapter, data, EvalSpec(num_samples=n), torch.device("cpu"), cache_dir, seed=0)
     values, na = evaluate(["modes", "modes_kl"], ctx)
     assert not na, na
