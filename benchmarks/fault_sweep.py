@@ -18,122 +18,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-BENCH = [sys.executable, "-m", "bench.cli"]
-SUBPROCESS = False  # set by --subprocess
-BASE = {
-    "name": "sweep",
-    "dataset": {"name": "digits"},
-    "budget": {"steps": 3, "eval_every": 0, "batch_size": 8},
-    "eval": {"num_samples": 20, "metrics": ["bpd"]},
-    "seeds": [0, 1],
-    "adapters": {"dummy": {}},
-    "strategies": {"scratch": {}, "other": {}},
-    "runner": {"threads": 1},
-}
-
-
-@dataclass
-class Outcome:
-    code: int | None
-    output: str
-
-    @property
-    def traceback(self) -> bool:
-        return "Traceback (most recent call last)" in self.output
-
-
-@dataclass
-class Case:
-    name: str
-    body: Callable[[Path], tuple[Outcome, str | None]]  # (outcome, problem with the outcome or None)
-    expect: tuple[int, ...] = (2,)
-    results: list = field(default_factory=list)
-
-
-def bench(*args: str, cwd: Path, timeout: float = 600) -> Outcome:
-    """`bench ARGS` in `cwd`: in this process through click's runner (an uncaught exception is exactly
-    what would print a traceback), or as a real process with --subprocess (slower: torch is imported
-    once per case). Kills and concurrent renders always use real processes."""
-    if SUBPROCESS:
-        try:
-            p = subprocess.run([*BENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as err:
-            return Outcome(None, f"timed out after {timeout}s: {err.stdout or ''}{err.stderr or ''}")
-        return Outcome(p.returncode, p.stdout + p.stderr)
-    import traceback
-
-    from click.testing import CliRunner
-
-    from bench.cli import main as cli
-
-    here = os.getcwd()
-    os.chdir(cwd)
-    try:
-        res = CliRunner().invoke(cli, list(args))
-    finally:
-        os.chdir(here)
-    if res.exception is not None and not isinstance(res.exception, SystemExit):
-        return Outcome(1, res.output + "".join(traceback.format_exception(*res.exc_info)))
-    return Outcome(res.exit_code, res.output)
-
-
-def write_suite(tmp: Path, data: dict | str, name: str = "s.yaml") -> Path:
-    path = tmp / name
-    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    return path
-
-
-def run(tmp: Path, data: dict | str, *extra: str) -> Outcome:
-    path = write_suite(tmp, data)
-    return bench("run", str(path), "--out", "runs", "--reports", "rep", "--quiet", "--device", "cpu", *extra, cwd=tmp)
-
-
-def validate(data: dict | str) -> Callable[[Path], tuple[Outcome, str | None]]:
-    return lambda tmp: (bench("validate", str(write_suite(tmp, data)), cwd=tmp), None)
-
-
-def with_(path: str, value: object) -> dict:
-    data = json.loads(json.dumps(BASE))
-    *parents, last = path.split(".")
-    node = data
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[last] = value
-    return data
-
-
-def links_ok(index: Path) -> str | None:
-    """None when index.html exists and every relative link in it resolves (checked here, not with the
-    harness's own helper, so the sweep also judges older code)."""
-    if not index.is_file():
-        return f"no report at {index}"
-    links = set(re.findall(r"""(?:href|src)="([^"#?:]+)["#?]""", index.read_text(encoding="utf-8", errors="replace")))
-    broken = sorted(t for t in links if not t.startswith("/") and not (index.parent / t).is_file())
-    return f"{len(broken)} of {len(links)} links broken in {index}" if broken else None
-
-
-def finished(tmp: Path) -> Path:
-    """A finished copy of the base suite under tmp (built once, copied per case)."""
-    cache = Path(tempfile.gettempdir()) / f"fault_sweep_finished_{os.getpid()}"
-    if not cache.exists():
-        cache.mkdir()
-        out = run(cache, BASE)
-        assert out.code == 0, out.output
-    shutil.copytree(cache, tmp, dirs_exist_ok=True)
-    return tmp / "runs" / "sweep"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _faults  # noqa: E402
+from _faults import BASE, BENCH, Case, Outcome, bench, finished, links_ok, run, validate, with_, write_suite  # noqa: E402
+from _faults_fs import fs_cases, other_cases  # noqa: E402
 
 
 # --- names and values ---------------------------------------------------------------------------------
@@ -309,117 +207,6 @@ def render_cases() -> list[Case]:
     return [*(kill_case(d) for d in (0.0, 0.05, 0.2, 0.5, 1.0)), Case("concurrent: 4 renders of one report", concurrent, (0,))]
 
 
-# --- file-system faults -------------------------------------------------------------------------------
-def mount(*args: str) -> bool:
-    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
-
-
-def read_only_case(label: str, prepare: Callable[[Path], Path], where: str = "out") -> Case:
-    def body(tmp: Path) -> tuple[Outcome, str | None]:
-        target = prepare(tmp)
-        if not mount("--bind", "-o", "ro", str(target), str(target)):
-            return Outcome(2, "skipped: cannot bind-mount (needs root)"), None
-        try:
-            csv = tmp / "runs" / "sweep" / "results.csv"
-            before = csv.read_bytes() if csv.is_file() else None
-            out = run(tmp, BASE)
-            kept = before is None or csv.read_bytes() == before
-            return out, None if kept else "earlier results.csv changed"
-        finally:
-            subprocess.run(["umount", str(target)], check=False)
-
-    return Case(f"fs: read-only {label}", body)
-
-
-def _empty(name: str) -> Callable[[Path], Path]:
-    def prep(tmp: Path) -> Path:
-        (tmp / name).mkdir(parents=True, exist_ok=True)
-        return tmp / name
-
-    return prep
-
-
-def _finished_out(tmp: Path) -> Path:
-    finished(tmp)
-    return tmp / "runs"
-
-
-def full_disk(tmp: Path) -> tuple[Outcome, str | None]:
-    (tmp / "runs").mkdir()
-    if not mount("-t", "tmpfs", "-o", "size=24k", "tmpfs", str(tmp / "runs")):
-        return Outcome(2, "skipped: cannot mount tmpfs (needs root)"), None
-    try:
-        return run(tmp, BASE), None
-    finally:
-        subprocess.run(["umount", str(tmp / "runs")], check=False)
-
-
-def in_place(label: str, make: Callable[[Path], None], expect: tuple[int, ...]) -> Case:
-    def body(tmp: Path) -> tuple[Outcome, str | None]:
-        make(tmp)
-        return run(tmp, BASE), None
-
-    return Case(f"fs: {label}", body, expect)
-
-
-def _first_run_dir(tmp: Path) -> Path:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    # The run id as `bench run` makes it: threads resolved and the code fingerprinted (bench.fingerprint).
-    from bench.fingerprint import stamp
-    from bench.suite import expand, load_suite
-
-    return tmp / "runs" / "sweep" / expand(load_suite(BASE), stamp=lambda r: stamp(r, "cpu"))[0].run_id
-
-
-def fs_cases() -> list[Case]:
-    return [
-        read_only_case("--out folder (empty)", _empty("runs")),
-        read_only_case("suite folder (suite.yaml copy)", _empty("runs/sweep")),
-        read_only_case("--out of a finished suite (results.csv)", _finished_out),
-        read_only_case("--reports folder", _empty("rep")),
-        Case("fs: --out on a full 24 KiB tmpfs", full_disk, (1, 2)),
-        in_place("a folder where result.json goes", lambda t: (_first_run_dir(t) / "result.json").mkdir(parents=True), (1,)),
-        in_place("a folder where results.csv goes", lambda t: (t / "runs" / "sweep" / "results.csv").mkdir(parents=True), (1,)),
-        in_place("a folder where index.html goes", lambda t: (t / "rep" / "sweep" / "index.html").mkdir(parents=True), (0,)),
-        in_place("a file where the report folder goes", lambda t: (t / "rep").mkdir() or (t / "rep" / "sweep").write_text("x"), (2,)),
-        in_place("a file where --out goes", lambda t: (t / "runs").write_text("x"), (2,)),
-        in_place("a symlink loop where a run folder goes", lambda t: _loop(_first_run_dir(t)), (1,)),
-    ]
-
-
-def _loop(p: Path) -> None:
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.symlink_to(p.name)
-
-
-# --- leftovers and modes ------------------------------------------------------------------------------
-def temp_files(tmp: Path) -> tuple[Outcome, str | None]:
-    finished(tmp)
-    planted = [tmp / "runs" / "sweep" / ".suite.yaml.x1.tmp", tmp / "rep" / "sweep" / ".index.html.x2.tmp"]
-    for p in planted:
-        p.write_text("partial")
-        os.utime(p, (time.time() - 3600,) * 2)
-    out = run(tmp, BASE)
-    left = [p.name for p in planted if p.exists()]
-    return out, f"left {left}" if left else None
-
-
-def modes(tmp: Path) -> tuple[Outcome, str | None]:
-    old = os.umask(0o022)
-    try:
-        out = run(tmp, BASE)
-    finally:
-        os.umask(old)
-    files = [tmp / "runs/sweep/suite.yaml", tmp / "runs/sweep/results.csv", tmp / "rep/sweep/index.html"]
-    files += list((tmp / "runs" / "sweep").glob("*/result.json"))
-    bad = [f"{f.name} {oct(f.stat().st_mode & 0o777)}" for f in files if f.stat().st_mode & 0o777 != 0o644]
-    return out, f"modes {bad}" if bad else None
-
-
-def other_cases() -> list[Case]:
-    return [Case("tmp: stale .tmp files swept by a rerun", temp_files, (0,)), Case("mode: files honour umask 022", modes, (0,))]
-
-
 # --- driver -------------------------------------------------------------------------------------------
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -428,8 +215,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the case folders (printed)")
     ap.add_argument("--subprocess", action="store_true", help="every case as a real `bench` process (slow)")
     args = ap.parse_args()
-    global SUBPROCESS
-    SUBPROCESS = args.subprocess
+    _faults.SUBPROCESS = args.subprocess
     cases = [
         c
         for c in (*name_cases(), *value_cases(), *result_cases(), *render_cases(), *fs_cases(), *other_cases())

@@ -138,7 +138,7 @@ def _pretraining(results: list[RunResult]) -> list[dict[str, Any]]:
     return [
         {
             "rule": f"seed {rule}" if rule.isdigit() else rule,
-            "why": _SEED_RULES["fixed" if rule.isdigit() else rule] if rule.isdigit() or rule in _SEED_RULES else "",
+            "why": _SEED_RULES.get("fixed" if rule.isdigit() else rule, ""),
             "strategies": ", ".join(sorted({r.strategy for r in rs})),
             "checkpoints": len({(r.adapter, r.pretrain.get("cache_key")) for r in rs}),
             "runs": len(rs),
