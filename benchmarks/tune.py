@@ -30,11 +30,20 @@ ROOT = Path(__file__).resolve().parent.parent
 TUNING_FLOOR = 100  # the seeds rule: hyper-parameters are tuned on seeds >= 100; reports use seeds from 0
 
 
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit 2 (as `bench` does)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def parse_seeds(text: str) -> list[int]:
     lo, _, hi = text.partition("-")
-    seeds = list(range(int(lo), int(hi) + 1)) if hi else [int(s) for s in text.split(",")]
+    try:
+        seeds = list(range(int(lo), int(hi) + 1)) if hi else [int(s) for s in text.split(",")]
+    except ValueError:
+        fail(f"--seeds {text}: expected a range lo-hi or a comma list of integers, e.g. 100-104")
     if min(seeds) < TUNING_FLOOR:
-        sys.exit(f"error: --seeds {text}: tuning uses seeds >= {TUNING_FLOOR} only; the reported seeds start at 0")
+        fail(f"--seeds {text}: tuning uses seeds >= {TUNING_FLOOR} only; the reported seeds start at 0")
     return seeds
 
 
@@ -54,14 +63,14 @@ def parse_try(text: str) -> dict:
     for pair in filter(None, text.split(",")):
         key, eq, value = pair.partition("=")
         if not eq:
-            sys.exit(f"error: --try {text}: expected key=value[,key=value]")
+            fail(f"--try {text}: expected key=value[,key=value]")
         out[key.strip()] = _scalar(value)
     return out
 
 
 def variant_suites(suite: dict, adapter: str, strategies: list[str], seeds: list[int], tries: list[dict]) -> dict[str, dict]:
     if adapter not in suite.get("adapters", {}):
-        sys.exit(f"error: --adapter {adapter}: not in the suite's adapters ({', '.join(suite.get('adapters', {}))})")
+        fail(f"--adapter {adapter}: not in the suite's adapters ({', '.join(suite.get('adapters', {}))})")
     base = copy.deepcopy(suite)
     base["seeds"] = seeds
     if strategies:
