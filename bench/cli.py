@@ -162,7 +162,8 @@ def report(runs_dir: Path, out: Path | None, formats: tuple[str, ...]) -> None:
     """Regenerate tables and the report from RUNS_DIR (runs/<suite>) without training.
 
     --format may be repeated: html (index.html + per-run pages), md (summary.md), tex (summary.tex,
-    booktabs), csv (summary.csv with Δ vs scratch and Welch p-values)."""
+    booktabs), csv (summary.csv: mean, 95% CI and n per metric, the paired Δ against the baseline and its
+    Holm-corrected p-value)."""
     from bench.api import render_report
     from bench.report.export import FILES
 

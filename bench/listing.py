@@ -32,7 +32,7 @@ def render(what: str) -> str:
 
         return _table(
             [
-                (k, "higher" if m.higher_is_better else "lower", ",".join(m.families) if m.families else "all", m.description)
+                (k, m.info.direction, ",".join(m.families) if m.families else "all", m.description)
                 for k, m in METRICS.items()
             ]
         )

@@ -33,9 +33,11 @@ from bench.adapter.batch import Batch, BatchSource
 from bench.adapter.tokens import PixelTokens, from_levels, to_levels
 from bench.core.errors import BenchError
 from bench.data.datasets import ImageData
+from bench.metrics.info import METRIC_INFO
 
 CHECK_BATCH = 4  # tiny on purpose: the check must cost far less than one real step of a large model
 MAX_SHOWN = 80  # an echoed value is cut to this many characters
+HISTORY_COLUMNS = ("step", "train_seconds")  # written by the harness into every history.csv row
 
 
 class ContractError(BenchError):
@@ -113,6 +115,10 @@ def _check_losses(losses: Any, cls: str) -> list[str]:
         return [f"{where} returned {_show(losses)}; expected a non-empty dict of name -> 0-dim float tensor"]
     out = []
     for k, v in losses.items():
+        if k in METRIC_INFO or k in HISTORY_COLUMNS:
+            what = "a metric" if k in METRIC_INFO else "a column the harness writes"
+            out.append(f"{where} returned a loss named {k!r}, which is {what} in history.csv; rename it (e.g. {f'loss_{k}'!r})")
+            continue
         if not isinstance(v, torch.Tensor):
             out.append(
                 f"{where} returned {k!s:.{MAX_SHOWN}} = {_show(v)}; expected a 0-dim float tensor "

@@ -36,7 +36,7 @@ class Metric:
         return self.info.name
 
     @property
-    def higher_is_better(self) -> bool:
+    def higher_is_better(self) -> bool | None:
         return self.info.higher_is_better
 
     @property

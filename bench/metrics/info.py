@@ -18,7 +18,9 @@ COPYING_THRESHOLD = -3.0  # ct_domain (C_T, a Z-score) below this flags `copying
 @dataclass(frozen=True)
 class MetricInfo:
     name: str
-    higher_is_better: bool
+    # True / False: the better end. None: neither end is better — a size (params) or a check whose best
+    # value is `ideal` (ct_domain: ~0); the report then never stars a "best" cell for it.
+    higher_is_better: bool | None
     description: str
     unit: str = ""
     families: tuple[str, ...] | None = None  # None: every family
@@ -28,6 +30,18 @@ class MetricInfo:
     # The values the metric can take. The report draws a t-interval clipped to them (a recall interval of
     # [-0.9, 2.1] from 2 seeds says nothing beyond [0, 1]); the numbers in tables and csv stay unclipped.
     bounds: tuple[float | None, float | None] = (None, None)
+    ideal: float | None = None  # the best value when it is neither end (ct_domain: 0); needs higher_is_better None
+
+    @property
+    def direction(self) -> str:
+        """The one wording of a metric's direction, used by the report, its exports and `bench list metrics`."""
+        return direction_text(self.higher_is_better, self.ideal)
+
+
+def direction_text(higher_is_better: bool | None, ideal: float | None = None) -> str:
+    if higher_is_better is not None:
+        return "higher is better" if higher_is_better else "lower is better"
+    return f"closest to {ideal:g} is best" if ideal is not None else "no better direction (a size, not a score)"
 
 
 NONNEG = (0.0, None)
@@ -46,7 +60,7 @@ METRIC_INFO: dict[str, MetricInfo] = _rows(
     MetricInfo("total_seconds", False, "pretrain + train seconds: the compute a result cost", "s", cost=True, bounds=NONNEG),
     MetricInfo("images_per_second", True, "training images processed per second", "img/s", cost=True, bounds=NONNEG),
     MetricInfo("peak_memory_mb", False, "peak CPU RSS, or CUDA max allocated on GPU", "MB", cost=True, bounds=NONNEG),
-    MetricInfo("params", False, "trainable and frozen parameters of all the adapter's networks", cost=True, bounds=NONNEG),
+    MetricInfo("params", None, "trainable and frozen parameters of all the adapter's networks", cost=True, bounds=NONNEG),
     # --- likelihood ---
     MetricInfo("bpd", False, "bits per dimension of the test split", "bits/dim", families=LIKELIHOOD_FAMILIES, bounds=NONNEG),
     # --- fidelity in the domain classifier's feature space ---
@@ -59,10 +73,11 @@ METRIC_INFO: dict[str, MetricInfo] = _rows(
     # --- memorisation: higher = less copying, but ~0 is ideal (a check, not a score to maximise) ---
     MetricInfo(
         "ct_domain",
-        True,
+        None,
         "data-copying test C_T (Meehan et al. 2020): ~0 like fresh data, < -3 copying, > 0 far from the training set",
         periodic=False,
         flag_below=COPYING_THRESHOLD,  # the verdict flags `memorisation` below it
+        ideal=0.0,
     ),
     # --- mode coverage ---
     MetricInfo("modes", True, "classes covered by generated samples (>= 1 sample each)", bounds=NONNEG),

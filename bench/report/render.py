@@ -72,7 +72,7 @@ def _cell_view(c: Cell, notes: export.Footnotes) -> dict[str, Any]:
         "delta": fmt_delta(c.delta) if c.delta is not None else "",
         "stars": c.stars,
         "p": fmt_p(c.p, c.note) if c.delta is not None else "",
-        "values": ", ".join(fmt_num(v) for v in c.values),
+        "seed_values": ", ".join(fmt_num(v) for v in c.values),  # not "values": jinja's c.values is dict.values
     }
 
 
@@ -101,17 +101,17 @@ def _provenance(results: list[RunResult], suite_dir: Path) -> dict[str, Any]:
     yaml_path = suite_dir / "suite.yaml"
     return {
         "suite_yaml": yaml_path.read_text() if yaml_path.is_file() else "",
-        "protocols": [(json.dumps(p, indent=2, sort_keys=True), n) for p, n in _distinct([r.protocol for r in results])],
+        "protocols": [(json.dumps(p, indent=2, sort_keys=True, ensure_ascii=False), n) for p, n in _distinct([r.protocol for r in results])],
         "classifiers": [
             {
                 "accuracy": _acc(c, "accuracy"),
                 "digit_accuracy": _acc(c, "digit_accuracy"),
-                "json": json.dumps(c, indent=2, sort_keys=True),
+                "json": json.dumps(c, indent=2, sort_keys=True, ensure_ascii=False),
                 "n": n,
             }
             for c, n in _distinct([(r.metric_info or {}).get("domain_classifier") for r in results])
         ],
-        "versions": [(json.dumps(v, indent=2, sort_keys=True), n) for v, n in _distinct([e.get("versions") for e in env])],
+        "versions": [(json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False), n) for v, n in _distinct([e.get("versions") for e in env])],
         "pretraining": _pretraining(results),
         "commits": _distinct([e.get("git_commit") for e in env]),
         "devices": _distinct([e.get("device") for e in env]),
@@ -152,36 +152,69 @@ def _suite_name(results: list[RunResult], suite_dir: Path) -> str:
     return str(Counter(names).most_common(1)[0][0]) if names else suite_dir.name
 
 
-def _copy_samples(results: list[RunResult], suite_dir: Path, img_dir: Path) -> dict[str, str]:
-    """Copy each run's samples.png beside the page; run_id → relative src (from the report root)."""
-    out: dict[str, str] = {}
+SAMPLE_TARGET_PX = 280  # a sample grid is shown at the largest integer multiple of its size that fits this
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height of a PNG from its header (IHDR), without decoding it."""
+    head = path.read_bytes()[:24]
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return (0, 0)
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _image(src_file: Path, rel: str) -> dict[str, Any]:
+    """An image as the page shows it: its file, and a width and height that are an integer multiple of its
+    pixel size. A fractional scale (the old `width: 160px` on a 265-px grid) drops rows and columns of a
+    nearest-neighbour grid, which turns 8-px digits into stripes."""
+    w, h = png_size(src_file)
+    k = max(1, SAMPLE_TARGET_PX // w) if w else 1
+    return {"src": rel, "w": w * k, "h": h * k, "scale": k, "px": f"{w}×{h}"}
+
+
+def _copy_samples(results: list[RunResult], suite_dir: Path, img_dir: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Copy each run's samples.png beside the page, and its real.png (real test images, drawn the same way)
+    once per distinct file. Returns run_id → sample image, run_id → real image (see `_image`)."""
+    samples: dict[str, dict] = {}
+    real: dict[str, dict] = {}
+    seen: dict[bytes, dict] = {}
     for r in results:
         src = suite_dir / r.run_id / "samples.png"
         if src.is_file():
             name = f"{runpage.safe_name(r.run_id)}.png"
             shutil.copyfile(src, img_dir / name)
-            out[r.run_id] = f"img/runs/{name}"
-    return out
+            samples[r.run_id] = _image(img_dir / name, f"img/runs/{name}")
+        ref = suite_dir / r.run_id / "real.png"
+        if ref.is_file():
+            data = ref.read_bytes()
+            if data not in seen:
+                name = f"real_{len(seen)}.png"
+                (img_dir / name).write_bytes(data)
+                seen[data] = _image(img_dir / name, f"img/runs/{name}")
+            real[r.run_id] = seen[data]
+    return samples, real
 
 
-def _sample_grid(rows: list[Row], samples: dict[str, str], by_id: dict[str, RunResult]) -> list[dict[str, Any]]:
-    """One image per adapter × strategy (the lowest completed seed), whatever the number of seeds."""
+def _sample_grid(rows: list[Row], samples: dict[str, dict], real: dict[str, dict], by_id: dict[str, RunResult]) -> list[dict[str, Any]]:
+    """Per adapter: the real-image grid, then one sample grid per strategy (the lowest completed seed)."""
     grid = []
     for adapter in sorted({r.adapter for r in rows}):
         cells = []
+        ref = None
         for r in (r for r in rows if r.adapter == adapter):
             done = sorted((i for i in r.run_ids if i in samples), key=lambda i: by_id[i].seed)
             pick = done[0] if done else None
+            ref = ref or next((real[i] for i in r.run_ids if i in real), None)
             cells.append(
                 {
                     "strategy": r.strategy,
-                    "src": samples[pick] if pick else None,
+                    "img": samples[pick] if pick else None,
                     "href": f"runs/{runpage.safe_name(pick)}.html" if pick else None,
                     "seed": by_id[pick].seed if pick else None,
                     "why": "" if pick else (r.problems or "no samples.png"),
                 }
             )
-        grid.append({"adapter": adapter, "cells": cells})
+        grid.append({"adapter": adapter, "real": ref, "cells": cells})
     return grid
 
 
@@ -318,11 +351,11 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
     (out_dir / "runs").mkdir()
     by_id = {r.run_id: r for r in results}
     histories = {i: runpage.read_history(suite_dir / i / "history.csv") for i in by_id}
-    samples = _copy_samples(results, suite_dir, out_dir / "img" / "runs")
+    samples, real = _copy_samples(results, suite_dir, out_dir / "img" / "runs")
     env = _env()
     run_tpl = env.get_template("run.html")
     for i, r in by_id.items():
-        src = f"../{samples[i]}" if i in samples else None
+        src = f"../{samples[i]['src']}" if i in samples else None
         page = run_tpl.render(suite=suite, **runpage.context(r, histories[i], meta, src))
         (out_dir / "runs" / f"{runpage.safe_name(i)}.html").write_text(page, encoding="utf-8")
     headline = quality + (["total_seconds"] if "total_seconds" in cost else [])
@@ -358,7 +391,7 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
         baseline=verdict.baseline if verdict else baseline_strategy(rows),
         verdict=verdict_view,
         figs=figs,
-        sample_grid=_sample_grid(rows, samples, by_id),
+        sample_grid=_sample_grid(rows, samples, real, by_id),
         strategies=sorted({r.strategy for r in rows}),
         unfinished=unfinished,
         problems=[_run_link(p) for p in problems],

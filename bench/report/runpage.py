@@ -77,7 +77,7 @@ def curves(cols: list[str], rows: list[dict[str, float]], meta: dict[str, Metric
 
 
 def _json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=str) if obj not in (None, {}, []) else ""
+    return json.dumps(obj, indent=2, sort_keys=True, default=str, ensure_ascii=False) if obj not in (None, {}, []) else ""
 
 
 def context(

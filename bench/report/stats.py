@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.metrics.info import COST_METRICS, metric_info
+from bench.metrics.info import COST_METRICS, direction_text, metric_info
 from bench.stats.aggregate import seed_stats
 from bench.store.result import RunResult
 
@@ -33,6 +33,8 @@ class MetricMeta:
     cost: bool = False  # measured by the runner (time, memory, size), not computed from samples
     flag_below: float | None = None  # a value below this flags the run in the verdict (e.g. data copying)
     bounds: tuple[float | None, float | None] = (None, None)  # the values the metric can take
+    known: bool = True  # in the metric table (an older or out-of-tree metric is not)
+    ideal: float | None = None  # the best value when neither end is better (ct_domain: 0)
 
     def span(self, mean: float, half: float) -> tuple[float, float]:
         """mean ± half, clipped to the metric's bounds: the interval a figure draws."""
@@ -41,13 +43,15 @@ class MetricMeta:
 
     @property
     def arrow(self) -> str:
-        return {True: "↑", False: "↓", None: "?"}[self.higher_is_better]
+        if not self.known:
+            return "?"
+        if self.higher_is_better is None:
+            return f"→{self.ideal:g}" if self.ideal is not None else ""
+        return "↑" if self.higher_is_better else "↓"
 
     @property
     def direction(self) -> str:
-        return {True: "higher is better", False: "lower is better", None: "direction unknown (metric not registered)"}[
-            self.higher_is_better
-        ]
+        return direction_text(self.higher_is_better, self.ideal) if self.known else "direction unknown (metric not registered)"
 
 
 @dataclass
@@ -99,10 +103,11 @@ def metric_meta(names: list[str]) -> dict[str, MetricMeta]:
     for name in names:
         info = metric_info(name)
         if info is None:
-            out[name] = MetricMeta(name, None)
+            out[name] = MetricMeta(name, None, known=False)
         else:
             out[name] = MetricMeta(
-                name, info.higher_is_better, info.unit, info.description, cost=info.cost, flag_below=info.flag_below, bounds=info.bounds
+                name, info.higher_is_better, info.unit, info.description, cost=info.cost, flag_below=info.flag_below, bounds=info.bounds,
+                ideal=info.ideal,
             )
     return out
 

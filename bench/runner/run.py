@@ -75,6 +75,8 @@ class Runner:
             return self._finish(adapter, data, state, status="diverged", error=d.reason, extra={"diverged_at": d.step})
         final = self.evaluator.final(adapter, data, state, self.memory)
         save_grid(final.samples, self.dir / "samples.png")
+        # The same number of real test images, drawn the same way: the report shows them beside the samples.
+        save_grid(data.test_x[: len(final.samples)].cpu(), self.dir / "real.png")
         return self._finish(
             adapter,
             data,
