@@ -1,0 +1,98 @@
+"""Texts a researcher reads in the report and the CLI (issue 24): each wrong text once found, with its test.
+
+Directions come from one table (bench/metrics/info.py); a loss key may not shadow a metric name; sample grids
+are shown at an integer scale beside real images. Rendering only: hand-written result.json records.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from _reports import make_result, typed, write_suite
+from click.testing import CliRunner
+from PIL import Image
+
+from baselines.dummy import Dummy
+from bench.adapter.contract import check_adapter
+from bench.cli import main
+from bench.metrics.info import METRIC_INFO
+from bench.report import stats
+from bench.report.render import SAMPLE_TARGET_PX, render_report
+from bench.suite.schema import parse
+
+
+def test_report_help_promises_no_welch_p_values():
+    out = CliRunner().invoke(main, ["report", "--help"]).output
+    assert "Welch" not in out and "Holm" in out
+
+
+def test_directions_come_from_the_metric_table():
+    meta = stats.metric_meta(["ct_domain", "params", "fid_domain", "not_a_metric"])
+    assert meta["ct_domain"].direction == "closest to 0 is best" and meta["ct_domain"].arrow == "→0"
+    assert meta["params"].direction.startswith("no better direction") and meta["params"].arrow == ""
+    assert meta["fid_domain"].direction == "lower is better" and meta["fid_domain"].arrow == "↓"
+    assert meta["not_a_metric"].arrow == "?"
+    for name, info in METRIC_INFO.items():  # one wording, shared by the report and `bench list metrics`
+        assert meta_direction(name) == info.direction
+
+
+def meta_direction(name: str) -> str:
+    return stats.metric_meta([name])[name].direction
+
+
+def test_no_best_star_for_a_metric_whose_ideal_is_a_value():
+    # scratch's 8.14 was starred "best" on ct_domain, though ~0 is ideal
+    res = [make_result("cnn_gan", s, seed, metrics={"ct_domain": v + seed}) for s, v in (("scratch", 8.14), ("supervised", 0.1)) for seed in (0, 1)]
+    rows = stats.build_rows(typed(res), ["ct_domain"], stats.metric_meta(["ct_domain"]))
+    assert not any(r.cells["ct_domain"].best for r in rows)
+
+
+def test_list_metrics_says_the_direction(monkeypatch):
+    out = CliRunner().invoke(main, ["list", "metrics"]).output
+    line = next(ln for ln in out.splitlines() if ln.startswith("ct_domain"))
+    assert "closest to 0 is best" in line and "higher" not in line.split("data-copying")[0]
+
+
+def test_cell_hover_lists_the_seed_values_and_one_point_is_singular(tmp_path):
+    res = [make_result("cnn_gan", "scratch", s, metrics={"fid_domain": 40.0 + s}) for s in (0, 1)]
+    res[0]["protocol"] = {"version": "test", "note": "a · b"}
+    suite_dir = write_suite(tmp_path, res)
+    # a column logged once (eval_every: 0 logs only the final evaluation)
+    (suite_dir / res[0]["run_id"] / "history.csv").write_text("step,train_seconds,loss,fid_domain\n1,0.1,2.0,\n2,0.2,1.5,30\n")
+    html = render_report(suite_dir, tmp_path / "rep")["html"].read_text()
+    assert "built-in method" not in html
+    assert 'title="seeds: 40, 41' in html
+    assert "\\u00b7" not in html and "a · b" in html  # the protocol JSON keeps its characters
+    page = (tmp_path / "rep" / "runs" / f"{res[0]['run_id']}.html").read_text()
+    assert "(1 points)" not in page and "(1 point)" in page
+
+
+class ShadowingLoss(Dummy):
+    def train_step(self, batch, step):
+        return {"bpd": super().train_step(batch, step)["nll"]}
+
+
+def test_a_loss_named_like_a_metric_is_refused_in_one_line():
+    from bench.data.datasets import load_dataset
+    from bench.suite.spec import DatasetSpec
+
+    data = load_dataset(DatasetSpec(name="digits"))
+    lines = check_adapter(lambda: ShadowingLoss(parse(Dummy.Config, {}, "adapters.x"), data.info, "cpu"), data, "cpu")
+    assert len(lines) == 1 and "loss named 'bpd'" in lines[0] and "rename it" in lines[0] and "\n" not in lines[0], lines
+
+
+@pytest.mark.parametrize("side", [8, 16, 265, 400])
+def test_sample_grids_at_an_integer_scale_beside_real_images(tmp_path, side):
+    res = [make_result("cnn_gan", "scratch", 0, metrics={"fid_domain": 40.0})]
+    suite_dir = write_suite(tmp_path, res)
+    run = suite_dir / res[0]["run_id"]
+    Image.new("L", (side, side), 128).save(run / "samples.png")
+    Image.new("L", (side, side), 200).save(run / "real.png")
+    html = render_report(suite_dir, tmp_path / "rep")["html"].read_text()
+    imgs = re.findall(r'<img src="(img/runs/[^"]+)" width="(\d+)" height="(\d+)"', html)
+    assert {src.rsplit("/", 1)[1].startswith("real") for src, _, _ in imgs} == {True, False}  # real beside samples
+    for _, w, h in imgs:
+        assert int(w) % side == 0 and int(h) % side == 0 and int(w) >= side  # never shrunk, never fractional
+        assert int(w) <= max(side, SAMPLE_TARGET_PX)
+    assert 'href="img/runs/' in html  # click for the full-size file
