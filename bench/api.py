@@ -128,9 +128,21 @@ def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only:
 
 
 def _dry_run(plan: _Plan, echo: Echo) -> pd.DataFrame:
+    from bench.core.errors import BenchError
+
+    try:
+        na = not_applicable(plan.suite)
+    except BenchError:  # no data on disk to build the adapters: the list is still useful without the forecast
+        na = {}
+    rows = []
     for r in plan.runs:
-        echo(f"  {'run ' if r in plan.todo else 'done'}  {r.run_id}")
-    rows = [{"run_id": r.run_id, "adapter": r.adapter, "strategy": r.strategy, "seed": r.seed, "todo": r in plan.todo} for r in plan.runs]
+        why = na.get((r.adapter, r.strategy))
+        echo(f"  {'run ' if r in plan.todo else 'done'}  {r.run_id}" + (f"  (n/a: {why})" if why and r in plan.todo else ""))
+        rows.append({"run_id": r.run_id, "adapter": r.adapter, "strategy": r.strategy, "seed": r.seed, "todo": r in plan.todo, "na": why})
+    if na:
+        echo(
+            f"{sum(1 for r in plan.runs if (r.adapter, r.strategy) in na)} runs will be n/a by design (the strategy needs a part the adapter lacks)"
+        )
     return pd.DataFrame(rows)
 
 
@@ -284,6 +296,36 @@ def contract_violations(suite: Suite, file: str = "<dict>") -> list[str]:
         for line in check_adapter(lambda cls=cls, config=config: cls(config, data.info, "cpu"), data, "cpu"):
             lines.append(f"{file}: adapters.{key}: {line}")
     return lines
+
+
+def not_applicable(suite: Suite) -> dict[tuple[str, str], str]:
+    """(adapter, strategy) → why its runs will be n/a, from the adapter's parts alone: the checks a run makes
+    before it trains (`parts:` against the task's roles, `freeze:` against the parts' blocks), on a throwaway
+    adapter built on the CPU. A task can still find out later (e.g. a decoder's output size), so this is a
+    forecast for `bench validate` and `--dry-run`. Raises DataUnavailable when the data set is not on disk."""
+    from bench.adapter.base import get_adapter
+    from bench.data.datasets import load_dataset
+    from bench.runner.pretrain import apply_freeze
+    from bench.suite.schema import parse
+    from bench.tasks import BY_NAME
+    from bench.tasks.common import ALL_PARTS, select_parts
+    from bench.tasks.strategy import StrategyNotApplicable
+
+    data = load_dataset(dataclasses.replace(suite.dataset, download=False))
+    out: dict[tuple[str, str], str] = {}
+    for key, block in suite.adapters.items():
+        cls = get_adapter(key, where=f"adapters.{key}")
+        config = parse(cls.Config, block or {}, f"adapters.{key}")
+        for name, spec in suite.strategies.items():
+            task = BY_NAME[spec.task]
+            adapter = cls(config, data.info, "cpu")
+            try:
+                if task.train is not None and not (task.whole_model and (spec.parts is None or any(p in ALL_PARTS for p in spec.parts))):
+                    select_parts(adapter, spec.parts, task.roles, task.name)
+                apply_freeze(adapter, spec.freeze)
+            except StrategyNotApplicable as why:
+                out[(key, name)] = str(why)
+    return out
 
 
 def _report_is_current(suite_dir: Path, report: Path) -> bool:

@@ -107,7 +107,7 @@ def run(
 def validate(suite: Path) -> None:
     """Check SUITE (schema, adapter configs, metrics, strategies) and each adapter's contract (one
     train_step, sample and log_likelihood on a tiny batch, on the CPU) without running the suite."""
-    from bench.api import contract_violations
+    from bench.api import contract_violations, not_applicable
     from bench.core.errors import DataUnavailable
     from bench.suite.load import expand, load_suite
 
@@ -123,9 +123,14 @@ def validate(suite: Path) -> None:
     if violations:
         sys.exit(2)
     axes = "".join(f" × {len(v)} {k} ({', '.join(map(str, v))})" for k, v in s.sweep.items())
+    na = {} if checked.startswith("adapter contracts not checked") else not_applicable(s)
+    per_pair = n // max(1, len(s.adapters) * len(s.strategies))
     click.echo(
         f"{suite}: ok — {len(s.adapters)} adapters × {len(s.strategies)} strategies × {len(s.seeds)} seeds{axes} = {n} runs; {checked}"
+        + (f"; {len(na) * per_pair} runs will be n/a by design:" if na else "")
     )
+    for (adapter, strategy), why in sorted(na.items()):
+        click.echo(f"  n/a  {adapter} × {strategy}: {' '.join(why.splitlines())}")
 
 
 @main.group()

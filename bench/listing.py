@@ -30,12 +30,7 @@ def render(what: str) -> str:
     if what == "metrics":
         from bench.metrics import METRICS
 
-        return _table(
-            [
-                (k, m.info.direction, ",".join(m.families) if m.families else "all", m.description)
-                for k, m in METRICS.items()
-            ]
-        )
+        return _table([(k, m.info.direction, ",".join(m.families) if m.families else "all", m.description) for k, m in METRICS.items()])
     if what == "strategies":
         from bench.tasks import describe_tasks
 

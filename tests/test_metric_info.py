@@ -54,7 +54,9 @@ def test_bench_report_never_imports_torch(tmp_path: Path) -> None:
     metrics = [c.replace("\\_", "_") for c in metrics]  # Markdown escapes the underscores
     names = [c.split(" ")[0] for c in metrics]
     meta = metric_meta(names)  # params has no arrow (no better direction), ct_domain "→0": all from the one table
-    assert len(metrics) >= 5 and all(c == f"{n} {meta[n].arrow}".strip() and meta[n].known for c, n in zip(metrics, names, strict=True)), header
+    assert len(metrics) >= 5 and all(c == f"{n} {meta[n].arrow}".strip() and meta[n].known for c, n in zip(metrics, names, strict=True)), (
+        header
+    )
 
 
 def test_registry_and_table_hold_the_same_metrics() -> None:

@@ -43,7 +43,11 @@ def meta_direction(name: str) -> str:
 
 def test_no_best_star_for_a_metric_whose_ideal_is_a_value():
     # scratch's 8.14 was starred "best" on ct_domain, though ~0 is ideal
-    res = [make_result("cnn_gan", s, seed, metrics={"ct_domain": v + seed}) for s, v in (("scratch", 8.14), ("supervised", 0.1)) for seed in (0, 1)]
+    res = [
+        make_result("cnn_gan", s, seed, metrics={"ct_domain": v + seed})
+        for s, v in (("scratch", 8.14), ("supervised", 0.1))
+        for seed in (0, 1)
+    ]
     rows = stats.build_rows(typed(res), ["ct_domain"], stats.metric_meta(["ct_domain"]))
     assert not any(r.cells["ct_domain"].best for r in rows)
 
@@ -96,3 +100,46 @@ def test_sample_grids_at_an_integer_scale_beside_real_images(tmp_path, side):
         assert int(w) % side == 0 and int(h) % side == 0 and int(w) >= side  # never shrunk, never fractional
         assert int(w) <= max(side, SAMPLE_TARGET_PX)
     assert 'href="img/runs/' in html  # click for the full-size file
+
+
+def test_na_runs_are_one_grey_matrix_and_never_red(tmp_path):
+    why = "task 'autoregressive' needs a 'sequence' part"
+    res = [make_result("cnn_gan", "scratch", s, metrics={"fid_domain": 40.0 + s}) for s in (0, 1)]
+    res += [make_result("cnn_gan", "ar", s, status="not_applicable", error=why) for s in (0, 1)]
+    res += [make_result("vae", "scratch", 0, status="failed", error="RuntimeError: boom")]
+    html = render_report(write_suite(tmp_path, res), tmp_path / "rep")["html"].read_text()
+    matrix = html.split('id="na"', 1)[1].split('id="problems"', 1)[0]
+    assert "Not applicable by design (2 runs)" in html and matrix.count("n/a<sup>") == 1  # one cell per pair
+    assert "needs a &#39;sequence&#39; part" in matrix
+    failed = html.split('id="problems"', 1)[1].split('id="runs"', 1)[0]
+    assert "RuntimeError: boom" in failed and "sequence" not in failed  # the failure section has failures only
+    # in the run lists the n/a reason is grey, the failure red
+    assert re.search(r'<td class="why">task &#39;autoregressive', html) and '<td class="err">RuntimeError: boom' in html
+
+
+NA_SUITE = """
+name: na
+dataset: {name: digits}
+budget: {steps: 2, eval_every: 0, batch_size: 8}
+eval: {num_samples: 16, metrics: [modes]}
+seeds: [0, 1]
+runner: {threads: 1}
+adapters: {dummy: {}}
+strategies:
+  scratch: {}
+  ar: {task: autoregressive, steps: 1, source: {name: digits}}
+"""
+
+
+@pytest.mark.slow  # builds the adapters twice (validate, dry run)
+def test_validate_and_dry_run_mark_na_runs(tmp_path):
+    suite = tmp_path / "na.yaml"
+    suite.write_text(NA_SUITE)
+    out = CliRunner().invoke(main, ["validate", str(suite)])
+    assert out.exit_code == 0, out.output
+    assert "2 runs will be n/a by design" in out.output
+    assert "n/a  dummy × ar: autoregressive needs a part with role sequence" in out.output
+    dry = CliRunner().invoke(main, ["run", str(suite), "--dry-run", "--out", str(tmp_path / "runs")])
+    assert dry.exit_code == 0, dry.output
+    marked = [ln for ln in dry.output.splitlines() if "(n/a:" in ln]
+    assert len(marked) == 2 and all("dummy-ar-" in ln for ln in marked), dry.output

@@ -101,7 +101,9 @@ def _provenance(results: list[RunResult], suite_dir: Path) -> dict[str, Any]:
     yaml_path = suite_dir / "suite.yaml"
     return {
         "suite_yaml": yaml_path.read_text() if yaml_path.is_file() else "",
-        "protocols": [(json.dumps(p, indent=2, sort_keys=True, ensure_ascii=False), n) for p, n in _distinct([r.protocol for r in results])],
+        "protocols": [
+            (json.dumps(p, indent=2, sort_keys=True, ensure_ascii=False), n) for p, n in _distinct([r.protocol for r in results])
+        ],
         "classifiers": [
             {
                 "accuracy": _acc(c, "accuracy"),
@@ -111,7 +113,9 @@ def _provenance(results: list[RunResult], suite_dir: Path) -> dict[str, Any]:
             }
             for c, n in _distinct([(r.metric_info or {}).get("domain_classifier") for r in results])
         ],
-        "versions": [(json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False), n) for v, n in _distinct([e.get("versions") for e in env])],
+        "versions": [
+            (json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False), n) for v, n in _distinct([e.get("versions") for e in env])
+        ],
         "pretraining": _pretraining(results),
         "commits": _distinct([e.get("git_commit") for e in env]),
         "devices": _distinct([e.get("device") for e in env]),
@@ -261,6 +265,31 @@ def _sweep_figure(sweep: tuple[pd.DataFrame, str] | None, strategies: list[str],
     return {"src": "img/sweep.png", "axes": axes, "metric": metric} if drawn else None
 
 
+def _na_matrix(results: list[RunResult]) -> dict[str, Any] | None:
+    """The runs that are n/a by design (a strategy needs a part the adapter lacks) as one adapter × strategy
+    matrix of grey cells with numbered reasons: a property of the pair, not a failure, so not in red."""
+    na = [r for r in results if r.status == "not_applicable"]
+    if not na:
+        return None
+    notes = export.Footnotes()
+    by_pair: dict[tuple[str, str], list[RunResult]] = {}
+    for r in results:
+        by_pair.setdefault((r.adapter, r.strategy), []).append(r)
+    strategies = sorted({r.strategy for r in results})
+    rows = []
+    for adapter in sorted({r.adapter for r in results}):
+        cells = []
+        for s in strategies:
+            runs = by_pair.get((adapter, s), [])
+            why = [r.error or "not applicable" for r in runs if r.status == "not_applicable"]
+            if why:
+                cells.append({"na": True, "ref": notes.ref(Counter(why).most_common(1)[0][0]), "n": len(why), "of": len(runs)})
+            else:
+                cells.append({"na": False, "of": len(runs)})
+        rows.append({"adapter": adapter, "cells": cells})
+    return {"strategies": strategies, "rows": rows, "reasons": notes.items, "n": len(na)}
+
+
 def _run_link(r: RunResult) -> dict[str, Any]:
     """What a row of the runs tables shows (templates/_macros.html runs_table)."""
     return {
@@ -364,7 +393,7 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
     cost_views = [_row_view(r, cost, notes, by_id) for r in rows]
     adapters = sorted({r.adapter for r in rows})
     status_totals = Counter(r.status for r in results)
-    problems = [r for r in results if r.status != "completed"]
+    problems = [r for r in results if r.status in ("failed", "diverged")]  # n/a runs: the grey matrix
     # Run folders without a valid result.json: still running, interrupted, or corrupt. Never silently dropped.
     unfinished = sorted(d.name for d in suite_dir.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in by_id)
     prov = _provenance(results, suite_dir)
@@ -395,6 +424,7 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
         strategies=sorted({r.strategy for r in rows}),
         unfinished=unfinished,
         problems=[_run_link(p) for p in problems],
+        na_matrix=_na_matrix(results),
         runs_by_adapter=[(a, [_run_link(r) for r in results if r.adapter == a]) for a in adapters],
         exports=[(f, n) for f, n in export.FILES.items() if (out_dir / n).is_file()],
         prov=prov,

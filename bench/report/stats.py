@@ -106,7 +106,13 @@ def metric_meta(names: list[str]) -> dict[str, MetricMeta]:
             out[name] = MetricMeta(name, None, known=False)
         else:
             out[name] = MetricMeta(
-                name, info.higher_is_better, info.unit, info.description, cost=info.cost, flag_below=info.flag_below, bounds=info.bounds,
+                name,
+                info.higher_is_better,
+                info.unit,
+                info.description,
+                cost=info.cost,
+                flag_below=info.flag_below,
+                bounds=info.bounds,
                 ideal=info.ideal,
             )
     return out
