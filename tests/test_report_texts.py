@@ -7,6 +7,7 @@ are shown at an integer scale beside real images. Rendering only: hand-written r
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from _reports import make_result, typed, write_suite
@@ -143,3 +144,28 @@ def test_validate_and_dry_run_mark_na_runs(tmp_path):
     assert dry.exit_code == 0, dry.output
     marked = [ln for ln in dry.output.splitlines() if "(n/a:" in ln]
     assert len(marked) == 2 and all("dummy-ar-" in ln for ln in marked), dry.output
+
+
+def test_report_folder_carries_its_csvs_a_reproduce_box_and_a_citation(tmp_path):
+    res = [make_result("cnn_gan", "scratch", s, metrics={"fid_domain": 40.0 + s}) for s in (0, 1)]
+    suite_dir = write_suite(tmp_path, res, suite_yaml="name: t\nseeds: [0, 1]\n")
+    for name in ("results.csv", "summary.csv", "comparisons.csv"):
+        (suite_dir / name).write_text(f"{name},x\n1,2\n")
+    rep = tmp_path / "rep"
+    html = render_report(suite_dir, rep)["html"].read_text()
+    for name in ("results.csv", "summary.csv", "comparisons.csv", "suite.yaml"):
+        assert (rep / "data" / name).read_text() == (suite_dir / name).read_text()
+        assert f'href="data/{name}"' in html
+    box = html.split('id="reproduce"', 1)[1].split('id="provenance"', 1)[0]
+    assert "git checkout abc123" in box and "bench run REPORT/data/suite.yaml" in box
+    assert "@software{bench_pretrain" in box and "commit abc123" in box and "year = {2026}" in box
+
+
+def test_citation_cff_and_the_report_bibtex_agree():
+    import yaml
+
+    from bench.core.version import __version__
+    from bench.report import cite
+
+    cff = yaml.safe_load((Path(__file__).resolve().parents[1] / "CITATION.cff").read_text())
+    assert cff["title"] == cite.TITLE and cff["authors"][0]["name"] == cite.AUTHORS and str(cff["version"]) == __version__

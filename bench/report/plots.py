@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from bench.metrics.info import metric_info
 from bench.report.stats import MetricMeta, Row
 
 History = list[dict[str, float]]  # rows of history.csv, numbers only (blank cells dropped)
@@ -21,6 +22,7 @@ SKIP_COLS = {"step", "train_seconds"}
 P = ParamSpec("P")
 R = TypeVar("R")
 MAX_PANELS = 4
+MAX_CURVES = 9  # learning-curve panels per adapter, three to a row
 
 
 def _plain_text(fn: Callable[P, R]) -> Callable[P, R]:
@@ -62,9 +64,9 @@ def strategy_colors(strategies: list[str]) -> dict[str, str]:
 
 
 def curve_columns(histories: list[History], quality: list[str]) -> list[str]:
-    """Which history columns to draw: up to two evaluated quality metrics, then training losses, at most
-    MAX_PANELS. A column logged at one step only (eval_every: 0 logs only the final evaluation) is no
-    curve, so columns with more points win."""
+    """Which history columns to draw: every numeric training column the adapter logged (`loss`, `nll`,
+    `loss_d`, `kl`, ...: whatever its train_step returns), then up to two evaluated quality metrics, at most
+    MAX_CURVES. A column logged at one step only (eval_every: 0 logs only the final evaluation) is no curve."""
     points: dict[str, set[float]] = defaultdict(set)
     for h in histories:
         for row in h:
@@ -72,9 +74,9 @@ def curve_columns(histories: list[History], quality: list[str]) -> list[str]:
                 if k not in SKIP_COLS:
                     points[k].add(row["step"])
     curves = [k for k in points if len(points[k]) > 1]
+    training = sorted(k for k in curves if metric_info(k) is None)
     evals = [m for m in quality if m in curves][:2]
-    losses = sorted(k for k in curves if k not in quality and "loss" in k)
-    return (evals + losses)[:MAX_PANELS]
+    return (training + evals)[:MAX_CURVES]
 
 
 def mean_curve(histories: list[History], col: str) -> tuple[list[float], list[float], list[float]]:
@@ -98,21 +100,25 @@ def mean_curve(histories: list[History], col: str) -> tuple[list[float], list[fl
 def learning_curves(
     adapter: str, histories: dict[str, list[History]], quality: list[str], meta: dict[str, MetricMeta], colors: dict[str, str], path: Path
 ) -> bool:
-    """One figure for one adapter: a panel per curve column, a line per strategy (mean over seeds, ±1 std band)."""
+    """One figure for one adapter: a panel per curve column (three to a row), a line per strategy (mean over
+    seeds, ±1 std band), one legend to the right of the panels. The title is the page's caption, not drawn."""
     cols = curve_columns([h for hs in histories.values() for h in hs], quality)
     if not cols:
         return False
-    fig = _figure(3.2 * len(cols), 2.6)
-    _margins(fig, 3.2 * len(cols), 2.6)
-    axes = fig.subplots(1, len(cols), squeeze=False)[0]
-    for ax, col in zip(axes, cols, strict=True):
+    from matplotlib.lines import Line2D
+
+    ncol = min(len(cols), 3)
+    nrow = math.ceil(len(cols) / ncol)
+    w, h = 3.0 * ncol + 1.8, 2.4 * nrow + 0.2
+    fig = _figure(w, h)
+    fig.subplots_adjust(left=0.75 / w, right=1 - 1.9 / w, bottom=0.55 / h, top=1 - 0.35 / h, wspace=0.35, hspace=0.6)
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax, col in zip(axes, cols, strict=False):
         for strategy, hs in sorted(histories.items()):
             steps, mean, std = mean_curve(hs, col)
             if not steps:
                 continue
-            ax.plot(
-                steps, mean, color=colors[strategy], label=f"{strategy} (n={len(hs)})", lw=1.4, marker="o" if len(steps) < 6 else None, ms=3
-            )
+            ax.plot(steps, mean, color=colors[strategy], lw=1.4, marker="o" if len(steps) < 6 else None, ms=3)
             if any(std):
                 ax.fill_between(
                     steps,
@@ -122,13 +128,15 @@ def learning_curves(
                     alpha=0.15,
                     lw=0,
                 )
-        arrow = f" {meta[col].arrow}" if col in meta else ""
+        arrow = f" {meta[col].arrow}" if col in meta and meta[col].arrow else ""
         ax.set_title(f"{col}{arrow}", fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, frameon=False)
-    fig.suptitle(f"{adapter}: learning curves (mean over seeds, band ±1 std)", fontsize=9)
+    for ax in axes[len(cols) :]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=colors[s], lw=2, label=f"{s} (n={len(hs)})") for s, hs in sorted(histories.items())]
+    fig.legend(handles=handles, fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1 - 1.8 / w, 1 - 0.3 / h))
     fig.savefig(path)
     return True
 
@@ -176,8 +184,7 @@ def quality_vs_compute(rows: list[Row], quality: list[str], meta: dict[str, Metr
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     _legend(axes[-1], colors, adapters, markers)
-    fig.suptitle("Quality against compute (mean ± 95% CI over seeds)", fontsize=9)
-    fig.savefig(path)
+    fig.savefig(path)  # the title is the page's caption
     return True
 
 
@@ -186,7 +193,7 @@ def _legend(ax, colors: dict[str, str], adapters: list[str], markers: str) -> No
 
     handles = [Line2D([], [], color=c, lw=6, label=s) for s, c in colors.items()]
     handles += [Line2D([], [], color="#444", ls="", marker=markers[i % len(markers)], label=a) for i, a in enumerate(adapters)]
-    ax.legend(handles=handles, fontsize=6, frameon=False, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    ax.legend(handles=handles, fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.04, 0.5))
 
 
 @_plain_text
@@ -200,8 +207,8 @@ def bar_charts(rows: list[Row], metrics: list[str], meta: dict[str, MetricMeta],
     ncol = min(len(cols), 3)
     nrow = math.ceil(len(cols) / ncol)
     width = max(3.2, min(0.12 * len(adapters) * len(strategies) + 1.2, 9.0))
-    fig = _figure(width * ncol, 2.6 * nrow)
-    _margins(fig, width * ncol, 2.6 * nrow, rows=nrow)
+    fig = _figure(width * ncol + 1.4, 2.6 * nrow)
+    _margins(fig, width * ncol + 1.4, 2.6 * nrow, right=1.5, rows=nrow)
     axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
     bw = 0.8 / max(len(strategies), 1)
     index = {(r.adapter, r.strategy): r for r in rows}
@@ -236,7 +243,13 @@ def bar_charts(rows: list[Row], metrics: list[str], meta: dict[str, MetricMeta],
         ax.set_visible(False)
     from matplotlib.patches import Patch
 
-    axes[0].legend(handles=[Patch(color=colors[s], label=s) for s in strategies], fontsize=6, frameon=False)
-    fig.suptitle("Mean ± 95% CI over completed seeds", fontsize=9)
+    # One legend beside the panels, never over a bar; the title is the page's caption.
+    fig.legend(
+        handles=[Patch(color=colors[s], label=s) for s in strategies],
+        fontsize=8,
+        frameon=False,
+        loc="upper left",
+        bbox_to_anchor=(1 - 1.4 / (width * ncol + 1.4), 0.97),
+    )
     fig.savefig(path)
     return True

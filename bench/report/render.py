@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from bench.report import export, folder, plots, runpage
+from bench.report import cite, export, folder, plots, runpage
 from bench.report.heatmap import verdict_heatmap
 from bench.report.stats import (
     Cell,
@@ -206,6 +206,8 @@ def _sample_grid(rows: list[Row], samples: dict[str, dict], real: dict[str, dict
         cells = []
         ref = None
         for r in (r for r in rows if r.adapter == adapter):
+            if r.counts.get("not_applicable") == r.n_runs:  # n/a by design: the n/a matrix says why
+                continue
             done = sorted((i for i in r.run_ids if i in samples), key=lambda i: by_id[i].seed)
             pick = done[0] if done else None
             ref = ref or next((real[i] for i in r.run_ids if i in real), None)
@@ -265,7 +267,7 @@ def _sweep_figure(sweep: tuple[pd.DataFrame, str] | None, strategies: list[str],
     return {"src": "img/sweep.png", "axes": axes, "metric": metric} if drawn else None
 
 
-def _na_matrix(results: list[RunResult]) -> dict[str, Any] | None:
+def _na_matrix(results: list[RunResult], baseline: str | None) -> dict[str, Any] | None:
     """The runs that are n/a by design (a strategy needs a part the adapter lacks) as one adapter × strategy
     matrix of grey cells with numbered reasons: a property of the pair, not a failure, so not in red."""
     na = [r for r in results if r.status == "not_applicable"]
@@ -275,7 +277,7 @@ def _na_matrix(results: list[RunResult]) -> dict[str, Any] | None:
     by_pair: dict[tuple[str, str], list[RunResult]] = {}
     for r in results:
         by_pair.setdefault((r.adapter, r.strategy), []).append(r)
-    strategies = sorted({r.strategy for r in results})
+    strategies = sorted({r.strategy for r in results}, key=lambda s: (s != baseline, s))  # the baseline first
     rows = []
     for adapter in sorted({r.adapter for r in results}):
         cells = []
@@ -288,6 +290,39 @@ def _na_matrix(results: list[RunResult]) -> dict[str, Any] | None:
                 cells.append({"na": False, "of": len(runs)})
         rows.append({"adapter": adapter, "cells": cells})
     return {"strategies": strategies, "rows": rows, "reasons": notes.items, "n": len(na)}
+
+
+DATA_FILES = {  # copied from the runs folder into the report's data/ folder, and linked from the page
+    "results.csv": "one row per run: status, every metric, seconds",
+    "summary.csv": "one row per adapter × strategy: mean, 95% CI and n per metric",
+    "comparisons.csv": "paired comparisons against the baseline: Δ, CI, p, Holm-corrected p, MDE",
+    "suite.yaml": "the suite as run",
+}
+
+
+def _copy_data(suite_dir: Path, out_dir: Path) -> list[dict[str, str]]:
+    """The runs folder's tables and suite file, copied beside the page: the report folder is enough to reuse
+    the numbers (a copied or mailed report keeps them)."""
+    (out_dir / "data").mkdir()
+    out = []
+    for name, what in DATA_FILES.items():
+        src = suite_dir / name
+        if src.is_file():
+            shutil.copyfile(src, out_dir / "data" / name)
+            out.append({"href": f"data/{name}", "name": name, "what": what})
+    return out
+
+
+def _reproduce(results: list[RunResult], prov: dict[str, Any]) -> dict[str, Any]:
+    """What a reader needs to redo the runs: the commit, the suite file (in data/) and the exact command."""
+    from bench.core.version import __version__
+
+    commits = [c for c, _ in prov["commits"]]
+    commit = commits[0] if commits else None
+    year = (prov["last"] or "")[:4] or None
+    checkout = f"git checkout {commit}" if commit else "# the runs recorded no git commit: use bench " + __version__
+    lines = [checkout, "pip install -e .", "bench run REPORT/data/suite.yaml   # REPORT: this report's folder"]
+    return {"commands": "\n".join(lines), "commit": commit, "version": __version__, "bibtex": cite.bibtex(__version__, commit, year)}
 
 
 def _run_link(r: RunResult) -> dict[str, Any]:
@@ -397,6 +432,7 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
     # Run folders without a valid result.json: still running, interrupted, or corrupt. Never silently dropped.
     unfinished = sorted(d.name for d in suite_dir.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in by_id)
     prov = _provenance(results, suite_dir)
+    data_files = _copy_data(suite_dir, out_dir)
     figs = _figures(rows, results, histories, quality, meta, out_dir / "img")
     verdict_view = _verdict_view(verdict, out_dir / "img")
     figs["sweep"] = _sweep_figure(sweep, sorted({r.strategy for r in rows}), out_dir / "img")
@@ -424,10 +460,12 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
         strategies=sorted({r.strategy for r in rows}),
         unfinished=unfinished,
         problems=[_run_link(p) for p in problems],
-        na_matrix=_na_matrix(results),
+        na_matrix=_na_matrix(results, verdict.baseline if verdict else baseline_strategy(rows)),
         runs_by_adapter=[(a, [_run_link(r) for r in results if r.adapter == a]) for a in adapters],
         exports=[(f, n) for f, n in export.FILES.items() if (out_dir / n).is_file()],
         prov=prov,
+        data_files=data_files,
+        reproduce=_reproduce(results, prov),
         render_seconds=time.perf_counter() - t0,
     )
     store.atomic_write_text(out_dir / "index.html", html)
