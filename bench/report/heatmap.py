@@ -60,7 +60,7 @@ def _draw(v: Verdict, path: Path) -> bool:
                 j + 0.5, i + 0.42, f"{pct(c.rel)}{mark}", ha="center", va="center", fontsize=9, color=color, weight="bold" if mark else None
             )
             sub = f"n={c.n_pairs}" + ("" if c.n_pairs >= 3 else " (too few)")
-            ax.text(j + 0.5, i + 0.74, sub, ha="center", va="center", fontsize=6.5, color=color)
+            ax.text(j + 0.5, i + 0.74, sub, ha="center", va="center", fontsize=8, color=color)
             if c.significant:
                 ax.add_patch(Rectangle((j + 0.04, i + 0.04), 0.92, 0.92, fill=False, edgecolor="black", lw=2.2))
     ax.set_xlim(0, len(cols))
@@ -84,7 +84,7 @@ def _draw(v: Verdict, path: Path) -> bool:
         f"purple: better, orange: worse ({v.direction}), full at ±{SATURATE:.0%};\n"
         "pale: not significant; * and frame: p_holm < 0.05 with n ≥ 3",
         ha="center",
-        fontsize=7,
+        fontsize=8,
         color="#555",
     )
     fig.savefig(path)
