@@ -100,6 +100,18 @@ def confidence_sequence(diffs: Sequence[float], level: float, g: float = PRIOR_G
     return float(lo), float(hi)
 
 
+def interval_path(diffs: Sequence[float], level: float, sequential: bool, g: float = PRIOR_G) -> list[tuple[int, float, float]]:
+    """(n, low, high) for n = 2 … len(diffs): the interval as the seeds arrived, at one level. Under the
+    sequential rule the running intersection (what the call saw at each n); otherwise each prefix's t interval
+    (what a fixed design of that n would have shown)."""
+    d = np.asarray(diffs, float)
+    out = []
+    for n in range(2, len(d) + 1):
+        lo, hi = confidence_sequence(d[:n], level, g) if sequential else t_interval(d[:n], level)
+        out.append((n, lo, hi))
+    return out
+
+
 def anytime_p(diffs: Sequence[float], g: float = PRIOR_G) -> float:
     """min(1, 1 / max over prefixes of E_k(0)): valid at any stopping time; NaN with < 2 differences."""
     d = np.asarray(diffs, float)
@@ -238,6 +250,7 @@ __all__ = [
     "family_calls",
     "halfwidth_factor",
     "holm",
+    "interval_path",
     "log_e_value",
     "seeds_needed",
     "t_interval",
