@@ -116,3 +116,14 @@ def test_seed_order() -> None:
     assert seed_order([0, 1, 2], 5) == [0, 1, 2, 3, 4]
     assert seed_order([7, 3], 4) == [7, 3, 8, 9]
     assert seed_order([0, 1, 2, 3], 2) == [0, 1]
+
+
+def test_next_counts_under_a_budget_serves_the_closest_first() -> None:
+    comp = _comparisons([("near", "inconclusive", 3, 4), ("mid", "inconclusive", 3, 6), ("far", "inconclusive", 3, 9)])
+    have = {("a", s): 3 for s in ("scratch", "near", "mid", "far")}
+    free = next_counts(comp, ["adapter"], have, "scratch", "fid", n_max=10)
+    assert sum(free.values()) == 6 + 4 + 6 + 6  # scratch follows the hungriest (6)
+    tight = next_counts(comp, ["adapter"], have, "scratch", "fid", n_max=10, max_runs=17)
+    assert tight[("a", "near")] == 4 and tight[("a", "scratch")] == 4  # 4 + 4 + 3 + 3 = 14; mid would make it 19
+    assert tight[("a", "mid")] == 3 and tight[("a", "far")] == 3
+    assert sum(tight.values()) <= 17

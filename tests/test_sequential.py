@@ -19,7 +19,6 @@ from bench.stats.sequential import (
     holm,
     log_e_value,
     seeds_needed,
-    t_interval,
 )
 
 
@@ -142,7 +141,7 @@ def test_holm_matches_the_step_down_definition() -> None:
 def test_seeds_needed_is_the_first_n_that_would_decide() -> None:
     level = ALPHA / 20
     k = seeds_needed(1.0, 1.0, 3, 20)
-    assert k is not None and 1.0 > halfwidth_factor(k, level) and 1.0 <= halfwidth_factor(k - 1, level)
+    assert k is not None and halfwidth_factor(k, level) < 1.0 and halfwidth_factor(k - 1, level) >= 1.0
     assert seeds_needed(2.0, 1.0, 3, 20) < k < seeds_needed(0.5, 1.0, 3, 20)
     assert seeds_needed(0.5, 1.0, 3, 20, sequential=False) < seeds_needed(0.5, 1.0, 3, 20)
     assert seeds_needed(0.0, 1.0, 3, 20) is None  # no effect and no margin: never decided

@@ -106,7 +106,7 @@ def add_calls(
             cols["margin"][i] = mg
             if sequential:
                 cols["p_anytime"][i] = c.p
-            if c.decision == "inconclusive":
+            if c.decision == "inconclusive" and not c.why:  # untestable ones (too few pairs, zero spread): none
                 sd = float(out["sd_diff"].iloc[i])
                 cols["seeds_needed"][i] = seeds_needed(float(out["delta"].iloc[i]), sd, c.n, max(1, m), mg, sequential, alpha)
     for k, v in cols.items():
