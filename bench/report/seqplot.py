@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from bench.report.plots import _figure, _plain_text
 
 MAX_PANELS = 40  # beyond this the figure shows the first ones and says how many it left out
@@ -30,6 +32,45 @@ class Trace:
     high: list[float]
     margin: float  # relative; NaN: none
     decision: str
+
+
+def traces(results: pd.DataFrame, comparisons: pd.DataFrame, metric: str, higher_is_better: bool | None) -> list[Trace]:
+    """The headline comparisons' intervals as the seeds arrived, from the results table and comparisons.csv's
+    frame (its level, decision, margin and baseline mean): the same pairs, in the same seed order."""
+    from bench.stats.compare import paired
+    from bench.stats.sequential import interval_path
+
+    if comparisons.empty or "sim_level" not in comparisons.columns:
+        return []
+    head = comparisons[comparisons["metric"] == metric]
+    if head.empty:
+        return []
+    rows, diffs, groups = paired(results, [metric], {metric: higher_is_better}, str(head["baseline"].iloc[0]))
+    sequential = "p_anytime" in head.columns and pd.to_numeric(head["p_anytime"], errors="coerce").notna().any()
+    by_key = {tuple(r[g] for g in (*groups, "strategy")): d for r, d in zip(rows, diffs, strict=True)}
+    out = []
+    for rec in head.to_dict("records"):
+        d = by_key.get(tuple(rec[g] for g in (*groups, "strategy")))
+        base = abs(float(rec["baseline_mean"]))
+        level = float(rec["sim_level"])
+        if d is None or len(d) < 2 or not base or not math.isfinite(level):
+            continue
+        path = interval_path(d, level, bool(sequential))
+        label = " · ".join(str(rec[g]) for g in groups) + f" / {rec['strategy']}"
+        margin = float(rec["margin"]) / base if math.isfinite(float(rec["margin"])) else math.nan
+        est = [float(d[:n].mean()) / base for n, _, _ in path]
+        out.append(
+            Trace(
+                label,
+                [n for n, _, _ in path],
+                est,
+                [lo / base for _, lo, _ in path],
+                [hi / base for _, _, hi in path],
+                margin,
+                str(rec["decision"]),
+            )
+        )
+    return out
 
 
 @_plain_text
@@ -71,4 +112,4 @@ def interval_vs_seeds(paths: list[Trace], metric: str, path: Path) -> bool:
     return True
 
 
-__all__ = ["Trace", "interval_vs_seeds"]
+__all__ = ["Trace", "interval_vs_seeds", "traces"]
