@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import store
-from bench.spec import RunSpec, Suite
 from bench.stats.rounds import Cell, cap_note, next_counts
-from bench.sweep import column_value
+from bench.store import runs as store
+from bench.suite.spec import RunSpec, Suite
+from bench.suite.sweep import column_value
 
 
 @dataclass
@@ -54,8 +54,8 @@ class SeedRounds:
 
     def advance(self, echo: Callable[[str], None]) -> bool:
         """Decide the next round from the results on disk; False when nothing more is to be run."""
-        from bench.aggregate import metric_directions, results_frame
-        from bench.compare import comparisons_frame, group_columns
+        from bench.stats.aggregate import metric_directions, results_frame
+        from bench.stats.compare import comparisons_frame, group_columns
 
         df = results_frame(store.list_results(self.suite_dir))
         if df.empty or self.headline not in df.columns:

@@ -14,14 +14,13 @@ units, so on the headline only). Pure pandas/numpy; no torch.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from bench.stats.sequential import ALPHA, family_calls, seeds_needed
+from bench.suite.spec import Margin, parse_margin
 
 CONFIRMATORY = "confirmatory"
 SECONDARY = "secondary"
@@ -37,39 +36,6 @@ CALL_COLUMNS = [
     "margin",
     "seeds_needed",
 ]
-_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
-
-
-@dataclass(frozen=True)
-class Margin:
-    """An equivalence margin: a share of the baseline mean (relative) or a number in the headline's units."""
-
-    value: float
-    relative: bool
-
-    def on(self, metric: str, headline: str, baseline_mean: float) -> float:
-        """The margin in the metric's units for one comparison (NaN: none applies)."""
-        if self.relative:
-            return self.value * abs(baseline_mean) if math.isfinite(baseline_mean) else math.nan
-        return self.value if metric == headline else math.nan
-
-    def __str__(self) -> str:
-        return f"{100 * self.value:g}%" if self.relative else f"{self.value:g}"
-
-
-def parse_margin(value: object) -> Margin | None:
-    """`10%` → 10% of the baseline mean; a positive number → that many units of the headline metric; None → none.
-    Raises ValueError with the reason (the suite loader turns it into a one-line error naming `margin`)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        m = _PERCENT.match(value)
-        if not m or not 0 < float(m.group(1)) < 100:
-            raise ValueError(f"margin must be a percentage of the baseline mean between 0% and 100% (e.g. 10%), got {value[:40]!r}")
-        return Margin(float(m.group(1)) / 100, relative=True)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"margin must be a positive number in the headline metric's units, or a percentage like 10%, got {value!r}")
-    return Margin(float(value), relative=False)
 
 
 def add_calls(
