@@ -61,8 +61,8 @@ def run_suite(
     """
     from bench.exec.outcome import Dispatch
     from bench.exec.table import choose
-
     from bench.planning import sequential
+    from bench.store import claims
 
     suite = sequential(_load(source), until_resolved, max_seeds, max_runs)
     row, options = choose(executor, jobs, executor_options)

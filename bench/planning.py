@@ -50,9 +50,8 @@ def plan_seeds(source: str | Path, out: str | Path = "runs") -> pd.DataFrame:
     suite's rule, and the paired seeds that would decide it (`seeds_needed`: under the sequential rule;
     `seeds_needed_fixed`: a fixed design's t interval). `source` is a runs/<suite> folder, or a suite file whose
     folder is under `out`."""
-    from bench.stats.aggregate import analysis_of, quality_metrics, results_frame, suite_options
+    from bench.stats.aggregate import analysis_of, metric_directions, quality_metrics, results_frame, suite_options
     from bench.stats.compare import comparisons_frame, group_columns
-    from bench.stats.aggregate import metric_directions
     from bench.store import runs as store
 
     path = Path(source)
