@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bench
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 def seq_suite(tiny_suite: dict, **seeds) -> dict:
