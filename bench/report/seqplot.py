@@ -81,9 +81,9 @@ def interval_vs_seeds(paths: list[Trace], metric: str, path: Path) -> bool:
         return False
     cols = min(4, len(shown))
     rows = math.ceil(len(shown) / cols)
-    w, h = 2.6 * cols, 1.9 * rows + 0.6
+    w, h = 2.6 * cols, 1.9 * rows + 0.9
     fig = _figure(w, h)
-    fig.subplots_adjust(left=0.5 / w, right=1 - 0.1 / w, bottom=0.45 / h, top=1 - 0.55 / h, wspace=0.35, hspace=0.75)
+    fig.subplots_adjust(left=0.5 / w, right=1 - 0.1 / w, bottom=0.45 / h, top=1 - 0.85 / h, wspace=0.35, hspace=0.75)
     for i, p in enumerate(shown):
         ax = fig.add_subplot(rows, cols, i + 1)
         color = COLORS.get(p.decision, "#999")

@@ -20,7 +20,7 @@ from bench.stats.aggregate import seed_stats
 from bench.store.result import RunResult
 
 BASELINE = "scratch"
-SIG_MARK = "*"  # significant after Holm correction across the suite, with >= 3 paired seeds
+SIG_MARK = "*"  # called better or worse: Holm within the metric's family (headline: confirmatory), >= 3 paired seeds
 STATUS_ORDER = ("completed", "diverged", "failed", "not_applicable")
 
 

@@ -159,7 +159,13 @@ def _cell(rec: dict[str, Any], hib: bool | None) -> VerdictCell:
         c.why = f"within ±{pct(c.margin_rel, signed=False)}"
     elif not c.significant:
         c.why = f"{p_is(c.p_holm)} > {ALPHA}"
-    extra = [part for part in note.split("; ") if part and not part.startswith("untestable") and part not in c.why]
+    # Under sequential seeds a baseline with more seeds than a stopped strategy is the design, not a loss.
+    sequential = c.by == "confidence sequence" or math.isfinite(_num(rec, "p_anytime"))
+    extra = [
+        part
+        for part in note.split("; ")
+        if part and not part.startswith("untestable") and part not in c.why and not (sequential and "unmatched" in part)
+    ]
     c.why = "; ".join([c.why, *extra] if c.why else extra)
     return c
 
