@@ -95,7 +95,9 @@ def plan_text(plan: pd.DataFrame) -> str:
         return "no comparison against the baseline on the headline metric"
 
     def pct(x: float) -> str:
-        return "–" if pd.isna(x) or abs(x) == float("inf") else f"{100 * x:+.0f}%"
+        if pd.isna(x):
+            return "–"
+        return ("+∞" if x > 0 else "−∞") if abs(x) == float("inf") else f"{100 * x:+.0f}%"
 
     def need(x: object) -> str:
         return "–" if pd.isna(x) else str(int(x))
