@@ -67,7 +67,7 @@ def run_suite(
     suite = sequential(_load(source), until_resolved, max_seeds, max_runs)
     row, options = choose(executor, jobs, executor_options)
     plan = _plan(suite, out, reports, device, only, force, jobs)
-    rounds = _first_round(plan)
+    rounds = _first_round(plan, resume=not force)
     echo(f"suite {suite.name}: {len(plan.runs)} runs ({len(plan.runs) - len(plan.todo)} already done), device {plan.device}")
     if rounds is not None:
         echo(f"sequential seeds: {rounds.n_min} per cell first, up to {rounds.n_max} where the {rounds.headline} comparison is undecided")
@@ -126,13 +126,13 @@ class _Plan:
     grid: list[RunSpec] = dataclasses.field(default_factory=list)  # every run up to the seed cap
 
 
-def _first_round(plan: _Plan) -> Any:
+def _first_round(plan: _Plan, resume: bool) -> Any:
     """Under sequential seeds, narrow the plan to the first round and return its SeedRounds (else None)."""
     if plan.suite.seed_range is None:
         return None
     from bench.exec.rounds import SeedRounds
 
-    rounds = SeedRounds.of(plan.suite, plan.grid, plan.suite_dir)
+    rounds = SeedRounds.of(plan.suite, plan.grid, plan.suite_dir, resume)
     chosen = {r.run_id for r in rounds.selected()}
     plan.runs = [r for r in plan.grid if r.run_id in chosen]
     plan.todo = [r for r in plan.todo if r.run_id in chosen]

@@ -34,7 +34,7 @@ class SeedRounds:
     round: int = 1
 
     @classmethod
-    def of(cls, suite: Suite, grid: list[RunSpec], suite_dir: Path) -> SeedRounds:
+    def of(cls, suite: Suite, grid: list[RunSpec], suite_dir: Path, resume: bool = True) -> SeedRounds:
         from bench.stats.calls import parse_margin
 
         plan = suite.seed_range
@@ -42,6 +42,17 @@ class SeedRounds:
         self = cls(grid, suite_dir, suite.headline_metric, suite.baseline, parse_margin(suite.margin), plan.min, plan.max, plan.max_runs)
         self.order = list(suite.seeds)
         self.counts = {self.cell(r): plan.min for r in grid}
+        if resume:  # a rerun starts where the last one stopped: each cell's leading seeds that are done
+            rank = {seed: i for i, seed in enumerate(self.order)}
+            done: dict[Cell, set[int]] = {}
+            for r in grid:
+                if store.is_done(suite_dir / r.run_id):
+                    done.setdefault(self.cell(r), set()).add(rank[r.seed])
+            for key, have in done.items():
+                k = 0
+                while k in have:
+                    k += 1
+                self.counts[key] = max(self.counts[key], min(k, plan.max))
         return self
 
     def cell(self, run: RunSpec) -> Cell:
