@@ -145,7 +145,7 @@ def test_margin_gives_equivalence_and_every_printed_interval_agrees_with_its_cal
     written = render_report(suite_dir, tmp_path / "rep", ("html", "md"))
     md = written["md"].read_text().replace("\\", "")
     assert "equivalent to the baseline within ±10%:" in md and "same +0.0% [" in md
-    rows = [line for line in md.splitlines() if line.startswith("| cnn_gan |")]
+    rows = [line for line in md.split("## Results")[0].splitlines() if line.startswith("| cnn_gan |")]
     assert len(rows) == 4
     for line in rows:
         cells = [c.strip() for c in line.strip("|").split("|")]
