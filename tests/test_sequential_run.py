@@ -64,3 +64,21 @@ def test_seed_range_and_margin_are_validated(tmp_path, tiny_suite):
         with pytest.raises(BenchError, match="margin"):
             load_suite({**seq_suite(tiny_suite), "margin": margin})
     assert load_suite({**seq_suite(tiny_suite), "margin": "10%"}).margin == "10%"
+
+
+def test_until_resolved_turns_a_list_of_seeds_into_rounds(tiny_suite):
+    from bench.planning import sequential
+    from bench.suite.load import load_suite, suite_to_dict
+
+    fixed = load_suite({**tiny_suite, "seeds": [0, 1, 2, 3, 4]})
+    assert sequential(fixed) is fixed  # nothing asked: unchanged
+    seq = sequential(fixed, until_resolved=True, max_seeds=12, max_runs=50)
+    assert seq.seed_range is not None and (seq.seed_range.min, seq.seed_range.max, seq.seed_range.max_runs) == (5, 12, 50)
+    assert seq.seeds == list(range(12)) and suite_to_dict(seq)["seeds"] == {"min": 5, "max": 12, "max_runs": 50}
+    assert load_suite(suite_to_dict(seq)).seed_range == seq.seed_range  # the resolved copy loads as sequential
+    with pytest.raises(BenchError, match="--until-resolved"):
+        sequential(load_suite({**tiny_suite, "seeds": [3, 7]}), until_resolved=True)
+    with pytest.raises(BenchError, match="apply to sequential seeds"):
+        sequential(fixed, max_seeds=10)
+    with pytest.raises(BenchError, match="max-seeds"):
+        sequential(fixed, until_resolved=True, max_seeds=4)  # below the first round's 5
