@@ -91,6 +91,7 @@ def run_suite(
         plan.todo = [r for r in plan.runs if r.run_id not in ran and (force or not store.is_done(plan.suite_dir / r.run_id))]
         ran |= {r.run_id for r in plan.todo}
         tally.total += len(plan.todo)
+        options = {k: v for k, v in options.items() if k != "address"}  # Ray: joined in round 1, stays joined
         row.run(plan.todo, dispatch, **options)
     df, summary, report = _finish(plan, tally)
     _print_summary(suite, summary, tally, plan, report, echo)
