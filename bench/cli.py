@@ -190,6 +190,15 @@ def list_(what: str) -> None:
 
 
 @main.command()
+@click.argument("adapter")
+def show(adapter: str) -> None:
+    """Print ADAPTER's Config: every key a suite may set, with its type, default and description."""
+    from bench import listing
+
+    click.echo(listing.show_adapter(adapter))
+
+
+@main.command()
 @click.argument("runs_dir", type=click.Path(path_type=Path))
 @click.option("--out", default=None, type=click.Path(path_type=Path), help="Report folder (default reports/<suite>).")
 @click.option("--format", "formats", multiple=True, type=click.Choice(["html", "md", "tex", "csv"]), default=("html",), show_default=True)

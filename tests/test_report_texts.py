@@ -169,3 +169,12 @@ def test_citation_cff_and_the_report_bibtex_agree():
 
     cff = yaml.safe_load((Path(__file__).resolve().parents[1] / "CITATION.cff").read_text())
     assert cff["title"] == cite.TITLE and cff["authors"][0]["name"] == cite.AUTHORS and str(cff["version"]) == __version__
+
+
+def test_bench_show_prints_the_config_with_defaults_and_docs():
+    out = CliRunner().invoke(main, ["show", "cnn_gan"])
+    assert out.exit_code == 0, out.output
+    line = next(ln for ln in out.output.splitlines() if ln.startswith("width "))
+    assert "int" in line and "32" in line and "base channels" in line
+    bad = CliRunner().invoke(main, ["show", "nope"])
+    assert bad.exit_code == 2 and "unknown adapter 'nope'" in bad.output
