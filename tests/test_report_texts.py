@@ -178,3 +178,10 @@ def test_bench_show_prints_the_config_with_defaults_and_docs():
     assert "int" in line and "32" in line and "base channels" in line
     bad = CliRunner().invoke(main, ["show", "nope"])
     assert bad.exit_code == 2 and "unknown adapter 'nope'" in bad.output
+
+
+def test_distance_metrics_have_units_in_the_table_header(tmp_path):
+    assert METRIC_INFO["fid_domain"].unit and METRIC_INFO["kid_domain"].unit
+    res = [make_result("cnn_gan", "scratch", s, metrics={"fid_domain": 40.0 + s}) for s in (0, 1)]
+    html = render_report(write_suite(tmp_path, res), tmp_path / "rep")["html"].read_text()
+    assert f'<span class="sub unit">{METRIC_INFO["fid_domain"].unit}</span>' in html

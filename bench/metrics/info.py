@@ -60,34 +60,35 @@ METRIC_INFO: dict[str, MetricInfo] = _rows(
     MetricInfo("total_seconds", False, "pretrain + train seconds: the compute a result cost", "s", cost=True, bounds=NONNEG),
     MetricInfo("images_per_second", True, "training images processed per second", "img/s", cost=True, bounds=NONNEG),
     MetricInfo("peak_memory_mb", False, "peak CPU RSS, or CUDA max allocated on GPU", "MB", cost=True, bounds=NONNEG),
-    MetricInfo("params", None, "trainable and frozen parameters of all the adapter's networks", cost=True, bounds=NONNEG),
+    MetricInfo("params", None, "trainable and frozen parameters of all the adapter's networks", "count", cost=True, bounds=NONNEG),
     # --- likelihood ---
     MetricInfo("bpd", False, "bits per dimension of the test split", "bits/dim", families=LIKELIHOOD_FAMILIES, bounds=NONNEG),
     # --- fidelity in the domain classifier's feature space ---
-    MetricInfo("fid_domain", False, "Fréchet distance in the domain classifier's feature space", bounds=NONNEG),
-    MetricInfo("kid_domain", False, "kernel (MMD²) distance in the domain classifier's feature space"),
-    MetricInfo("precision_domain", True, "share of generated samples on the real manifold (k=3)", bounds=UNIT),
-    MetricInfo("recall_domain", True, "share of real samples on the generated manifold (k=3)", bounds=UNIT),
-    MetricInfo("density_domain", True, "density (Naeem et al. 2020, k=5); about 1 for real data", bounds=NONNEG),
-    MetricInfo("coverage_domain", True, "coverage (Naeem et al. 2020, k=5): share of real neighbourhoods hit", bounds=UNIT),
+    MetricInfo("fid_domain", False, "Fréchet distance in the domain classifier's feature space", "feature²", bounds=NONNEG),
+    MetricInfo("kid_domain", False, "kernel (MMD²) distance in the domain classifier's feature space", "MMD²"),
+    MetricInfo("precision_domain", True, "share of generated samples on the real manifold (k=3)", "fraction", bounds=UNIT),
+    MetricInfo("recall_domain", True, "share of real samples on the generated manifold (k=3)", "fraction", bounds=UNIT),
+    MetricInfo("density_domain", True, "density (Naeem et al. 2020, k=5); about 1 for real data", "ratio", bounds=NONNEG),
+    MetricInfo("coverage_domain", True, "coverage (Naeem et al. 2020, k=5): share of real neighbourhoods hit", "fraction", bounds=UNIT),
     # --- memorisation: higher = less copying, but ~0 is ideal (a check, not a score to maximise) ---
     MetricInfo(
         "ct_domain",
         None,
         "data-copying test C_T (Meehan et al. 2020): ~0 like fresh data, < -3 copying, > 0 far from the training set",
+        "Z-score",
         periodic=False,
         flag_below=COPYING_THRESHOLD,  # the verdict flags `memorisation` below it
         ideal=0.0,
     ),
     # --- mode coverage ---
-    MetricInfo("modes", True, "classes covered by generated samples (>= 1 sample each)", bounds=NONNEG),
+    MetricInfo("modes", True, "classes covered by generated samples (>= 1 sample each)", "classes", bounds=NONNEG),
     MetricInfo("modes_kl", False, "KL(generated class histogram || real), nats", "nats", bounds=NONNEG),
     # --- standard torch-fidelity metrics: they need downloaded weights, so never at periodic evaluations ---
-    MetricInfo("fid", False, "Fréchet Inception distance (torch-fidelity inception-v3-compat)", periodic=False, bounds=NONNEG),
-    MetricInfo("kid", False, "kernel Inception distance (torch-fidelity)", periodic=False),
+    MetricInfo("fid", False, "Fréchet Inception distance (torch-fidelity inception-v3-compat)", "feature²", periodic=False, bounds=NONNEG),
+    MetricInfo("kid", False, "kernel Inception distance (torch-fidelity)", "MMD²", periodic=False),
     MetricInfo("isc", True, "Inception score of the generated samples (torch-fidelity)", periodic=False, bounds=(1.0, None)),
-    MetricInfo("precision", True, "precision in VGG16 features (torch-fidelity, k=3)", periodic=False, bounds=UNIT),
-    MetricInfo("recall", True, "recall in VGG16 features (torch-fidelity, k=3)", periodic=False, bounds=UNIT),
+    MetricInfo("precision", True, "precision in VGG16 features (torch-fidelity, k=3)", "fraction", periodic=False, bounds=UNIT),
+    MetricInfo("recall", True, "recall in VGG16 features (torch-fidelity, k=3)", "fraction", periodic=False, bounds=UNIT),
 )
 
 COST_METRICS: tuple[str, ...] = tuple(n for n, i in METRIC_INFO.items() if i.cost)
