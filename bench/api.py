@@ -249,10 +249,12 @@ def _print_summary(suite: Suite, summary: pd.DataFrame, tally: _Tally, plan: _Pl
     """The terminal gets the headline columns and the report's cost column (pretrain + train seconds), so the
     two never disagree; every metric is in summary.csv and the report."""
     from bench.stats.aggregate import terminal_table
+    from bench.stats.compare import pick_baseline
 
     shown = [*suite.eval.metrics[:TERMINAL_METRICS], "total_seconds"]
+    baseline = pick_baseline(list(suite.strategies), suite.baseline, {n: s.task for n, s in suite.strategies.items()})
     echo("")
-    echo(terminal_table(summary, shown))
+    echo(terminal_table(summary, shown, baseline))
     hidden = len(suite.eval.metrics) - TERMINAL_METRICS
     if hidden > 0:
         echo(f"(mean ± 95% CI over seeds; {hidden} more metrics in summary.csv and the report)")

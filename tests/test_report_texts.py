@@ -185,3 +185,21 @@ def test_distance_metrics_have_units_in_the_table_header(tmp_path):
     res = [make_result("cnn_gan", "scratch", s, metrics={"fid_domain": 40.0 + s}) for s in (0, 1)]
     html = render_report(write_suite(tmp_path, res), tmp_path / "rep")["html"].read_text()
     assert f'<span class="sub unit">{METRIC_INFO["fid_domain"].unit}</span>' in html
+
+
+def test_terminal_table_leads_with_the_baseline_and_shows_delta():
+    import pandas as pd
+
+    from bench.stats.aggregate import summary_frame, terminal_table
+
+    rows = [
+        {"run_id": f"{s}{seed}", "adapter": "a", "family": "gan", "strategy": s, "task": "scratch", "seed": seed}
+        | {"status": "completed", "error": None, "m": v + seed}
+        for s, v in (("alpha", 5.0), ("scratch", 2.0), ("zeta", 1.0))
+        for seed in (0, 1)
+    ]
+    text = terminal_table(summary_frame(pd.DataFrame(rows)), ["m"], "scratch")
+    body = text.splitlines()
+    assert "Δ m" in body[0]
+    assert [ln.split()[1] for ln in body[2:]] == ["scratch", "alpha", "zeta"]
+    assert "baseline" in body[2] and "+3" in body[3] and "-1" in body[4]

@@ -196,19 +196,28 @@ def fmt(mean: float, ci: float, digits: int = 3) -> str:
     return m if c is None else f"{m} ± {c}"
 
 
-def terminal_table(summary: pd.DataFrame, metrics: list[str]) -> str:
-    """A plain-text table for the terminal: one row per adapter × strategy, mean ± 95% CI."""
+def terminal_table(summary: pd.DataFrame, metrics: list[str], baseline: str | None = None) -> str:
+    """A plain-text table for the terminal: one row per adapter × strategy, mean ± 95% CI. With a baseline,
+    each adapter's rows lead with it and a Δ column gives the first metric's mean minus the baseline's."""
     if summary.empty:
         return "(no results)"
     cols = [m for m in metrics if f"{m}_mean" in summary.columns]
-    header = ["adapter", "strategy", "runs", *cols]
+    delta = bool(baseline and cols and baseline in set(summary["strategy"]))
+    header = ["adapter", "strategy", "runs", *cols[:1], *([f"Δ {cols[0]}"] if delta else []), *cols[1:]]
+    order = summary.assign(_lead=summary["strategy"] != baseline).sort_values(["adapter", "_lead", "strategy"], kind="stable")
+    base = {r["adapter"]: r[f"{cols[0]}_mean"] for _, r in order.iterrows() if delta and r["strategy"] == baseline}
     rows = []
-    for _, r in summary.iterrows():
+    for _, r in order.iterrows():
         status = f"{r['n_completed']}/{r['n_runs']}"
         extra = [f"{r[f'n_{s}']} {s}" for s in ("diverged", "failed", "not_applicable") if r.get(f"n_{s}", 0)]
         if extra:
             status += " (" + ", ".join(extra) + ")"
-        rows.append([str(r["adapter"]), str(r["strategy"]), status, *[fmt(r[f"{m}_mean"], r[f"{m}_ci95"]) for m in cols]])
+        cells = [fmt(r[f"{m}_mean"], r[f"{m}_ci95"]) for m in cols]
+        if delta:
+            b, v = base.get(r["adapter"], math.nan), r[f"{cols[0]}_mean"]
+            d = "baseline" if r["strategy"] == baseline else (f"{v - b:+.3g}" if math.isfinite(v - b) else "–")
+            cells.insert(1, d)
+        rows.append([str(r["adapter"]), str(r["strategy"]), status, *cells])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     sep = "  ".join("-" * w for w in widths)
