@@ -203,3 +203,14 @@ def test_terminal_table_leads_with_the_baseline_and_shows_delta():
     assert "Δ m" in body[0]
     assert [ln.split()[1] for ln in body[2:]] == ["scratch", "alpha", "zeta"]
     assert "baseline" in body[2] and "+3" in body[3] and "-1" in body[4]
+
+
+def test_the_verdict_gives_each_strategy_its_cost(tmp_path):
+    res = [
+        make_result("cnn_gan", s, seed, metrics={"fid_domain": v + seed, "total_seconds": t})
+        for s, v, t in (("scratch", 40.0, 5.0), ("supervised", 30.0, 15.0))
+        for seed in (0, 1, 2)
+    ]
+    html = render_report(write_suite(tmp_path, res), tmp_path / "rep")["html"].read_text()
+    line = html.split('class="legend verdict-cost"', 1)[1].split("</p>", 1)[0]
+    assert "scratch 5 s" in line and "supervised 15 s (×3)" in line

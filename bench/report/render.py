@@ -327,6 +327,25 @@ def _reproduce(results: list[RunResult], prov: dict[str, Any]) -> dict[str, Any]
     return {"commands": "\n".join(lines), "commit": commit, "version": __version__, "bibtex": cite.bibtex(__version__, commit, year)}
 
 
+def _strategy_cost(rows: list[Row], baseline: str | None) -> list[dict[str, str]]:
+    """What each strategy costs, for the verdict: mean total seconds (pretrain + train) over the adapters it
+    ran on, and the ratio to the baseline's over the same adapters, so a gain is read beside its price."""
+    per: dict[str, dict[str, float]] = {}
+    for r in rows:
+        c = r.cells.get("total_seconds")
+        if c is not None and c.has_value:
+            per.setdefault(r.strategy, {})[r.adapter] = c.mean
+    base = per.get(baseline or "", {})
+    out = []
+    for s in sorted(per, key=lambda s: (s != baseline, s)):
+        secs = per[s]
+        mean = sum(secs.values()) / len(secs)
+        shared = [a for a in secs if a in base and base[a] > 0]
+        ratio = sum(secs[a] / base[a] for a in shared) / len(shared) if shared and s != baseline else None
+        out.append({"strategy": s, "seconds": fmt_num(mean), "adapters": str(len(secs)), "ratio": f"×{ratio:.2g}" if ratio else ""})
+    return out
+
+
 def _run_link(r: RunResult) -> dict[str, Any]:
     """What a row of the runs tables shows (templates/_macros.html runs_table)."""
     return {
@@ -476,6 +495,7 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
         strategies=sorted({r.strategy for r in rows}),
         unfinished=unfinished,
         problems=[_run_link(p) for p in problems],
+        strategy_cost=_strategy_cost(rows, verdict.baseline if verdict else baseline_strategy(rows)),
         na_matrix=_na_matrix(results, verdict.baseline if verdict else baseline_strategy(rows)),
         runs_by_adapter=[(a, [_run_link(r) for r in results if r.adapter == a]) for a in adapters],
         exports=[(f, n) for f, n in export.FILES.items() if (out_dir / n).is_file()],
