@@ -44,6 +44,7 @@ def run_suite(
     until_resolved: bool = False,
     max_seeds: int | None = None,
     max_runs: int | None = None,
+    overrides: tuple[str, ...] = (),
     **executor_options: Any,
 ) -> pd.DataFrame:
     """Run (or resume) a suite and write results.csv, summary.csv and the HTML report.
@@ -56,6 +57,9 @@ def run_suite(
     threads unless the suite sets `runner.threads`. Several launchers (or `jobs` workers) on one `out`
     folder split the runs through lock files; each waits for the others' runs before writing the tables.
 
+    `overrides`: `key=value` strings (`budget.steps=50`) set on the suite before validation; they change the
+    run ids like an edit of the file, and the resolved suite.yaml records them.
+
     Returns the results table (one row per run); `.attrs` holds `summary`, `report` (the index.html path)
     and `failed` (number of runs that raised). Invalid input raises BenchError before anything runs.
     """
@@ -64,7 +68,9 @@ def run_suite(
     from bench.planning import sequential
     from bench.store import claims
 
-    suite = sequential(_load(source), until_resolved, max_seeds, max_runs)
+    from bench.suite.overrides import header
+
+    suite = sequential(_load(source, tuple(overrides)), until_resolved, max_seeds, max_runs)
     row, options = choose(executor, jobs, executor_options)
     plan = _plan(suite, out, reports, device, only, force, jobs)
     rounds = _first_round(plan, resume=not force)
@@ -76,7 +82,7 @@ def run_suite(
     _set_aside(plan, only, jobs, echo)
     # Everything that must be writable is tried before any run starts: a read-only, full or occupied
     # --out/--reports is invalid input (exit 2), not a suite of failed runs.
-    _prepare(plan.suite_dir, yaml.safe_dump(_suite_dict(suite), sort_keys=False), plan.report_dir)
+    _prepare(plan.suite_dir, header(overrides) + yaml.safe_dump(_suite_dict(suite), sort_keys=False), plan.report_dir)
     tally = _Tally(len(plan.todo), echo)
     dev_name = str(plan.device) if device != "auto" else "auto"
     # Every executor claims each run's lock before running it, and deletes a forced run's folder only then.
@@ -99,10 +105,10 @@ def run_suite(
     return df
 
 
-def _load(source: str | Path | dict) -> Suite:
+def _load(source: str | Path | dict, overrides: tuple[str, ...] = ()) -> Suite:
     from bench.suite.load import load_suite
 
-    return load_suite(source)
+    return load_suite(source, overrides)
 
 
 def _suite_dict(suite: Suite) -> dict:

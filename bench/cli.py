@@ -37,6 +37,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("suite", type=click.Path(path_type=Path))
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--out", default="runs", show_default=True, type=click.Path(path_type=Path), help="Run folders go to OUT/<suite>/.")
 @click.option(
     "--reports",
@@ -74,6 +75,7 @@ def main() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(
     suite: Path,
+    overrides: tuple[str, ...],
     out: Path,
     reports: Path,
     device: str,
@@ -89,7 +91,10 @@ def run(
     max_runs: int | None,
     quiet: bool,
 ) -> None:
-    """Train and evaluate every adapter × strategy × seed of SUITE, then write tables and the report."""
+    """Train and evaluate every adapter × strategy × seed of SUITE, then write tables and the report.
+
+    KEY=VALUE overrides a suite value (budget.steps=50, seeds=[0,1], adapters.cnn_gan.width=16): checked like
+    the file, part of the run ids, recorded in the resolved suite.yaml and the report."""
     from bench.api import run_suite
 
     opts = {}
@@ -99,6 +104,7 @@ def run(
         raise BenchError("--ray-address and --gpus-per-run only apply to the Ray executor", fix="add --executor ray")
     df = run_suite(
         suite,
+        overrides=overrides,
         out=out,
         reports=reports,
         device=device,
@@ -122,14 +128,15 @@ def run(
 
 @main.command()
 @click.argument("suite", type=click.Path(path_type=Path))
-def validate(suite: Path) -> None:
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+def validate(suite: Path, overrides: tuple[str, ...]) -> None:
     """Check SUITE (schema, adapter configs, metrics, strategies) and each adapter's contract (one
     train_step, sample and log_likelihood on a tiny batch, on the CPU) without running the suite."""
     from bench.api import contract_violations, not_applicable
     from bench.core.errors import DataUnavailable
     from bench.suite.load import expand, load_suite
 
-    s = load_suite(suite)
+    s = load_suite(suite, overrides)
     n = len(expand(s))
     try:
         violations = contract_violations(s, str(suite))

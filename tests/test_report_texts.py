@@ -214,3 +214,28 @@ def test_the_verdict_gives_each_strategy_its_cost(tmp_path):
     html = render_report(write_suite(tmp_path, res), tmp_path / "rep")["html"].read_text()
     line = html.split('class="legend verdict-cost"', 1)[1].split("</p>", 1)[0]
     assert "scratch 5 s" in line and "supervised 15 s (×3)" in line
+
+
+@pytest.mark.slow  # two dry runs build the adapters
+def test_key_value_overrides_are_validated_change_the_run_ids_and_are_recorded(tmp_path):
+    from bench.suite.load import load_suite
+    from bench.suite.overrides import header
+
+    suite = tmp_path / "na.yaml"
+    suite.write_text(NA_SUITE)
+    assert load_suite(suite, ["budget.steps=7", "seeds=[3]"]).budget.steps == 7
+    bad = CliRunner().invoke(main, ["validate", str(suite), "budget.stepz=3"])
+    assert bad.exit_code == 2 and "budget.stepz: unknown key 'stepz' (did you mean 'steps'?)" in bad.output
+    assert "not key=value" in CliRunner().invoke(main, ["validate", str(suite), "budget.steps"]).output
+
+    def ids(*over: str) -> set[str]:
+        out = CliRunner().invoke(main, ["run", str(suite), *over, "--dry-run", "--out", str(tmp_path / "runs")])
+        assert out.exit_code == 0, out.output
+        return {ln.split()[1] for ln in out.output.splitlines() if ln.startswith("  run ")}
+
+    assert ids() != ids("budget.steps=3")
+    res = [make_result("cnn_gan", "scratch", s, metrics={"fid_domain": 40.0 + s}) for s in (0, 1)]
+    suite_dir = write_suite(tmp_path / "r", res, suite_yaml=header(["budget.steps=3"]) + "name: t\n")
+    html = render_report(suite_dir, tmp_path / "rep")["html"].read_text()
+    box = html.split('id="reproduce"', 1)[1].split('id="provenance"', 1)[0]
+    assert "command-line overrides" in box and "<code>budget.steps=3</code>" in box

@@ -164,15 +164,22 @@ def suite_folders(file: str) -> tuple[str, ...]:
     return () if file == "<dict>" else (str(Path(file).resolve().parent),)
 
 
-def load_suite(source: str | Path | dict) -> Suite:
+def load_suite(source: str | Path | dict, overrides: tuple[str, ...] | list[str] = ()) -> Suite:
+    """The suite from a file or a dict, with `overrides` (`key=value`, bench.suite.overrides) set before
+    validation, so they are checked like the file's own values."""
+    from bench.suite.overrides import apply_overrides
+
     if isinstance(source, dict):
         try:
             yamlsafe.check_expansion(source)  # a dict from Python may share objects just as YAML aliases do
         except yamlsafe.YamlLimit as err:
             raise BenchError(str(err), file="<dict>", fix="pass a smaller suite") from None
-        return parse_suite(copy.deepcopy(source))
+        return parse_suite(apply_overrides(source, overrides))
     path = Path(source)
-    return parse_suite(read_yaml(path), str(path))
+    data = read_yaml(path)
+    if overrides:
+        return parse_suite(apply_overrides(data, overrides), f"{path} (with {' '.join(overrides)})")
+    return parse_suite(data, str(path))
 
 
 # The spec names, re-exported: `from bench.suite.load import RunSpec` keeps working.
