@@ -67,7 +67,6 @@ def run_suite(
     from bench.exec.table import choose
     from bench.planning import sequential
     from bench.store import claims
-
     from bench.suite.overrides import header
 
     suite = sequential(_load(source, tuple(overrides)), until_resolved, max_seeds, max_runs)

@@ -324,8 +324,16 @@ def _reproduce(results: list[RunResult], prov: dict[str, Any]) -> dict[str, Any]
     year = (prov["last"] or "")[:4] or None
     checkout = f"git checkout {commit}" if commit else "# the runs recorded no git commit: use bench " + __version__
     lines = [checkout, "pip install -e .", "bench run REPORT/data/suite.yaml   # REPORT: this report's folder"]
-    overrides = [ln.split(":", 1)[1].strip() for ln in prov["suite_yaml"].splitlines() if ln.startswith("# override from the command line:")]
-    return {"commands": "\n".join(lines), "commit": commit, "overrides": overrides, "version": __version__, "bibtex": cite.bibtex(__version__, commit, year)}
+    overrides = [
+        ln.split(":", 1)[1].strip() for ln in prov["suite_yaml"].splitlines() if ln.startswith("# override from the command line:")
+    ]
+    return {
+        "commands": "\n".join(lines),
+        "commit": commit,
+        "overrides": overrides,
+        "version": __version__,
+        "bibtex": cite.bibtex(__version__, commit, year),
+    }
 
 
 def _strategy_cost(rows: list[Row], baseline: str | None) -> list[dict[str, str]]:

@@ -42,7 +42,9 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
                 nxt = node[part] = {}
             if not isinstance(nxt, dict):
                 where = ".".join(path[: i + 1])
-                raise BenchError(f"override {'.'.join(path)}: {where} is {type(nxt).__name__}, not a mapping", file=WHERE, fix=f"set {where}=... instead")
+                raise BenchError(
+                    f"override {'.'.join(path)}: {where} is {type(nxt).__name__}, not a mapping", file=WHERE, fix=f"set {where}=... instead"
+                )
             node = nxt
         node[path[-1]] = value
     return out
