@@ -197,6 +197,23 @@ def list_(what: str) -> None:
 
 
 @main.command()
+@click.argument("runs_a", type=click.Path(path_type=Path))
+@click.argument("runs_b", type=click.Path(path_type=Path))
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="A metric to compare (repeatable); default: the first three quality metrics and total_seconds.",
+)
+def compare(runs_a: Path, runs_b: Path, metrics: tuple[str, ...]) -> None:
+    """Put two runs folders side by side (two suites, or one before and after a change): per adapter × strategy
+    in both, each metric's mean ± 95% CI in A and B, and B − A with Welch's unpaired 95% interval."""
+    from bench.stats.side_by_side import compare_folders
+
+    click.echo(compare_folders(runs_a, runs_b, list(metrics) or None))
+
+
+@main.command()
 @click.argument("adapter")
 def show(adapter: str) -> None:
     """Print ADAPTER's Config: every key a suite may set, with its type, default and description."""

@@ -239,3 +239,14 @@ def test_key_value_overrides_are_validated_change_the_run_ids_and_are_recorded(t
     html = render_report(suite_dir, tmp_path / "rep")["html"].read_text()
     box = html.split('id="reproduce"', 1)[1].split('id="provenance"', 1)[0]
     assert "command-line overrides" in box and "<code>budget.steps=3</code>" in box
+
+
+def test_bench_compare_puts_two_runs_folders_side_by_side(tmp_path):
+    a = write_suite(tmp_path / "a", [make_result("cnn_gan", "scratch", s, metrics={"fid_domain": 40.0 + s}) for s in (0, 1, 2)])
+    b = write_suite(tmp_path / "b", [make_result("cnn_gan", "scratch", s, metrics={"fid_domain": 30.0 + s}) for s in (0, 1, 2)])
+    out = CliRunner().invoke(main, ["compare", str(a), str(b)])
+    assert out.exit_code == 0, out.output
+    line = next(ln for ln in out.output.splitlines() if "fid_domain" in ln)
+    assert "41 ± 2.5 n=3" in line and "31 ± 2.5 n=3" in line and "-10 [" in line
+    empty = CliRunner().invoke(main, ["compare", str(a), str(tmp_path / "nothing")])
+    assert empty.exit_code == 2 and "no finished runs" in empty.output
