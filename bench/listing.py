@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SUITE_DIRS = (Path("suites"), Path(__file__).resolve().parents[1] / "suites")
-
 
 def _table(rows: list[tuple[str, ...]]) -> str:
     if not rows:
@@ -35,11 +33,17 @@ def render(what: str) -> str:
         from bench.tasks import describe_tasks
 
         return _table(describe_tasks())
-    seen: dict[str, Path] = {}
-    for d in SUITE_DIRS:
-        for p in sorted(d.glob("*.yaml")):
-            seen.setdefault(p.name, p)
-    return _table([(str(p), _first_line(p)) for p in seen.values()])
+    from bench.suite.load import bundled_suites
+
+    # By name, which `bench run NAME` accepts; the file is where to copy it from.
+    return _table([(name, _first_line(p), _shown(p)) for name, p in bundled_suites().items()])
+
+
+def _shown(p: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
 
 
 def _first_line(p: Path) -> str:

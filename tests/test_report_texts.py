@@ -250,3 +250,14 @@ def test_bench_compare_puts_two_runs_folders_side_by_side(tmp_path):
     assert "41 ± 2.5 n=3" in line and "31 ± 2.5 n=3" in line and "-10 [" in line
     empty = CliRunner().invoke(main, ["compare", str(a), str(tmp_path / "nothing")])
     assert empty.exit_code == 2 and "no finished runs" in empty.output
+
+
+def test_suites_are_listed_and_loaded_by_name(tmp_path, monkeypatch):
+    from bench.suite.load import load_suite
+
+    monkeypatch.chdir(tmp_path)  # not the checkout: the bundled suites are found beside the package
+    out = CliRunner().invoke(main, ["list", "suites"]).output
+    assert any(ln.split()[0] == "smoke" for ln in out.splitlines()), out
+    assert load_suite("smoke").name == "smoke"
+    missing = CliRunner().invoke(main, ["validate", "no-such-suite"])
+    assert missing.exit_code == 2 and "suite file not found" in missing.output

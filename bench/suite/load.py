@@ -43,6 +43,27 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+# Where bundled suites are found by name (`bench run smoke`): the working directory's suites/, then the ones
+# beside the installed package (a source checkout or an editable install).
+SUITE_DIRS = (Path("suites"), Path(__file__).resolve().parents[2] / "suites")
+
+
+def bundled_suites() -> dict[str, Path]:
+    """name (the file's stem) → path, first folder of SUITE_DIRS wins."""
+    seen: dict[str, Path] = {}
+    for d in SUITE_DIRS:
+        for p in sorted(d.glob("*.yaml")) if d.is_dir() else []:
+            seen.setdefault(p.stem, p)
+    return seen
+
+
+def resolve_suite(source: Path) -> Path:
+    """A suite file, or the name of a bundled one (`smoke` → suites/smoke.yaml) when no such file exists."""
+    if source.is_file() or source.suffix or len(source.parts) > 1:
+        return source
+    return bundled_suites().get(source.name, source)
+
+
 def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """Read a suite file, overlaying it on its `include:` base (paths relative to the file)."""
     if not path.is_file():
@@ -175,7 +196,7 @@ def load_suite(source: str | Path | dict, overrides: tuple[str, ...] | list[str]
         except yamlsafe.YamlLimit as err:
             raise BenchError(str(err), file="<dict>", fix="pass a smaller suite") from None
         return parse_suite(apply_overrides(source, overrides))
-    path = Path(source)
+    path = resolve_suite(Path(source))
     data = read_yaml(path)
     if overrides:
         return parse_suite(apply_overrides(data, overrides), f"{path} (with {' '.join(overrides)})")
