@@ -229,6 +229,7 @@ class DDPM(Adapter):
         self.opt = adam(self.net.parameters(), lr=c.lr, device=self.device)
         self.sigma_min = c.sigma_min or 0.5 / (info.levels - 1)
         ab = alpha_bars(c.schedule, c.steps, self.sigma_min)
+        self.bound_seed = 0  # the bound's draws (timesteps and noise): fixed, so evaluation is reproducible
         self.ab64 = ab  # float64 on the host: the bound's coefficients need the precision
         self.ab = ab.float().to(self.device)
 
@@ -291,9 +292,13 @@ class DDPM(Adapter):
 
     # --- the variational bound -----------------------------------------------------------------------
     def _strata(self) -> list[tuple[int, int]]:
-        """`bound_steps` log-spaced, non-empty ranges [lo, hi) covering 2..T."""
+        """`bound_steps` log-spaced, non-empty ranges [lo, hi) covering 2..T (one step each when bound_steps = T - 1)."""
         T, k = self.config.steps, self.config.bound_steps
-        edges = sorted({int(round(v)) for v in torch.logspace(math.log10(2), math.log10(T + 1), k + 1).tolist()} | {2, T + 1})
+        raw = torch.logspace(math.log10(2), math.log10(T + 1), k + 1, dtype=torch.float64).tolist()
+        edges = [2]
+        for j in range(1, k):  # strictly increasing, leaving room for the strata still to come
+            edges.append(min(max(int(round(raw[j])), edges[-1] + 1), T + 1 - (k - j)))
+        edges.append(T + 1)
         return list(zip(edges[:-1], edges[1:], strict=False))
 
     def _decoder_log_prob(self, x0: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
@@ -315,7 +320,7 @@ class DDPM(Adapter):
         c, net, T = self.config, self.net_ema, self.config.steps
         x0, n = batch.x.to(self.device), len(batch)
         ab = self.ab64
-        gen = torch.Generator(device="cpu").manual_seed(0)
+        gen = torch.Generator(device="cpu").manual_seed(self.bound_seed)
         # L_T: KL(q(x_T | x_0) || N(0, I)), closed form per dimension.
         m, v = ab[T].sqrt() * x0.double(), 1 - ab[T]
         l_T = 0.5 * (m.pow(2) + v - 1 - math.log(v)).flatten(1).sum(1)
