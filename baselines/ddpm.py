@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.adapter import Adapter, Batch, DataInfo, Part, adam, register_adapter, to_uint8
+from bench.adapter.base import Adapter, Batch, DataInfo, Part, adam, to_uint8
 
 
 # --- noise schedules -------------------------------------------------------------------------------
@@ -199,7 +199,6 @@ class DownPath(nn.Module):
         return [nn.ModuleList([self.time, self.stem]), *self.downs, self.mid]
 
 
-@register_adapter("ddpm")
 class DDPM(Adapter):
     family = "diffusion"
     likelihood_exact = False  # the variational bound, estimated from sampled timesteps
@@ -235,12 +234,10 @@ class DDPM(Adapter):
 
     def parts(self) -> dict[str, Part]:
         down = DownPath(self.net)
-        out = {"encoder": Part(down, "encoder", features=self.net.features, blocks=down.blocks)}
-        from bench.adapter import ROLES  # PHASE1: the denoiser role lands in phase 2
-
-        if "denoiser" in ROLES:
-            out["denoiser"] = Part(self.net, "denoiser", blocks=self.net.blocks, alpha_bar=self._alpha_bar)
-        return out
+        return {
+            "denoiser": Part(self.net, "denoiser", blocks=self.net.blocks, alpha_bar=self._alpha_bar),
+            "encoder": Part(down, "encoder", features=self.net.features, blocks=down.blocks),
+        }
 
     def _alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
         """ᾱ(t) for t in [0, 1] (interpolated between the discrete steps), for generic denoising tasks."""

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.adapter import Adapter, Batch, DataInfo, Part, adam, from_levels, register_adapter
+from bench.adapter.base import Adapter, Batch, DataInfo, Part, adam, from_levels
 
 
 class CouplingNet(nn.Module):
@@ -151,7 +151,6 @@ class Flow(nn.Module):
         return c, h, w
 
 
-@register_adapter("realnvp")
 class RealNVP(Adapter):
     family = "flow"
     likelihood_exact = False  # dequantised: a lower bound on the discrete log-likelihood

@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from bench.core.errors import BenchError, show
 from bench.core.seeds import derive_seed  # noqa: F401  (re-exported: spec.derive_seed)
@@ -85,7 +85,9 @@ class StrategySpec:
     source: DatasetSpec | None = None
     parts: list[str] | None = None  # None: every part the task applies to
     steps: int = 0
-    freeze: dict[str, int] = field(default_factory=dict)
+    # part -> N: the first N blocks stay fixed (FreezeD); part -> "difffit": only its biases, norm weights and
+    # scale parameters train (DiffFit, Xie et al. 2023), every other weight of the part stays fixed.
+    freeze: dict[str, int | Literal["difffit"]] = field(default_factory=dict)
     batch_size: int | None = None
     lr: float = 1e-3
     mask_ratio: float = 0.0
@@ -110,7 +112,7 @@ class StrategySpec:
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        bad = {k: n for k, n in self.freeze.items() if n < 0}
+        bad = {k: n for k, n in self.freeze.items() if isinstance(n, int) and n < 0}
         if bad:
             raise ValueError(f"freeze counts must be >= 0, got {show(bad)}")
 
