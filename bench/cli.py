@@ -136,12 +136,19 @@ def new() -> None:
 @new.command(name="adapter")
 @click.argument("name")
 @click.option("--dir", "folder", default=".", show_default=True, type=click.Path(path_type=Path), help="Folder to write into.")
-def new_adapter(name: str, folder: Path) -> None:
-    """Write NAME.py (an adapter that runs as written, the contract in its comments) and NAME.yaml (a suite
-    that runs it). Never overwrites a file."""
+@click.option(
+    "--family",
+    default="gan",
+    show_default=True,
+    type=click.Choice(["gan", "vae", "autoregressive", "diffusion", "flow"]),
+    help="Which kind of model the template is: each runs as written.",
+)
+def new_adapter(name: str, folder: Path, family: str) -> None:
+    """Write NAME.py (an adapter of the chosen family that runs as written, the contract in its comments) and
+    NAME.yaml (a suite that runs it). Never overwrites a file."""
     from bench.scaffold import new_adapter as write
 
-    code, suite = write(name, folder)
+    code, suite = write(name, folder, family)
     click.echo(f"wrote {code} and {suite}; next: bench validate {suite}, then bench run {suite}")
 
 
