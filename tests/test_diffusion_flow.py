@@ -4,14 +4,15 @@ likelihood (summed over every image of a tiny space they stay <= 1), the parts t
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
 
 from baselines.ddpm import DDPM, alpha_bars
 from baselines.realnvp import RealNVP, squeeze, unsqueeze
-from bench import schema
-from bench.adapter import Batch, DataInfo, from_levels, to_levels
+from bench.suite import schema
+from bench.adapter.base import Batch, DataInfo, from_levels, to_levels
 
 CPU = torch.device("cpu")
 TINY = {
@@ -150,3 +151,161 @@ def test_ddpm_encoder_part_shares_the_denoisers_weights() -> None:
     ups = {id(p) for p in adapter.net.ups.parameters()}
     assert not ups & {id(p) for p in enc.module.parameters()}  # the up path is not in the encoder half
     assert enc.module(torch.zeros(2, *info.shape)).shape == (2, enc.features)
+
+
+# --- the denoiser role, the contract, the templates -----------------------------------------------
+FAMILIES = ("gan", "vae", "autoregressive", "diffusion", "flow")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from bench.data.datasets import load_dataset
+    from bench.suite.spec import DatasetSpec
+
+    return load_dataset(DatasetSpec("digits"))
+
+
+def _template_class(tmp_path, family: str, edit=None):
+    from bench.adapter.base import import_from
+    from bench.scaffold import class_name, new_adapter
+
+    name = f"tmpl_{family}_{abs(hash(str(tmp_path))) % 10**8}"
+    code, _ = new_adapter(name, tmp_path, family)
+    if edit:
+        code.write_text(edit(code.read_text()))
+    return getattr(import_from(name, (tmp_path,)), class_name(name))
+
+
+def _contract(cls, data) -> list[str]:
+    from bench.adapter.contract import check_adapter
+
+    return check_adapter(lambda: cls(schema.parse(cls.Config, {}), data.info, CPU), data, CPU)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_template_passes_the_contract_unmodified(tmp_path, family: str, digits) -> None:
+    cls = _template_class(tmp_path, family)
+    assert cls.family == family
+    assert _contract(cls, digits) == []
+
+
+def test_a_flow_that_returns_its_continuous_density_is_caught_at_validate(tmp_path, digits) -> None:
+    # The flow template without the bins' volume (and without its clamp): the continuous log-density.
+    def forget(code: str) -> str:
+        assert " - self.info.dims * math.log(self.info.levels)" in code and ".clamp(max=0.0)" in code
+        return code.replace(" - self.info.dims * math.log(self.info.levels)", "").replace(".clamp(max=0.0)", "")
+
+    lines = _contract(_template_class(tmp_path, "flow", forget), digits)
+    assert len(lines) == 1 and "own samples" in lines[0] and "log(levels)" in lines[0], lines
+
+
+def test_a_denoiser_of_the_wrong_shape_is_one_line(tmp_path, digits) -> None:
+    def pool(code: str) -> str:  # the denoiser returns a flat vector instead of an image
+        return code.replace("nn.Linear(hidden, dims), nn.Unflatten(1, shape))", "nn.Linear(hidden, dims))")
+
+    lines = _contract(_template_class(tmp_path, "diffusion", pool), digits)
+    assert any("(denoiser): module(x_t float" in line and "expected the predicted noise" in line for line in lines), lines
+
+
+def test_an_unknown_part_role_is_one_line_and_exit_2(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    def typo(code: str) -> str:
+        return code.replace('bench.Part(n, "denoiser"', 'bench.Part(n, "denoizer"')
+
+    cls = _template_class(tmp_path, "diffusion", typo)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: s\ndataset: {{name: digits}}\nadapters: {{{cls.__module__}:{cls.__name__}: {{}}}}\nrunner: {{threads: 1}}\n")
+    res = CliRunner().invoke(main, ["validate", str(suite)])
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().split("\n")
+    assert len(lines) == 1 and "Traceback" not in res.output and "role must be one of" in lines[0] and "denoizer" in lines[0], res.output
+
+
+def test_part_sizes_by_role() -> None:
+    from bench.adapter.base import Part
+
+    net = torch.nn.Linear(2, 2)
+    assert Part(net, "denoiser").alpha_bar is None
+    for bad in ({"features": 3}, {"patch_size": 2}):
+        with pytest.raises(ValueError, match="denoiser"):
+            Part(net, "denoiser", **bad)
+    with pytest.raises(ValueError, match="alpha_bar"):
+        Part(net, "encoder", features=2, alpha_bar=lambda t: t)
+
+
+def test_difffit_trains_only_biases_norms_and_scales() -> None:
+    from bench.runner.pretrain import apply_freeze
+    from bench.tasks.strategy import StrategyNotApplicable
+
+    info = DataInfo("t", 1, 8, 17, 1)
+    adapter = make(DDPM, info)
+    frozen = apply_freeze(adapter, {"denoiser": "difffit"})
+    train = {n for n, p in adapter.net.named_parameters() if p.requires_grad}
+    assert frozen and train
+    assert all(n.endswith(("bias", "gamma")) or ".norm" in n or "out_norm" in n for n in train), train
+    assert not any(n.endswith("conv1.weight") for n in train)
+    assert any(n.endswith("gamma") for n in train) and any("norm" in n and n.endswith("weight") for n in train)
+    assert len(frozen) + len(train) == len(list(adapter.net.parameters()))
+    with pytest.raises(StrategyNotApplicable, match="no part 'denoiser'"):
+        apply_freeze(make(RealNVP, info), {"denoiser": "difffit"})
+
+
+def test_a_bound_is_marked_and_never_ranked_against_an_exact_value() -> None:
+    from bench.report.stats import Cell, MetricMeta, Row, mark_best
+
+    def row(strategy: str, mean: float, bound: bool) -> Row:
+        c = Cell(mean=mean, ci95=0.1, n=3, values=[mean] * 3, bound=bound)
+        return Row("m", strategy, "flow", None, {}, 3, [], {"bpd": c})
+
+    meta = {"bpd": MetricMeta("bpd", False)}
+    mixed = [row("a", 2.0, True), row("b", 3.0, False)]
+    mark_best(mixed, meta)
+    assert not any(r.cells["bpd"].best for r in mixed)
+    same = [row("a", 2.0, True), row("b", 3.0, True)]
+    mark_best(same, meta)
+    assert [r.cells["bpd"].best for r in same] == [True, False]
+
+
+def test_terminal_table_marks_a_bound() -> None:
+    import pandas as pd
+
+    from bench.stats.aggregate import BOUND_MARK, terminal_table
+
+    summary = pd.DataFrame(
+        [
+            {"adapter": a, "strategy": "scratch", "n_runs": 2, "n_completed": 2, "bpd_mean": v, "bpd_ci95": 0.1, "bpd_kind": k}
+            for a, v, k in (("flowy", 3.5, "bound"), ("seq", 2.2, "exact"))
+        ]
+    )
+    text = terminal_table(summary, ["bpd"])
+    flowy, seq = (line for line in text.splitlines() if line.startswith(("flowy", "seq")))
+    assert BOUND_MARK in flowy and BOUND_MARK not in seq and "a bound, not exact" in text
+
+
+@pytest.mark.slow
+def test_diffusion_strategies_run_end_to_end(tmp_path) -> None:
+    # Every strategy of the sibling suite on a budget of seconds: what applies completes (with its evidence),
+    # what does not is n/a with the reason.
+    import yaml
+
+    from bench.api import run_suite
+
+    suite = yaml.safe_load((Path(__file__).resolve().parents[1] / "suites" / "digits-diffusion-flow.yaml").read_text())
+    suite.update(
+        name="ddf-e2e",
+        seeds=[0],
+        budget={"steps": 6, "eval_every": 0, "batch_size": 16},
+        eval={"num_samples": 50, "metrics": ["bpd"]},
+        adapters={"ddpm": TINY[DDPM], "realnvp": TINY[RealNVP]},
+    )
+    for spec in suite["strategies"].values():
+        if "steps" in spec:
+            spec["steps"] = 6
+    df = run_suite(suite, out=tmp_path / "runs", reports=tmp_path / "rep")
+    status = {(r.adapter, r.strategy): r.status for r in df.itertuples()}
+    assert all(status[("ddpm", s)] == "completed" for s in suite["strategies"]), status
+    assert {s for (a, s), st in status.items() if a == "realnvp" and st == "completed"} == {"scratch", "generative", "photos"}
+    assert (df[df.status == "completed"]["bpd_kind"] == "bound").all()
