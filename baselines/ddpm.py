@@ -47,7 +47,6 @@ from torch import nn
 
 from bench.adapter.base import Adapter, Batch, DataInfo, Part, adam, to_uint8
 
-
 # --- noise schedules -------------------------------------------------------------------------------
 LOG_SNR_MIN = -10.0  # ᾱ_T ≈ 4.5e-5: the last step keeps almost nothing of the data (L_T ≈ 0)
 
@@ -314,7 +313,7 @@ class DDPM(Adapter):
 
     @torch.no_grad()
     def log_likelihood(self, batch: Batch) -> torch.Tensor:
-        c, net, T = self.config, self.net_ema, self.config.steps
+        net, T = self.net_ema, self.config.steps
         x0, n = batch.x.to(self.device), len(batch)
         ab = self.ab64
         gen = torch.Generator(device="cpu").manual_seed(self.bound_seed)

@@ -34,7 +34,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from bench.adapter.base import Adapter, Batch, DataInfo, Part, adam, from_levels

@@ -11,8 +11,8 @@ import torch
 
 from baselines.ddpm import DDPM, alpha_bars
 from baselines.realnvp import RealNVP, squeeze, unsqueeze
-from bench.suite import schema
 from bench.adapter.base import Batch, DataInfo, from_levels, to_levels
+from bench.suite import schema
 
 CPU = torch.device("cpu")
 TINY = {
@@ -309,3 +309,16 @@ def test_diffusion_strategies_run_end_to_end(tmp_path) -> None:
     assert all(status[("ddpm", s)] == "completed" for s in suite["strategies"]), status
     assert {s for (a, s), st in status.items() if a == "realnvp" and st == "completed"} == {"scratch", "generative", "photos"}
     assert (df[df.status == "completed"]["bpd_kind"] == "bound").all()
+
+
+def test_readme_ddpm_example_passes_the_contract(tmp_path, digits) -> None:
+    import re
+
+    from bench.adapter.base import import_from
+
+    section = (Path(__file__).resolve().parents[1] / "README.md").read_text().split("### A diffusion model or a flow", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    name = f"readme_ddpm_{abs(hash(str(tmp_path))) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(code)
+    cls = import_from(name, (tmp_path,)).TinyDDPM
+    assert cls.family == "diffusion" and _contract(cls, digits) == []

@@ -90,7 +90,9 @@ class Part:
             if given or dim is not None:
                 raise ValueError(f"a denoiser part takes no size (it maps an image to an image), got {', '.join(given) or 'dim'}=")
             if self.patch_size is not None:
-                raise ValueError(f"patch_size must be a positive int on an encoder or decoder part, got {self.patch_size!r} on a denoiser part")
+                raise ValueError(
+                    f"patch_size must be a positive int on an encoder or decoder part, got {self.patch_size!r} on a denoiser part"
+                )
             return
         size = ROLE_SIZE[self.role]
         if dim is not None:
