@@ -10,12 +10,15 @@ import hashlib
 
 # purpose -> what the stream drives. Adding a purpose changes no existing stream (each is hashed apart).
 PURPOSES: dict[str, str] = {
+    "init": "the global random state before the adapter is built: its initial weights",
+    "data": "the generator that draws the training batches (their order; batch.next() too)",
     "pretrain": "the pretraining stage: initialisation, data order and noise of a strategy's task",
     "train": "initialisation after pretraining, data order and noise of the training loop",
     "eval": "the generator every evaluation samples from (the same latents for every strategy of a seed)",
     "contract": "the throwaway adapter and batch of the contract check (never the run's own streams)",
     "extractor": "one member of the domain extractor ensemble (its seed is the member index)",
     "mask": "the masks of the autoencode task",
+    "denoise": "the times and noise of the denoise task (its fixed before/after probe draws from `eval`)",
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from bench.core.seeds import derive_seed
 from bench.tasks.common import Context, as_input, eval_mode, fit
 from bench.tasks.weights import part_tensors
 
@@ -43,7 +44,7 @@ def noisy(x0: torch.Tensor, t: torch.Tensor, alpha_bar, eps: torch.Tensor) -> to
 def probe(module, alpha_bar, u8: torch.Tensor) -> dict[float, float]:
     """Test ε-MSE at a few fixed times, with noise from a fixed-seed generator (comparable before/after)."""
     x0 = as_input(u8[:512])
-    gen = torch.Generator(device="cpu").manual_seed(0)
+    gen = torch.Generator(device="cpu").manual_seed(derive_seed(0, "eval"))
     out = {}
     with eval_mode(module):
         for t in PROBE_T:
@@ -55,7 +56,7 @@ def probe(module, alpha_bar, u8: torch.Tensor) -> dict[float, float]:
 
 def train(ctx: Context) -> tuple[dict, dict[str, Any], float]:
     parts = ctx.fresh.parts()
-    gen = torch.Generator(device=ctx.device).manual_seed(0)
+    gen = torch.Generator(device=ctx.device).manual_seed(derive_seed(ctx.seed, "denoise"))
     info: dict[str, Any] = {}
     seconds = 0.0
     for name in ctx.parts:
