@@ -131,7 +131,10 @@ def test_log_likelihood_contract(key: str, digits) -> None:
     assert ll.dtype.is_floating_point and bool((ll <= 1e-4).all())
     bpd = bits_per_dim(ll, digits.info.dims)
     # An untrained model is near uniform: a bpd far above log2(levels) means a bug in the units or the sum.
-    assert 0 < bpd < 2 * math.log2(digits.levels)
+    # Not so a diffusion model's bound: with ε̂ = 0 at init, its KL terms add up to about half the log-SNR
+    # range per dimension (ddpm: 0.5·(6.9 + 10) nats ≈ 12 bits), by construction.
+    limit = 4 if ADAPTERS.get(key).family == "diffusion" else 2
+    assert 0 < bpd < limit * math.log2(digits.levels)
 
 
 @pytest.mark.parametrize("key", KEYS)
