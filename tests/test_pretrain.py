@@ -34,6 +34,8 @@ TINY = {
     "lstm_seq": {"emb": 16, "hidden": 32, "layers": 1},
     "transformer_seq": {"dim": 32, "depth": 1, "heads": 2},
     "dummy": {},
+    "ddpm": {"width": 8, "time_dim": 16, "steps": 100, "bound_steps": 8, "sample_steps": 4},
+    "realnvp": {"hidden": 16, "scales": 1, "iw_samples": 2},
 }
 DIGITS = {"name": "digits"}
 
