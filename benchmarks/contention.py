@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from _common import machine, table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +112,8 @@ def main() -> None:
         suite = args.suite.resolve()
         if args.threads is not None:
             overlay = tmp / suite.name  # same file name: the suite's name and run folders are unchanged
-            overlay.write_text(f"include: {suite}\nrunner: {{threads: {args.threads}}}\n")
+            name = yaml.safe_load(suite.read_text())["name"]  # an including suite names itself
+            overlay.write_text(f"include: {suite}\nname: {name}\nrunner: {{threads: {args.threads}}}\n")
             suite = overlay
         print(f"suite {args.suite.name}{f' --only {args.only}' if args.only else ''}; bench run {' '.join(extra)}"
               f"{f'; runner.threads: {args.threads}' if args.threads is not None else ' (default settings)'}")  # fmt: skip
