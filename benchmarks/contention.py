@@ -110,15 +110,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="contention-") as tmp:
         tmp = Path(tmp)
         suite = args.suite.resolve()
-        if args.threads is not None:
-            overlay = tmp / suite.name  # same file name: the suite's name and run folders are unchanged
-            name = yaml.safe_load(suite.read_text())["name"]  # an including suite names itself
-            overlay.write_text(f"include: {suite}\nname: {name}\nrunner: {{threads: {args.threads}}}\n")
-            suite = overlay
+        name = yaml.safe_load(suite.read_text())["name"]  # an including suite names itself
+
+        def overlay(threads: int, folder: str) -> Path:
+            (tmp / folder).mkdir()
+            path = tmp / folder / suite.name  # the same file and suite name: the same run folders
+            path.write_text(f"include: {suite}\nname: {name}\nrunner: {{threads: {threads}}}\n")
+            return path
+
+        timed_suite = overlay(args.threads, "threads") if args.threads is not None else suite
         print(f"suite {args.suite.name}{f' --only {args.only}' if args.only else ''}; bench run {' '.join(extra)}"
               f"{f'; runner.threads: {args.threads}' if args.threads is not None else ' (default settings)'}")  # fmt: skip
-        print("warming the caches (untimed)...", flush=True)
-        bench_run(suite, tmp / "warm", None, extra, args.timeout)
+        # The caches (domain classifier, real features, pretraining) do not depend on the runs' threads: one
+        # thread fills them fastest on a shared machine.
+        print("warming the caches (untimed, runner.threads: 1)...", flush=True)
+        bench_run(overlay(1, "warm-suite"), tmp / "warm", None, extra, args.timeout)
         cache = tmp / "warm" / "runs" / ".cache"
         rows, base_wall, k = [], None, 1.0
         for n in [0, *busy]:
@@ -126,7 +132,7 @@ def main() -> None:
             try:
                 time.sleep(1.0 if n else 0.0)  # let the spinners start before the clock does
                 before = load()
-                wall, cpu, finished = bench_run(suite, tmp / f"busy{n}", cache, extra, args.timeout)
+                wall, cpu, finished = bench_run(timed_suite, tmp / f"busy{n}", cache, extra, args.timeout)
                 after = load()
             finally:
                 stop(procs)
