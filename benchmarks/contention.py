@@ -140,9 +140,10 @@ def main() -> None:
                 base_wall, k = wall, max(cpu / wall, 1e-3)
             fair = max(1.0, (n + k) / cores)
             slow = wall / base_wall
+            stopped = not finished or (n and rows and rows[0][1].startswith(">"))
             shown = f"{wall:.1f}" if finished else f"> {wall:.0f} (stopped)"
-            rows.append([f"beside {n} busy" if n else "alone", shown, f"{cpu / wall:.2f}", f"{slow:.2f}x", f"{fair:.2f}x",
-                         f"{slow / fair:.2f}", f"{before:.1f} / {after:.1f}"])  # fmt: skip
+            rows.append([f"beside {n} busy" if n else "alone", shown, f"{cpu / wall:.2f}", f"{slow:.2f}x" if not stopped else "n/a (stopped)",
+                         f"{fair:.2f}x", f"{slow / fair:.2f}" if not stopped else "n/a", f"{before:.1f} / {after:.1f}"])  # fmt: skip
             print(f"  {rows[-1][0]}: {shown} s", flush=True)
     print(f"\n{cores} usable cores; alone the suite kept k = {k:.2f} cores busy; fair slowdown = max(1, (N + k) / {cores})")
     print(table(rows, ["phase", "wall s", "cores busy", "slowdown", "fair share", "slowdown / fair", "load 1 min before / after"]))
