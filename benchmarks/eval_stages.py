@@ -51,7 +51,7 @@ def suite_runs(path: Path, adapters: list[str] | None, strategy: str, seed: int,
     """The suite's runs of `strategy` and `seed`, one per adapter (all of the suite's, or `adapters`)."""
     import dataclasses
 
-    from bench.suite import expand, load_suite
+    from bench.suite.load import expand, load_suite
 
     suite = load_suite(path)
     out = []
@@ -95,7 +95,7 @@ class Stages:
         return EvalContext(*self.args)
 
     def split(self) -> dict[str, float]:
-        from bench import env
+        from bench.core import env
         from bench.metrics import evaluate
 
         ctx = self.context()
@@ -113,7 +113,7 @@ class Stages:
         return out
 
     def whole(self) -> float:
-        from bench import env
+        from bench.core import env
         from bench.metrics import evaluate
 
         ctx = self.context()
@@ -124,7 +124,7 @@ class Stages:
 def measure(run, out: Path, cache: Path, repeats: int, pools: bool) -> dict:
     from _common import prepared  # the runner, adapter and data set up as Runner.run does
 
-    from bench import env
+    from bench.core import env
     from bench.runner import LoopState
 
     device = torch.device("cpu")

@@ -14,10 +14,10 @@ import yaml
 from threadpoolctl import threadpool_info
 
 from bench.core import env
+from bench.core.errors import BenchError
 from bench.exec.jobs import check_jobs, resolve_jobs
-from bench.errors import BenchError
 from bench.store.fingerprint import stamp
-from bench.suite import expand, load_suite
+from bench.suite.load import expand, load_suite
 
 
 def _suite(name: str = "pack", threads: int | None = None) -> dict:

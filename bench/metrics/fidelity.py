@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
-from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metric
 from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 
 from bench.metrics import register_metric
 from bench.metrics.context import EvalContext, NotApplicable
+from bench.metrics.kid import kid_mean
 
 KID_SUBSETS = 100
 KID_SEED = 2020  # torch-fidelity's default rng_seed: fixed by the protocol, not by the run seed
@@ -49,9 +49,9 @@ def fid_from_features(fake: torch.Tensor, real: torch.Tensor) -> float:
 
 
 def kid_from_features(fake: torch.Tensor, real: torch.Tensor, subset_size: int) -> float:
+    """torch-fidelity's KID mean (kid_features_to_metric), from kernel matrices computed once (bench.metrics.kid)."""
     m = kid_subset_size(subset_size, len(fake), len(real))
-    out = kid_features_to_metric(fake, real, kid_subsets=KID_SUBSETS, kid_subset_size=m, rng_seed=KID_SEED, verbose=False)
-    return float(out[KEY_METRIC_KID_MEAN])
+    return kid_mean(fake, real, KID_SUBSETS, m, KID_SEED)
 
 
 def prc_from_features(fake: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
