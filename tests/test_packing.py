@@ -118,3 +118,19 @@ def test_two_launchers_with_different_jobs_run_every_run_once(tmp_path: Path) ->
     assert len(executed) == 4 and len(set(executed)) == 4, logs  # every run once, across both launchers
     rows = (tmp_path / "runs" / "pack" / "results.csv").read_text().splitlines()
     assert len(rows) == 1 + 4, rows  # one row per run, not one per launcher
+
+
+def test_cli_jobs_values(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_suite()))
+    base = ["run", str(path), "--out", str(tmp_path / "runs"), "--device", "cpu", "--dry-run"]
+    for bad in ("0", "many", "-2"):
+        res = CliRunner().invoke(main, [*base, "--jobs", bad])
+        assert res.exit_code == 2 and "--jobs" in res.output, res.output
+    for ok in ("auto", "1", "3"):
+        res = CliRunner().invoke(main, [*base, "--jobs", ok])
+        assert res.exit_code == 0 and res.output.count("  run   dummy-") == 4, res.output
