@@ -214,11 +214,12 @@ def test_every_sub_package_is_on_one_side_of_the_hash() -> None:
 def test_a_statistics_edit_keeps_the_run_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """End to end through `stamp`: the run ids of a suite computed over an edited compare.py equal today's."""
     copy = _copy_of_the_harness(tmp_path)
-    ids = [r.run_id for r in stamped(suite())]
-    (copy / "stats" / "compare.py").write_text((copy / "stats" / "compare.py").read_text() + "\n# edited\n")
-    monkeypatch.setattr(fingerprint, "_HARNESS", copy)
+    monkeypatch.setattr(fingerprint, "_HARNESS", copy)  # the copy, so an edit of the live tree cannot race the test
     fingerprint.harness_fingerprint.cache_clear()
     try:
+        ids = [r.run_id for r in stamped(suite())]
+        (copy / "stats" / "compare.py").write_text((copy / "stats" / "compare.py").read_text() + "\n# edited\n")
+        fingerprint.harness_fingerprint.cache_clear()
         assert [r.run_id for r in stamped(suite())] == ids
         (copy / "runner" / "loop.py").write_text((copy / "runner" / "loop.py").read_text() + "\n# edited\n")
         fingerprint.harness_fingerprint.cache_clear()
