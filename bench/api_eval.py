@@ -102,9 +102,9 @@ def eval_runs(
     eval block with `metrics` and/or `num_samples` replaced; rewrite the tables and the report. Trains
     nothing. Returns the results table (`.attrs['failed']`: re-evaluations that raised)."""
     from bench.core.env import pick_device
+    from bench.metrics import METRICS
     from bench.store import runs as store
     from bench.store.fingerprint import eval_fingerprint
-    from bench.metrics import METRICS
     from bench.suite.spec import runspec_from_dict
 
     suite_dir = Path(runs_dir)
@@ -118,15 +118,20 @@ def eval_runs(
     runs = []
     for res in results:
         run = runspec_from_dict(res.spec)
-        ev = dataclasses.replace(run.eval, **({"metrics": list(metrics)} if metrics else {}), **({"num_samples": num_samples} if num_samples else {}))
+        ev = dataclasses.replace(
+            run.eval, **({"metrics": list(metrics)} if metrics else {}), **({"num_samples": num_samples} if num_samples else {})
+        )
         runs.append(dataclasses.replace(run, eval=ev, identity={**run.identity, "eval_code": eval_fingerprint()}))
     todo = [r for r, res in zip(runs, results, strict=True) if r.eval_id != res.eval_id]
-    echo(f"{suite_dir.name}: {len(results)} completed runs; {describe(todo, suite_dir) or 'every run is evaluated under this eval block already'}")
+    echo(
+        f"{suite_dir.name}: {len(results)} completed runs; {describe(todo, suite_dir) or 'every run is evaluated under this eval block already'}"
+    )
     done = reevaluate_runs(todo, suite_dir, pick_device(device), suite_dir.parent / ".cache", echo)
-    from bench.api import load_results, render_report
+    from bench.report import render_report
+    from bench.stats.aggregate import write_tables
 
-    report = render_report(suite_dir, Path(reports) / suite_dir.name)
+    df, _ = write_tables(suite_dir)  # results.csv, summary.csv, comparisons.csv over the new numbers
+    report = render_report(suite_dir, Path(reports) / suite_dir.name)["html"]
     echo(f"report: {Path(report).resolve().as_uri()}")
-    df = load_results(suite_dir)
     df.attrs["failed"] = len(todo) - len(done)
     return df

@@ -37,7 +37,9 @@ def reference_spec(reference: str) -> Any:
 
     if Path(reference).is_dir():
         if "folder" not in DATASETS:
-            raise BenchError("a folder reference needs the `folder` data set, which this version lacks", key="--reference", fix="pass a data set name")
+            raise BenchError(
+                "a folder reference needs the `folder` data set, which this version lacks", key="--reference", fix="pass a data set name"
+            )
         block: Any = {"name": "folder", "root": reference}
     elif reference.lstrip().startswith("{"):
         try:
@@ -119,5 +121,7 @@ def export_samples(run_dir: str | Path, out: str | Path, num: int | None = None,
     try:
         images = draw(runspec_from_dict(res.spec), run_dir, pick_device(device), run_dir.parent.parent / ".cache", num)
     except (FileNotFoundError, ValueError) as err:
-        raise BenchError(" ".join(str(err).split())[:300], file=str(run_dir), fix="rerun the suite with runner.keep_weights: true") from None
+        raise BenchError(
+            " ".join(str(err).split())[:300], file=str(run_dir), fix="rerun the suite with runner.keep_weights: true"
+        ) from None
     return write_samples(images, out)

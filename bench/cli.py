@@ -138,7 +138,9 @@ def _names(value: str | None) -> list[str] | None:
 @click.option("--metrics", default=None, metavar="NAMES", help="Metrics to measure (comma-separated); default: each run's own.")
 @click.option("--num-samples", default=None, type=int, help="Generated samples per run; default: each run's own.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
-@click.option("--reports", default="reports", show_default=True, type=click.Path(path_type=Path), help="The report goes to REPORTS/<suite>/.")
+@click.option(
+    "--reports", default="reports", show_default=True, type=click.Path(path_type=Path), help="The report goes to REPORTS/<suite>/."
+)
 def eval_(runs_dir: Path, metrics: str | None, num_samples: int | None, device: str, reports: Path) -> None:
     """Re-evaluate the kept weights of every completed run in RUNS_DIR (runs/<suite>); train nothing."""
     from bench.api_eval import eval_runs
@@ -153,7 +155,13 @@ def eval_(runs_dir: Path, metrics: str | None, num_samples: int | None, device: 
 @click.option("--reference", required=True, help="A data set name, an inline block '{name: digits, image_size: 8}', or a folder.")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["test", "train"]), help="The reference split.")
 @click.option("--metrics", default=None, metavar="NAMES", help="Comma-separated; default: every sample metric needing no download.")
-@click.option("--cache", default="runs/.cache", show_default=True, type=click.Path(path_type=Path), help="Domain extractor cache (bench run's OUT/.cache).")
+@click.option(
+    "--cache",
+    default="runs/.cache",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Domain extractor cache (bench run's OUT/.cache).",
+)
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
 @click.option("--json", "json_out", default=None, type=click.Path(path_type=Path), help="Also write the scores to this JSON file.")
 def score(samples: Path, reference: str, split: str, metrics: str | None, cache: Path, device: str, json_out: Path | None) -> None:

@@ -54,7 +54,18 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("orchestration", ("bench.exec", "bench.store.claims", "bench.stats", "bench.report")),
     (
         "faces",
-        ("bench.api", "bench.cli", "bench.listing", "bench.scaffold", "bench", "bench.tokens", "bench.batch", "bench.errors"),
+        (
+            "bench.api",
+            "bench.api_eval",
+            "bench.api_score",
+            "bench.cli",
+            "bench.listing",
+            "bench.scaffold",
+            "bench",
+            "bench.tokens",
+            "bench.batch",
+            "bench.errors",
+        ),
     ),  # + deprecated re-exports
 ]
 

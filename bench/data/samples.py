@@ -46,7 +46,9 @@ def _read_folder(folder: Path) -> torch.Tensor:
         if first is None:
             first = (a.shape, p.name)
         elif a.shape != first[0]:
-            raise BenchError(f"image is {a.shape}, but {first[1]} is {first[0]}", file=str(p), fix="give every sample the same size and mode")
+            raise BenchError(
+                f"image is {a.shape}, but {first[1]} is {first[0]}", file=str(p), fix="give every sample the same size and mode"
+            )
         arrays.append(a)
     x = np.stack(arrays)
     return torch.from_numpy(x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2).copy())
@@ -58,7 +60,9 @@ def _read_npz(path: Path) -> torch.Tensor:
             keys = list(z.keys())
             key = next((k for k in ("samples", "images") if k in keys), keys[0] if len(keys) == 1 else None)
             if key is None:
-                raise BenchError(f"holds {len(keys)} arrays ({', '.join(keys[:5])})", file=str(path), fix="save one array, or name it 'samples'")
+                raise BenchError(
+                    f"holds {len(keys)} arrays ({', '.join(keys[:5])})", file=str(path), fix="save one array, or name it 'samples'"
+                )
             a = z[key]
     except (OSError, ValueError) as err:
         raise BenchError(f"not a readable .npz ({' '.join(str(err).split())[:120]})", file=str(path), fix="save with numpy.savez") from None
