@@ -60,6 +60,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "bench.api_score",
             "bench.cli",
             "bench.listing",
+            "bench.planning",
             "bench.scaffold",
             "bench",
             "bench.tokens",
