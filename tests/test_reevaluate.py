@@ -175,3 +175,19 @@ def test_without_kept_weights_a_changed_eval_block_retrains(finished: Path, tmp_
     assert res.metrics["weights_bytes"] == base.metrics["weights_bytes"]  # measured whether kept or not
     _, lines = run(with_(runner={"keep_weights": False}, eval={"metrics": ["fid_domain", "kid_domain"]}), out)
     assert "1 runs (0 already done)" in lines[0] and "\n1 runs in" in "\n".join(lines)
+
+
+@pytest.mark.slow
+def test_bench_eval_recomputes_every_metric_when_the_sample_count_changes(finished: Path, tmp_path: Path) -> None:
+    out = tmp_path / "explicit"
+    shutil.copytree(finished, out)
+    (before,) = store.list_results(out / "keep")
+    args = ["eval", str(out / "keep"), "--metrics", "fid_domain,kid_domain", "--num-samples", "60", "--device", "cpu"]
+    res = CliRunner().invoke(main, [*args, "--reports", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    assert "1 completed runs; 2 metrics to evaluate (fid_domain, kid_domain), 1 of them afresh" in res.output, res.output
+    (after,) = store.list_results(out / "keep")
+    assert after.evaluations[-1]["computed"] == ["fid_domain", "kid_domain"] and after.spec["eval"]["num_samples"] == 60
+    assert after.metrics["fid_domain"] != before.metrics["fid_domain"]  # 60 samples, not 50: measured afresh
+    assert after.metrics["train_seconds"] == before.metrics["train_seconds"]
+    assert "kid_domain" in (out / "keep" / "results.csv").read_text().splitlines()[0]
