@@ -30,7 +30,7 @@ import torch
 from bench.adapter.base import Adapter, set_fused_optim
 from bench.store import locks
 from bench.suite.schema import to_dict
-from bench.suite.spec import NO_OP_RUNNER_KEYS, RunSpec
+from bench.suite.spec import EVAL_IDENTITY_KEYS, NO_OP_RUNNER_KEYS, RunSpec
 from bench.tasks import autoencode, autoregressive, cache, denoise, external, generative, supervised
 from bench.tasks.common import ALL_PARTS, Context, load_source, precision, select_parts
 from bench.tasks.strategy import PretrainOutcome, StrategyNotApplicable, check_strategy
@@ -126,7 +126,7 @@ def cache_fields(
         # the code fingerprint (harness and adapter source) changes them outright: all of the run's identity
         # except the target data, budget and eval, which pretraining never reads.
         "runner": {k: v for k, v in to_dict(run.runner).items() if k not in NO_OP_RUNNER_KEYS},
-        "code": {k: v for k, v in run.identity.items() if k != "device_type"},
+        "code": {k: v for k, v in run.identity.items() if k != "device_type" and k not in EVAL_IDENTITY_KEYS},  # not the metrics' code
     }
 
 
