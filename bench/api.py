@@ -40,7 +40,7 @@ def run_suite(
     dry_run: bool = False,
     progress: bool = True,
     echo: Echo = _quiet,
-    jobs: int = 1,
+    jobs: int | str | None = None,
     until_resolved: bool = False,
     max_seeds: int | None = None,
     max_runs: int | None = None,
@@ -53,8 +53,9 @@ def run_suite(
     and `max_runs` in all): rounds of runs through the same executor; after each, only cells whose headline
     comparison is undecided get more seeds (bench.exec.rounds, docs/statistics.md).
 
-    `jobs`: worker processes sharing the device (local executor only); each gets max(1, cores // jobs)
-    threads unless the suite sets `runner.threads`. Several launchers (or `jobs` workers) on one `out`
+    `jobs`: worker processes sharing the device (local executor only): "auto" (one per usable core, divided by
+    the runs' `runner.threads`; 1 on a GPU), a number (1: in this process, in sequence), or None: $BENCH_JOBS,
+    else "auto". A run's threads and id never depend on it. Several launchers (or `jobs` workers) on one `out`
     folder split the runs through lock files; each waits for the others' runs before writing the tables.
 
     `overrides`: `key=value` strings (`budget.steps=50`) set on the suite before validation; they change the
@@ -63,6 +64,9 @@ def run_suite(
     Returns the results table (one row per run); `.attrs` holds `summary`, `report` (the index.html path)
     and `failed` (number of runs that raised). Invalid input raises BenchError before anything runs.
     """
+    from bench.api_eval import describe as describe_evaluations
+    from bench.api_eval import reevaluate_runs
+    from bench.exec.jobs import parse_jobs, resolve_jobs
     from bench.exec.outcome import Dispatch
     from bench.exec.table import choose
     from bench.planning import sequential
@@ -70,10 +74,17 @@ def run_suite(
     from bench.suite.overrides import header
 
     suite = sequential(_load(source, tuple(overrides)), until_resolved, max_seeds, max_runs)
-    row, options = choose(executor, jobs, executor_options)
+    jobs = parse_jobs(jobs)
+    choose(executor, jobs, executor_options)  # bad input fails before anything is read
     plan = _plan(suite, out, reports, device, only, force, jobs)
     rounds = _first_round(plan, resume=not force)
-    echo(f"suite {suite.name}: {len(plan.runs)} runs ({len(plan.runs) - len(plan.todo)} already done), device {plan.device}")
+    todo = plan.grid if rounds is not None else plan.todo  # under sequential seeds, later rounds reuse the row
+    workers = resolve_jobs(jobs, executor, plan.device, len(todo), max((r.runner.threads or 1 for r in todo), default=1))
+    row, options = choose(executor, workers, executor_options)
+    packed = f", {workers} worker processes (--jobs {jobs})" if workers > 1 else ""
+    to_eval = describe_evaluations(plan.reeval, plan.suite_dir)  # the whole grid's, before any round
+    done_note = f"{len(plan.runs) - len(plan.todo)} already done{'; ' + to_eval if to_eval else ''}"
+    echo(f"suite {suite.name}: {len(plan.runs)} runs ({done_note}), device {plan.device}{packed}")
     if rounds is not None:
         echo(f"sequential seeds: {rounds.n_min} per cell first, up to {rounds.n_max} where the {rounds.headline} comparison is undecided")
     if dry_run:
@@ -86,6 +97,7 @@ def run_suite(
     dev_name = str(plan.device) if device != "auto" else "auto"
     # Every executor claims each run's lock before running it, and deletes a forced run's folder only then.
     dispatch = Dispatch(plan.suite_dir, dev_name, plan.cache_dir, tally.on_done, progress, plan.snap, force, tally.on_other)
+    tally.failed += len(plan.reeval) - len(reevaluate_runs(plan.reeval, plan.suite_dir, plan.device, plan.cache_dir, echo))
     row.run(plan.todo, dispatch, **options)
     ran = {r.run_id for r in plan.todo}
     while rounds is not None:  # the next round: more seeds for the undecided cells, through the same executor
@@ -130,6 +142,7 @@ class _Plan:
     snap: Any  # claims.Snapshot: the folder as this launcher found it
     device: Any  # torch.device
     grid: list[RunSpec] = dataclasses.field(default_factory=list)  # every run up to the seed cap
+    reeval: list[RunSpec] = dataclasses.field(default_factory=list)  # done, kept weights, another eval id
 
 
 def _first_round(plan: _Plan, resume: bool) -> Any:
@@ -145,7 +158,8 @@ def _first_round(plan: _Plan, resume: bool) -> Any:
     return rounds
 
 
-def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only: str | None, force: bool, jobs: int) -> _Plan:
+def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only: str | None, force: bool, jobs: int | str) -> _Plan:
+    from bench.api_eval import split_done
     from bench.core.env import pick_device
     from bench.data.datasets import load_dataset
     from bench.store import claims
@@ -155,7 +169,7 @@ def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only:
     dev = pick_device(device)
 
     def identify(run: RunSpec) -> RunSpec:  # threads resolved and code fingerprinted before any run id is read
-        return stamp(run, dev.type, share=jobs)  # --jobs K: the cores are shared by K runs
+        return stamp(run, dev.type)  # never from --jobs: launchers with different --jobs share the ids
 
     runs = expand(suite, only, stamp=identify)
     checked: list = []
@@ -166,7 +180,9 @@ def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only:
     suite_dir = Path(out) / suite.name
     snap = claims.snapshot(runs, suite_dir)  # before anything: a result that changes later is another launcher's
     todo = [r for r in runs if force or not store.is_done(suite_dir / r.run_id)]
-    return _Plan(suite, runs, todo, identify, suite_dir, Path(out) / ".cache", Path(reports) / suite.name, snap, dev, list(runs))
+    reeval, retrain = split_done(runs, suite_dir, todo)  # another eval block: re-evaluate, or retrain if no weights
+    todo += retrain
+    return _Plan(suite, runs, todo, identify, suite_dir, Path(out) / ".cache", Path(reports) / suite.name, snap, dev, list(runs), reeval)
 
 
 def _dry_run(plan: _Plan, echo: Echo) -> pd.DataFrame:
@@ -179,7 +195,8 @@ def _dry_run(plan: _Plan, echo: Echo) -> pd.DataFrame:
     rows = []
     for r in plan.runs:
         why = na.get((r.adapter, r.strategy))
-        echo(f"  {'run ' if r in plan.todo else 'done'}  {r.run_id}" + (f"  (n/a: {why})" if why and r in plan.todo else ""))
+        state = "run " if r in plan.todo else "eval" if r in plan.reeval else "done"
+        echo(f"  {state}  {r.run_id}" + (f"  (n/a: {why})" if why and r in plan.todo else ""))
         rows.append({"run_id": r.run_id, "adapter": r.adapter, "strategy": r.strategy, "seed": r.seed, "todo": r in plan.todo, "na": why})
     if na:
         echo(
@@ -188,7 +205,7 @@ def _dry_run(plan: _Plan, echo: Echo) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _set_aside(plan: _Plan, only: str | None, jobs: int, echo: Echo) -> None:
+def _set_aside(plan: _Plan, only: str | None, jobs: int | str, echo: Echo) -> None:
     """Runs of an earlier version of the suite or of the code (ids not in the whole grid) go aside, said aloud."""
     from bench.store import claims
     from bench.store.stale import set_aside

@@ -53,11 +53,13 @@ def assemble(
             "pretrain_cached": bool(state.pretrain.get("cached", False)),
             "train": state.train_seconds,
             "eval": state.eval_seconds,
+            "extractor": state.extractor_seconds,  # the data set's one-time extractor cost, when this run paid it
             "compile": state.compile_seconds,
         },
         steps_done=state.step,
         resumed_from=state.resumed_from,
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        eval_id=run.eval_id if status == "completed" else None,
     )
 
 

@@ -13,12 +13,14 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+    extractor_seconds: float = 0.0  # obtaining the domain extractor and real features (trained once per data set)
     compile_seconds: float = 0.0  # the first step after each compile(): tracing and code generation
     compile_steps: int = 0  # steps timed as compile_seconds, so not in train_seconds
     extra_images: int = 0  # images drawn with batch.next() in timed steps: counted in images/s
     first_losses: dict[str, float] = field(default_factory=dict)
     pretrain: dict[str, Any] = field(default_factory=dict)
     resumed_from: list[int] = field(default_factory=list)  # the step of each resume, for provenance
+    weights_bytes: int = 0  # size of the final weights as safetensors (bench.runner.weights)
 
     def log(self, values: dict[str, Any]) -> None:
         """A history row at the current step (losses or metrics), stamped with the training clock so far."""
