@@ -57,7 +57,7 @@ def run_suite(
 
     suite = _load(source)
     row, options = choose(executor, jobs, executor_options)
-    plan = _plan(suite, out, reports, device, only, force, jobs)
+    plan = _plan(suite, out, reports, device, only, force, jobs, dry_run)
     echo(f"suite {suite.name}: {len(plan.runs)} runs ({len(plan.runs) - len(plan.todo)} already done), device {plan.device}")
     if dry_run:
         return _dry_run(plan, echo)
@@ -103,24 +103,29 @@ class _Plan:
     device: Any  # torch.device
 
 
-def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only: str | None, force: bool, jobs: int) -> _Plan:
+def _plan(
+    suite: Suite, out: str | Path, reports: str | Path, device: str, only: str | None, force: bool, jobs: int, dry_run: bool = False
+) -> _Plan:
     from bench.core.env import pick_device
-    from bench.data.datasets import load_dataset
+    from bench.core.errors import DataUnavailable
     from bench.store import claims
     from bench.store.fingerprint import stamp
     from bench.suite.load import expand
 
     dev = pick_device(device)
 
-    def identify(run: RunSpec) -> RunSpec:  # threads resolved and code fingerprinted before any run id is read
-        return stamp(run, dev.type, share=jobs)  # --jobs K: the cores are shared by K runs
+    def identify(run: RunSpec) -> RunSpec:  # threads resolved, code and data fingerprinted before any run id is read
+        # --jobs K: the cores are shared by K runs. Stamping loads every data set (fail fast, exit 2, before any
+        # run starts) and hashes its pixels; a dry run never downloads one.
+        return stamp(run, dev.type, share=jobs, download=not dry_run)
 
-    runs = expand(suite, only, stamp=identify)
-    checked: list = []
-    for r in runs:  # fail fast (exit 2) on missing data, before any run starts; a sweep may name several
-        if r.dataset not in checked:
-            load_dataset(r.dataset)
-            checked.append(r.dataset)
+    try:
+        runs = expand(suite, only, stamp=identify)
+    except DataUnavailable as err:
+        if not dry_run:
+            raise
+        fix = "--dry-run never downloads: run `bench run` without it once (with dataset.download: true), or place the files"
+        raise DataUnavailable(err.message, file=err.file, key=err.key, fix=fix) from None
     suite_dir = Path(out) / suite.name
     snap = claims.snapshot(runs, suite_dir)  # before anything: a result that changes later is another launcher's
     todo = [r for r in runs if force or not store.is_done(suite_dir / r.run_id)]

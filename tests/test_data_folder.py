@@ -57,7 +57,7 @@ def test_class_folders_give_labels_and_resize_crops_the_centre(tmp_path: Path) -
         _png(root / "dog" / "sub" / f"{i}.jpg", (10, 20), 10 + i, "RGB")
     d = load_dataset(_spec(root, image_size=8))
     assert d.info.shape == (3, 8, 8) and d.num_classes == 2
-    assert sorted((d.train_y.tolist() + d.test_y.tolist())) == [0] * 4 + [1] * 4
+    assert sorted(d.train_y.tolist() + d.test_y.tolist()) == [0] * 4 + [1] * 4
     g = load_dataset(_spec(root, image_size=8, channels=1, levels=17))
     assert g.info.shape == (1, 8, 8) and g.levels == 17 and len(torch.unique(g.train_x)) <= 17
     # Centre crop: a 20×10 image whose left and right quarters are white keeps only its black centre.
@@ -171,7 +171,7 @@ def test_splits_contract_errors_name_the_problem() -> None:
             check_splits(out, "mine")
 
 
-PLUGIN = '''
+PLUGIN = """
 import torch
 import bench
 
@@ -184,7 +184,7 @@ def load(spec):
 
 def wrong(spec):
     return (1, 2, 3)
-'''
+"""
 
 
 def _plugin_suite(tmp_path: Path, name: str = "mydata_h21:load", **extra) -> Path:
@@ -222,7 +222,9 @@ def test_module_function_dataset_validates_and_errors(tmp_path: Path, monkeypatc
 def test_module_function_dataset_runs_under_two_jobs(tmp_path: Path, monkeypatch) -> None:
     """Spawned workers import the module themselves: the suite's folder is not the working directory."""
     monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(main, ["run", str(_plugin_suite(tmp_path)), "--out", "runs", "--reports", "rep", "--jobs", "2", "--device", "cpu"])
+    res = CliRunner().invoke(
+        main, ["run", str(_plugin_suite(tmp_path)), "--out", "runs", "--reports", "rep", "--jobs", "2", "--device", "cpu"]
+    )
     assert res.exit_code == 0, res.output
     df = bench.load_results(tmp_path / "runs" / "plug")
     assert (df["status"] == "completed").all() and len(df) == 2 and df["bpd"].notna().all()
@@ -244,7 +246,9 @@ def test_download_never_runs_under_validate_or_dry_run(tmp_path: Path, monkeypat
     monkeypatch.setattr(torchvision.datasets, "MNIST", _FakeMNIST)
     _FakeMNIST.calls = []
     path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump({"name": "dl", "dataset": {"name": "mnist", "root": str(tmp_path), "download": True}, "adapters": {"dummy": {}}}))
+    path.write_text(
+        yaml.safe_dump({"name": "dl", "dataset": {"name": "mnist", "root": str(tmp_path), "download": True}, "adapters": {"dummy": {}}})
+    )
     res = CliRunner().invoke(main, ["validate", str(path)])
     assert res.exit_code == 0 and "not checked" in res.output
     res = CliRunner().invoke(main, ["run", str(path), "--dry-run", "--out", str(tmp_path / "runs")])

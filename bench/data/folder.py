@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.core.errors import ConfigError
 from bench.data.splits import Splits
-from bench.errors import ConfigError
-from bench.spec import DatasetSpec
+from bench.suite.spec import DatasetSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
@@ -214,11 +214,11 @@ def decode(layouts: list[Layout], spec: DatasetSpec, key: str) -> list[torch.Ten
     mode = "L" if channels == 1 else "RGB"
     out = []
     for lay in layouts:
-        x = torch.empty((len(lay.files), size, size, channels), dtype=torch.uint8)
+        buf = np.empty((len(lay.files), size, size, channels), dtype=np.uint8)
         for i, p in enumerate(lay.files):
             with _open(p, key) as im:
-                arr = np.asarray(_fit(im.convert(mode), size), dtype=np.uint8)
-            x[i] = torch.from_numpy(arr.reshape(size, size, channels))
+                buf[i] = np.asarray(_fit(im.convert(mode), size), dtype=np.uint8).reshape(size, size, channels)
+        x = torch.from_numpy(buf)
         out.append(x.permute(0, 3, 1, 2).contiguous())
     return out
 

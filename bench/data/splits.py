@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from bench.errors import ConfigError
-from bench.tokens import from_levels, to_levels
+from bench.adapter.tokens import from_levels, to_levels
+from bench.core.errors import ConfigError
 
 CONTRACT = "see 'Use your own data' in README.md: uint8 N×C×H×W tensors, C 1 or 3, H == W"
 
