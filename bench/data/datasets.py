@@ -23,10 +23,8 @@ import torch.nn.functional as F
 from bench.adapter.base import DataInfo, from_levels, import_from, to_levels
 from bench.core.errors import ConfigError, DataUnavailable
 from bench.core.registry import Registry
-from bench.data.splits import Splits, check_splits
+from bench.data.splits import SPLIT_SEED, Splits, check_splits
 from bench.suite.spec import DatasetSpec
-
-SPLIT_SEED = 20240601  # fixed forever: changing it changes every reference statistic
 
 
 @dataclass

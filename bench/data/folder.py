@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from bench.core.errors import ConfigError
-from bench.data.splits import Splits
+from bench.data.splits import SPLIT_SEED, Splits
 from bench.suite.spec import DatasetSpec
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -225,8 +225,6 @@ def decode(layouts: list[Layout], spec: DatasetSpec, key: str) -> list[torch.Ten
 
 def load(spec: DatasetSpec) -> Splits:
     """Your own images: a class-folder or flat folder, optionally with a separate reference folder."""
-    from bench.data.datasets import SPLIT_SEED  # the one split seed of every bundled data set
-
     train = scan(spec.root, "dataset.root")
     if spec.reference is None:
         (x,) = decode([train], spec, "dataset.root")

