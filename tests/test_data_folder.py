@@ -152,6 +152,24 @@ def test_changed_pixels_change_the_run_id(tmp_path: Path) -> None:
     assert len(digits) == 2  # every data set is hashed, the bundled ones too
 
 
+def test_a_run_refuses_data_changed_after_it_was_planned(tmp_path: Path) -> None:
+    from bench.exec.outcome import execute_one
+    from bench.store.fingerprint import stamp, what_changed
+    from bench.suite.load import expand
+
+    root = _flat(tmp_path / "imgs", 8)
+    suite = bench.load_suite(
+        {"name": "f", "dataset": {"name": "folder", "root": str(root)}, "adapters": {"dummy": {}}, "eval": {"metrics": ["bpd"]}}
+    )
+    run = expand(suite, stamp=lambda r: stamp(r, "cpu"))[0]
+    _png(root / "img004.png", value=99)
+    res = execute_one(run, tmp_path / "runs", "cpu", tmp_path / ".cache", progress=False)
+    assert res.status == "failed" and "changed since this run was planned" in res.error
+    again = expand(suite, stamp=lambda r: stamp(r, "cpu"))[0]
+    assert again.run_id != run.run_id
+    assert any("data set content changed" in line for line in what_changed(run.resolved(), again.resolved()))
+
+
 def test_splits_contract_errors_name_the_problem() -> None:
     x = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
     ok = check_splits(Splits(x, None, x, None), "mine")
