@@ -21,7 +21,7 @@ from bench.suite import sweep
 from bench.suite.schema import parse, to_dict
 
 MAX_NAME_BYTES = 128  # suite and strategy names (UTF-8)
-PROTOCOL_VERSION = "2"  # bump whenever evaluation changes; stored in every result, never mixed silently
+PROTOCOL_VERSION = "3"  # bump whenever evaluation changes; stored in every result, never mixed silently
 # 2: the domain extractor is an ensemble (its own variance recorded), data-copying test ct_domain, modes against the
 #    real data's coverage; pretraining seeded per run by default (derive_seed), independent training stream,
 #    identity covers the code.
@@ -239,6 +239,16 @@ class RunSpec:
         if ps == "per_run":
             return derive_seed(self.seed, "pretrain")
         return SHARED_PRETRAIN_SEED if ps == "shared" else int(ps)
+
+    @property
+    def init_seed(self) -> int:
+        """The global random state the adapter is built under: its initial weights (the same for every strategy)."""
+        return derive_seed(self.seed, "init")
+
+    @property
+    def data_seed(self) -> int:
+        """The batch generator's seed: the training data order (the same for every strategy)."""
+        return derive_seed(self.seed, "data")
 
     @property
     def train_seed(self) -> int:
