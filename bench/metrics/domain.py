@@ -27,6 +27,7 @@ from bench.data.datasets import ImageData
 from bench.metrics import domain_cache as cache
 from bench.metrics.domain_cache import cached_description, classifier_hash, split_fingerprint
 from bench.metrics.domain_net import ARCH_VERSION, TrainConfig, accuracy, is_stacked, member_seeds, one_thread, train, working_size
+from bench.metrics.info import NotApplicable
 from bench.store.locks import build_once
 
 FEATURES = ("features", "logits")
@@ -128,8 +129,6 @@ def get_domain_classifier(
     A data set without labels (a flat image folder: every label -1) has none: its metrics are n/a, said so."""
     y = data.train_y
     if not len(y) or bool((y < 0).any()) or int(torch.unique(y).numel()) < 2:
-        from bench.metrics.context import NotApplicable
-
         raise NotApplicable("the domain classifier needs class labels (two classes or more), and this data set has none")
     device = torch.device(device)
     digest = classifier_hash(data, cfg)
