@@ -1,8 +1,8 @@
 """The code and environment part of a run's identity: what the suite does not say but the numbers depend on.
 
 `stamp(run, device_type)` returns the run with
-- `runner.threads` resolved to one number (null: the usable cores of the driver, divided by the number of
-  runs that share them), so the local and the Ray executor train with the same count and the run id names it;
+- `runner.threads` resolved to one number (null: DEFAULT_THREADS, one, on every machine and for every
+  `--jobs`), so the local and the Ray executor train with the same count and the run id names it;
 - `identity`: the device type, the harness version and a content hash of the harness source that can change
   a number, a content hash of the adapter's own source module(s), and a content hash of the data the run
   reads (`data`: the target's decoded pixels and labels; `source_data`: its strategy's source, converted to
@@ -86,11 +86,11 @@ def adapter_fingerprint(key: str) -> str:
     return h.hexdigest()[:16]
 
 
-def default_threads(share: int = 1) -> int:
-    """`runner.threads: null` resolved on the driver: the usable cores, divided among `share` concurrent runs."""
-    from bench.core.env import usable_cores
+def default_threads() -> int:
+    """`runner.threads: null` resolved on the driver: one thread, whatever the cores or `--jobs` (bench.core.env)."""
+    from bench.core.env import DEFAULT_THREADS
 
-    return max(1, usable_cores() // max(1, share))
+    return DEFAULT_THREADS
 
 
 # Data set load key (the spec, and a folder's listing signature) -> (content hash, shape info): a grid stamps
@@ -127,12 +127,12 @@ def data_identity(run: RunSpec, download: bool = True) -> dict[str, str]:
     return out
 
 
-def stamp(run: RunSpec, device_type: str, share: int = 1, download: bool = True) -> RunSpec:
+def stamp(run: RunSpec, device_type: str, download: bool = True) -> RunSpec:
     """`run` with its threads resolved and its identity filled (see the module docstring). `download: False`
     (`--dry-run`) never lets a data set download: one that is not on disk yet is a DataUnavailable error."""
     runner = run.runner
     if runner.threads is None:
-        runner = dataclasses.replace(runner, threads=default_threads(share))
+        runner = dataclasses.replace(runner, threads=default_threads())
     identity = {"device_type": device_type, "harness": harness_fingerprint(), "adapter_code": adapter_fingerprint(run.adapter)}
     identity.update(data_identity(run, download))
     return dataclasses.replace(run, runner=runner, identity=identity)
