@@ -41,20 +41,46 @@ def run_suite(
     progress: bool = True,
     echo: Echo = _quiet,
     jobs: int = 1,
+    wait: bool = False,
     **executor_options: Any,
 ) -> pd.DataFrame:
     """Run (or resume) a suite and write results.csv, summary.csv and the HTML report.
 
     `jobs`: worker processes sharing the device (local executor only); each gets max(1, cores // jobs)
     threads unless the suite sets `runner.threads`. Several launchers (or `jobs` workers) on one `out`
-    folder split the runs through lock files; each waits for the others' runs before writing the tables.
+    folder split the runs through lock files. When all that is left are runs another live launcher holds,
+    they are listed (holder, for how long) and reported as running elsewhere, and the tables cover the rest;
+    `wait=True` waits for them instead (the launcher that finishes last writes complete tables either way).
+    A real Ctrl-C stops the suite (KeyboardInterrupt); adapter code that exits or interrupts fails its run.
 
     Returns the results table (one row per run); `.attrs` holds `summary`, `report` (the index.html path)
     and `failed` (number of runs that raised). Invalid input raises BenchError before anything runs.
     """
+    from bench.core import interrupt
+
+    with interrupt.watch():  # a real Ctrl-C stops the suite; an adapter's KeyboardInterrupt fails its run
+        return _run_suite(source, out, reports, device, executor, only, force, dry_run, progress, echo, jobs, wait, executor_options)
+
+
+def _run_suite(
+    source: str | Path | dict,
+    out: str | Path,
+    reports: str | Path,
+    device: str,
+    executor: str,
+    only: str | None,
+    force: bool,
+    dry_run: bool,
+    progress: bool,
+    echo: Echo,
+    jobs: int,
+    wait: bool,
+    executor_options: dict[str, Any],
+) -> pd.DataFrame:
     from bench.exec.outcome import Dispatch
     from bench.exec.table import choose
 
+    check_environment()
     suite = _load(source)
     row, options = choose(executor, jobs, executor_options)
     plan = _plan(suite, out, reports, device, only, force, jobs)
@@ -69,11 +95,23 @@ def run_suite(
     dev_name = str(plan.device) if device != "auto" else "auto"
     # Every executor claims each run's lock before running it, and deletes a forced run's folder only then.
     dispatch = Dispatch(plan.suite_dir, dev_name, plan.cache_dir, tally.on_done, progress, plan.snap, force, tally.on_other)
+    dispatch.wait, dispatch.on_elsewhere, dispatch.echo = wait, tally.on_elsewhere, echo
     row.run(plan.todo, dispatch, **options)
-    df, summary, report = _finish(plan, tally)
+    df, summary, report = _finish(plan, tally, wait)
     _print_summary(suite, summary, tally, plan, report, echo)
-    df.attrs.update(summary=summary, report=report, failed=tally.failed, problems=tally.problems)
+    df.attrs.update(summary=summary, report=report, failed=tally.failed, problems=tally.problems, elsewhere=tally.elsewhere)
     return df
+
+
+def check_environment() -> None:
+    """Every environment variable the harness reads, checked before anything runs: one line, exit 2."""
+    from bench.data.datasets import data_root
+    from bench.store.locks import stale_seconds
+    from bench.suite.limits import ceilings
+
+    stale_seconds()
+    ceilings()
+    data_root(None)
 
 
 def _load(source: str | Path | dict) -> Suite:
@@ -155,6 +193,7 @@ class _Tally:
         self.total, self.echo = total, echo
         self.failed = self.done = self.ran_here = 0
         self.problems: list[str] = []  # bookkeeping that could not be written
+        self.elsewhere: list[str] = []  # run ids another live launcher still holds (not waited for)
         self.start = time.perf_counter()
 
     def on_done(self, run: RunSpec, res: RunResult, by: str = "") -> None:
@@ -174,14 +213,21 @@ class _Tally:
     def on_other(self, run: RunSpec, res: RunResult) -> None:
         self.on_done(run, res, by=" (by another launcher)")
 
+    def on_elsewhere(self, run: RunSpec, holder: str) -> None:
+        if run.run_id not in self.elsewhere:
+            self.elsewhere.append(run.run_id)
+            self.echo(f"running elsewhere: {run.run_id} (held by {holder})"[:400])
 
-def _finish(plan: _Plan, tally: _Tally) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
-    """Every launcher on this folder ends with the same complete tables: wait for the runs others still hold,
-    then write under a lock, one launcher at a time (the later one finds the report current)."""
+
+def _finish(plan: _Plan, tally: _Tally, wait: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+    """Write the tables under a lock, one launcher at a time. With `wait`, first wait for the runs others still
+    hold, so every launcher ends with the complete tables; without, the last launcher to finish writes them
+    complete (the others' tables say what was still running elsewhere)."""
     from bench.report import render_report as _render
     from bench.store import claims
 
-    claims.wait_for_grid(plan.runs, plan.suite_dir, tally.echo)
+    if wait:
+        claims.wait_for_grid(plan.runs, plan.suite_dir, tally.echo)
     with locks.held(claims.tables_lock(plan.suite_dir)):
         for folder in (plan.suite_dir / claims.LOCKS, *(plan.cache_dir / sub for sub in ("pretrain", "domain", "features"))):
             locks.sweep(folder)  # locks a killed launcher left on work that is done
@@ -212,6 +258,11 @@ def _print_summary(suite: Suite, summary: pd.DataFrame, tally: _Tally, plan: _Pl
     echo(f"\n{done} runs in {time.perf_counter() - tally.start:.1f}s{others}; results: {plan.suite_dir / 'results.csv'}")
     echo(f"comparisons against the baseline (paired, Holm-corrected): {plan.suite_dir / 'comparisons.csv'}")
     echo(f"report: {report.resolve().as_uri()}")
+    if tally.elsewhere:
+        n = len(tally.elsewhere)
+        echo(
+            f"{n} run(s) still running elsewhere, not in these tables: the launcher that finishes last writes them whole (or rerun with --wait)"
+        )
     for p in tally.problems:
         echo(f"error: {p}"[:800])
 
@@ -272,6 +323,7 @@ def contract_violations(suite: Suite, file: str = "<dict>") -> list[str]:
     Raises BenchError (DataUnavailable) when the data set is not on disk, so nothing can be checked."""
     from bench.adapter.base import get_adapter
     from bench.adapter.contract import check_adapter
+    from bench.core import interrupt
     from bench.data.datasets import load_dataset
     from bench.suite.schema import parse
 
@@ -281,9 +333,25 @@ def contract_violations(suite: Suite, file: str = "<dict>") -> list[str]:
     for key, block in suite.adapters.items():
         cls = get_adapter(key, where=f"adapters.{key}")
         config = parse(cls.Config, block or {}, f"adapters.{key}")
-        for line in check_adapter(lambda cls=cls, config=config: cls(config, data.info, "cpu"), data, "cpu"):
-            lines.append(f"{file}: adapters.{key}: {line}")
+        try:
+            found = check_adapter(lambda cls=cls, config=config: cls(config, data.info, "cpu"), data, "cpu")
+        except BaseException as err:  # building it (or a resource limit) raised: the contributor's first command
+            if interrupt.is_real(err):
+                raise
+            found = [_building_failed(cls.__name__, err)]
+        lines += [f"{file}: adapters.{key}: {line}" for line in found]
     return lines
+
+
+def _building_failed(name: str, err: BaseException) -> str:
+    """One line for an adapter whose construction or check raised (a ValueError of its own, an allocation
+    too large for this machine, an exit): what raised, and the fix."""
+    text = " ".join(str(err).split())[:200]
+    if isinstance(err, SystemExit):
+        return f"{name} called sys.exit({err.code!r}); an adapter must raise an exception instead"
+    if isinstance(err, MemoryError) or "allocate" in text.lower():
+        return f"{name} could not allocate its memory on the CPU ({type(err).__name__}: {text}); lower its size keys (dim, depth, channels)"
+    return f"{name}(config, data, device) or its check raised {type(err).__name__}: {text}"
 
 
 def _report_is_current(suite_dir: Path, report: Path) -> bool:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from bench.core.beat import beat
+
 if TYPE_CHECKING:
     from bench.adapter.base import Adapter
     from bench.data.datasets import ImageData
@@ -78,6 +80,7 @@ class EvalContext:
             with torch.inference_mode():
                 while left > 0:
                     k = min(left, SAMPLE_CHUNK)
+                    beat(f"sample() for the evaluation ({n - left} of {n} drawn)")
                     x = validate_sample(self.adapter.sample(k, gen), k, self.data.info, type(self.adapter).__name__)
                     out.append(x)  # kept on the device: a .cpu() per chunk would wait for each chunk in turn
                     left -= k

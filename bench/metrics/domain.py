@@ -154,8 +154,11 @@ def get_domain_classifier(
     def _cached(locked: bool) -> tuple[nn.Module, dict[str, Any]] | None:
         loaded = cache.load_weights(wpath, data, cfg)
         meta = cache.read_record(jpath)
-        if loaded is None or meta.get("weights_sha256") not in (None, loaded[1]):
-            return None  # missing, or the weights changed under their record: bit rot or a foreign file
+        if loaded is not None and meta.get("weights_sha256") not in (None, loaded[1]):
+            cache.cachefile.warn(wpath, cache.WEIGHTS_WHAT, "content hash differs from its record's weights_sha256")
+            return None  # the weights changed under their record: bit rot or a foreign file
+        if loaded is None:
+            return None
         if "weights_sha256" not in meta and not locked:
             return None  # weights without their record: maybe a builder between the two writes; ask its lock
         net, wsha = loaded

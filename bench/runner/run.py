@@ -15,6 +15,7 @@ import torch
 from bench.adapter import contract
 from bench.adapter.base import Adapter
 from bench.core import env
+from bench.core.beat import beat
 from bench.data.datasets import ImageData, load_dataset
 from bench.data.images import save_grid
 from bench.runner import checkpoint, result
@@ -24,6 +25,7 @@ from bench.runner.fastpath import apply_fast_path, fast_path
 from bench.runner.loop import Diverged, TrainingLoop
 from bench.runner.pretrain import PretrainOutcome, StrategyNotApplicable, apply_freeze, pretrain
 from bench.runner.state import LoopState
+from bench.runner.watchdog import Stalled, Watchdog
 from bench.store import runs as store
 from bench.store.result import RunResult
 from bench.suite.spec import RunSpec
@@ -43,10 +45,20 @@ class Runner:
         self.ckpt_path = self.dir / "checkpoint.pt"
         self.memory = env.PeakMemory(self.device)
         self.fast = fast_path(run, self.device)
+        self.progress = progress
         self.loop = TrainingLoop(run, self.device, self.fast, progress)
         self.evaluator = Evaluator(run, self.device, self.cache_dir)
 
     def run(self) -> RunResult:
+        run = self.spec
+        watch = Watchdog(run.run_id, run.runner.stall_seconds, run.runner.timeout, alive=not self.progress)
+        try:
+            with watch:
+                return self._run()
+        except Stalled as err:  # an asynchronous one carries no text: the watchdog's reason names the stage
+            raise Stalled(watch.failure(err)) from None
+
+    def _run(self) -> RunResult:
         run = self.spec
         self.dir.mkdir(parents=True, exist_ok=True)
         store.remove_partial_writes(self.dir)  # a run is only ever written by one process at a time
@@ -54,9 +66,12 @@ class Runner:
         env.seed_everything(run.seed)
         self.memory.reset()
         data = load_dataset(run.dataset).to(self.device)
+        beat("the contract check (one train_step, sample and log_likelihood on 4 images)")
         self._check_contract(data)
+        beat("building the adapter")
         adapter, state, gen = self._start(data)
         if not state.resumed_from:  # a resumed run was pretrained before its checkpoint
+            beat("pretraining")
             try:
                 outcome = pretrain(adapter, run, self.device, self.cache_dir, fused_optim=self.fast.fused_optim)
             except StrategyNotApplicable as why:
@@ -73,6 +88,7 @@ class Runner:
             self.train(adapter, data, state, gen)
         except Diverged as d:
             return self._finish(adapter, data, state, status="diverged", error=d.reason, extra={"diverged_at": d.step})
+        beat("the final evaluation")
         final = self.evaluator.final(adapter, data, state, self.memory)
         save_grid(final.samples, self.dir / "samples.png")
         return self._finish(

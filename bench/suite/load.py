@@ -86,6 +86,7 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 def parse_suite(data: dict, file: str = "<dict>") -> Suite:
     """Validate a suite dict, including each adapter's block against that adapter's Config."""
     from bench.adapter.base import get_adapter
+    from bench.core import interrupt
     from bench.metrics import METRICS
     from bench.tasks import BY_NAME
     from bench.tasks.strategy import check_strategy
@@ -98,11 +99,16 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
         for key, block in suite.adapters.items():
             try:
                 cls = get_adapter(key, where=f"adapters.{key}", search=search)
+                parse(cls.Config, block or {}, f"adapters.{key}")
             except BenchError:
                 raise
-            except Exception as err:  # importing a user's `module:Class` may raise anything
-                raise ConfigError(f"cannot load adapter: {type(err).__name__}: {err}", key=f"adapters.{key}") from None
-            parse(cls.Config, block or {}, f"adapters.{key}")
+            except BaseException as err:  # a user's `module:Class` may raise anything at import, exit included
+                if interrupt.is_real(err):
+                    raise
+                what = f"exited (SystemExit({err.code!r}))" if isinstance(err, SystemExit) else f"raised {type(err).__name__}: {err}"
+                raise ConfigError(
+                    f"loading the adapter {what}"[:400], key=f"adapters.{key}", fix="an adapter module must import without exiting"
+                ) from None
         for i, m in enumerate(suite.eval.metrics + (suite.eval.history_metrics or [])):
             METRICS.get(m, where=f"eval.metrics[{i}]")
         for name, strat in suite.strategies.items():

@@ -128,6 +128,10 @@ class RunnerSpec:
     checkpoint_every: int = 0  # 0: only at eval points
     threads: int | None = None  # CPU threads; None: every usable core. Pin it (e.g. 1) on a shared host or for cross-machine repeatability
     diverge_threshold: float | None = None  # |loss| above this counts as diverged
+    # The stall watchdog (bench.runner.watchdog): seconds without progress before a run is stopped as failed;
+    # null: the larger of 60 s and 20x the slowest step (600 s outside the training loop); 0: off.
+    stall_seconds: float | None = None
+    timeout: float | None = None  # seconds a run may take in all; null: no bound
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -136,6 +140,10 @@ class RunnerSpec:
             raise ValueError("log_every must be >= 1 and checkpoint_every >= 0")
         if self.diverge_threshold is not None and not self.diverge_threshold > 0:
             raise ValueError("diverge_threshold must be a positive number")
+        if self.stall_seconds is not None and not 0 <= self.stall_seconds < float("inf"):
+            raise ValueError("stall_seconds must be a number of seconds >= 0 (0 turns the watchdog off, null: the default rule)")
+        if self.timeout is not None and not 0 < self.timeout < float("inf"):
+            raise ValueError("timeout must be a positive number of seconds (or null: no bound)")
 
 
 @dataclass
@@ -201,8 +209,9 @@ def _plain_name(name: str) -> bool:
     )
 
 
-# Runner settings that only change when the host syncs or writes, never a number (tests/test_identity.py).
-NO_OP_RUNNER_KEYS = ("log_every", "checkpoint_every")
+# Runner settings that only change when the host syncs or writes, or when a hung run is stopped, never a
+# number (tests/test_identity.py).
+NO_OP_RUNNER_KEYS = ("log_every", "checkpoint_every", "stall_seconds", "timeout")
 
 
 @dataclass
