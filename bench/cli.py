@@ -57,8 +57,9 @@ class _Group(click.Group):
         except KeyboardInterrupt as err:
             if not interrupt.is_real(err):  # adapter code raised it outside a run (e.g. at import)
                 _fail(BenchError("adapter code raised KeyboardInterrupt outside a run", fix="raise an exception in the adapter instead"))
-            click.echo("\ninterrupted: finished runs are kept; rerun the same command to resume the rest", err=True)
-            sys.exit(130)
+            how = "terminated" if interrupt.terminated() else "interrupted"
+            _echo(f"\n{how}: finished runs are kept; rerun the same command to resume the rest", err=True)
+            sys.exit(143 if interrupt.terminated() else 130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

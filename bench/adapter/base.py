@@ -173,7 +173,7 @@ def _load_builtin() -> None:
         try:
             cls = ep.load()
         except BaseException as err:  # a plugin's import may raise anything, exit included; say which one
-            if interrupt.is_real(err):
+            if interrupt.passes(err):
                 raise
             raise ConfigError(f"cannot load adapter: {type(err).__name__}: {err}", key=where, fix="fix or uninstall that package") from None
         try:

@@ -143,8 +143,9 @@ def run_jobs(runs: list[RunSpec], d: Dispatch, jobs: int = 2) -> None:
             on_done(by_id[run_id], res)
 
     try:
-        for p in procs:
-            p.start()
+        with interrupt.ignored_by_children():  # a Ctrl-C during a worker's start-up is the launcher's alone
+            for p in procs:
+                p.start()
         while True:
             try:
                 deliver(*out.get(timeout=0.5))

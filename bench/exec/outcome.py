@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from bench.core import env, interrupt
+from bench.runner.watchdog import Stalled
 from bench.store import claims
 from bench.store import runs as store
 from bench.store.result import RunResult
@@ -53,6 +54,8 @@ def describe(err: BaseException) -> str:
         return f"SystemExit({err.code!r}): the adapter's code called sys.exit() or exit(); an adapter must raise an exception instead"
     if isinstance(err, KeyboardInterrupt):
         return "KeyboardInterrupt raised by the run's own code (no Ctrl-C reached the launcher)"
+    if isinstance(err, Stalled):
+        return str(err)  # "stalled: …" or "timed out: …", naming the stage
     return f"{type(err).__name__}: {err}"
 
 

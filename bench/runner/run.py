@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from bench.adapter import contract
-from bench.adapter.base import Adapter
+from bench.adapter.base import Adapter, get_adapter
 from bench.core import env
 from bench.core.beat import beat
 from bench.data.datasets import ImageData, load_dataset
@@ -66,6 +66,7 @@ class Runner:
         env.seed_everything(run.seed)
         self.memory.reset()
         data = load_dataset(run.dataset).to(self.device)
+        get_adapter(run.adapter, where=f"adapters.{run.adapter}")  # the registry's imports are harness set-up
         beat("the contract check (one train_step, sample and log_likelihood on 4 images)")
         self._check_contract(data)
         beat("building the adapter")

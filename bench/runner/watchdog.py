@@ -8,7 +8,8 @@ run id: they stop a run, they never change its numbers):
 - null (the default): in the training loop, after its first step, the larger of `STALL_FLOOR` (60 s) and
   `STALL_FACTOR` (20) times the slowest step so far; anywhere else (set-up, the contract check, pretraining,
   the first step, evaluation) the larger of `OTHER_FLOOR` (600 s) and 20 times the slowest step;
-- a number: that many seconds of silence anywhere; 0 turns the watchdog off.
+- a number: that many seconds of silence anywhere adapter code runs (the set-up before it, loading data,
+  keeps at least OTHER_FLOOR); 0 turns the watchdog off.
 
 Stopping: a thread watches the beats. On the main thread (a `bench run`, each `--jobs` worker) it interrupts
 the run with a signal, which also ends a blocking sleep or lock wait; on another thread (a notebook's worker
@@ -30,7 +31,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from bench.core import beat
+from bench.core import beat, interrupt
 
 STALL_FLOOR = 60.0
 OTHER_FLOOR = 600.0
@@ -38,9 +39,10 @@ STALL_FACTOR = 20.0
 ALIVE_SECONDS = 60.0
 TICK = 0.2  # seconds between the thread's looks
 _SIGNAL = signal.SIGUSR2
+SETUP = "set-up"  # the stage before any adapter code runs (loading data), where a run starts
 
 
-class Stalled(BaseException):
+class Stalled(interrupt.Stop):
     """Raised in a run that stopped moving (or ran past its timeout). A BaseException, so that an adapter's
     `except Exception` cannot swallow it; bench.exec.outcome records it as the run's failure."""
 
@@ -62,7 +64,7 @@ class Watchdog:
     ):
         self.run_id, self.stall_seconds, self.timeout, self.alive = run_id, stall_seconds, timeout, alive
         self.echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
-        self.where, self.in_loop, self.steps = "set-up", False, 0
+        self.where, self.in_loop, self.steps = SETUP, False, 0
         self.slowest: float | None = None
         self.started = self.last = self.last_step = self.last_alive = time.monotonic()
         self.reason: str | None = None
@@ -89,6 +91,8 @@ class Watchdog:
     def limit(self) -> tuple[float | None, str]:
         """The stall limit now, and how it was set (for the failure message)."""
         if self.stall_seconds is not None:
+            if self.stall_seconds and self.where == SETUP:  # harness code only (data loading): never a tight limit
+                return max(self.stall_seconds, OTHER_FLOOR), f"runner.stall_seconds, at least {_fmt(OTHER_FLOOR)} in {SETUP}"
             return (self.stall_seconds or None), "runner.stall_seconds"
         slow = self.slowest or 0.0
         floor = STALL_FLOOR if self.in_loop and self.slowest is not None else OTHER_FLOOR

@@ -103,7 +103,7 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
             except BenchError:
                 raise
             except BaseException as err:  # a user's `module:Class` may raise anything at import, exit included
-                if interrupt.is_real(err):
+                if interrupt.passes(err):
                     raise
                 what = f"exited (SystemExit({err.code!r}))" if isinstance(err, SystemExit) else f"raised {type(err).__name__}: {err}"
                 raise ConfigError(
