@@ -346,7 +346,9 @@ def contract_violations(suite: Suite, file: str = "<dict>") -> list[str]:
 def _building_failed(name: str, err: BaseException) -> str:
     """One line for an adapter whose construction or check raised (a ValueError of its own, an allocation
     too large for this machine, an exit): what raised, and the fix."""
-    text = " ".join(str(err).split())[:200]
+    text = " ".join(str(err).split())[:300]
+    if isinstance(err, BenchError):  # the adapter named the key itself
+        return text
     if isinstance(err, SystemExit):
         return f"{name} called sys.exit({err.code!r}); an adapter must raise an exception instead"
     if isinstance(err, MemoryError) or "allocate" in text.lower():

@@ -53,7 +53,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "baselines",  # the bundled adapters: registered through entry points, never imported by bench
         ),
     ),
-    ("run", ("bench.runner", "bench.store.runs", "bench.store.stale", "bench.suite.load")),
+    ("run", ("bench.runner", "bench.store.runs", "bench.store.select", "bench.store.stale", "bench.suite.load")),
     ("orchestration", ("bench.exec", "bench.store.claims", "bench.stats", "bench.report")),
     (
         "faces",
