@@ -129,9 +129,12 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
             except BaseException as err:  # a user's `module:Class` may raise anything at import, exit included
                 if interrupt.passes(err):
                     raise
-                what = f"exited (SystemExit({err.code!r}))" if isinstance(err, SystemExit) else f"raised {type(err).__name__}: {err}"
+                if isinstance(err, Exception):
+                    raise ConfigError(f"cannot load adapter: {type(err).__name__}: {err}", key=f"adapters.{key}") from None
                 raise ConfigError(
-                    f"loading the adapter {what}"[:400], key=f"adapters.{key}", fix="an adapter module must import without exiting"
+                    f"cannot load adapter: its code raised {type(err).__name__}({getattr(err, 'code', '')!r}) while loading",
+                    key=f"adapters.{key}",
+                    fix="an adapter module must import without calling sys.exit() or raising KeyboardInterrupt",
                 ) from None
         for i, m in enumerate(suite.eval.metrics + (suite.eval.history_metrics or [])):
             METRICS.get(m, where=f"eval.metrics[{i}]")
