@@ -23,6 +23,7 @@ from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
+from bench.core.beat import beat
 from bench.data.datasets import ImageData
 from bench.metrics import domain_cache as cache
 from bench.metrics.domain_cache import cached_description, classifier_hash, split_fingerprint
@@ -101,6 +102,7 @@ class DomainClassifier:
         outs: dict[str, list[torch.Tensor]] = {k: [] for k in FEATURES}
         with one_thread(self.device):
             for chunk in u8.split(max(1, batch_size)):
+                beat("computing features for the evaluation")
                 for k, v in zip(FEATURES, self.extractor(chunk.to(self.device)), strict=True):
                     outs[k].append(v.cpu())
         return {k: torch.cat(v) for k, v in outs.items()}

@@ -24,6 +24,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, isc_features_to_metric
 from torch_fidelity.utils import create_feature_extractor
 
+from bench.core.beat import beat
 from bench.metrics import register_metric
 from bench.metrics.context import EvalContext, NotApplicable
 from bench.metrics.domain import split_fingerprint
@@ -62,6 +63,7 @@ def _extract(extractor: torch.nn.Module, names: tuple[str, ...], u8: torch.Tenso
     outs: dict[str, list[torch.Tensor]] = {k: [] for k in names}
     with torch.no_grad():
         for chunk in u8.split(ctx.spec.batch_size):
+            beat("computing features for the evaluation")
             for k, v in zip(names, extractor(to_rgb(chunk).to(ctx.device)), strict=True):
                 outs[k].append(v.cpu())
     return {k: torch.cat(v) for k, v in outs.items()}

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench.core.beat import beat
+
 T = TypeVar("T")
 
 HEARTBEAT = 5.0  # seconds between touches of every held lock
@@ -269,7 +271,8 @@ def build_once(
         if got is not None:
             return got
         lock = try_acquire(path)
-        if lock is None:
+        if lock is None:  # another process builds it (under its own watchdog): waiting is progress here
+            beat(f"waiting for {Path(path).name}, built by another process")
             time.sleep(poll)
             continue
         with lock:
