@@ -15,7 +15,7 @@ each cache entry is claimed with a lock file:
   processes that both judge a lock stale never both delete it (one could otherwise delete the other's
   fresh lock).
 
-Nothing here imports the rest of bench, so every layer may use it.
+It imports only leaves of bench.core (beats, the error), so every layer may use it.
 """
 
 from __future__ import annotations
