@@ -235,6 +235,10 @@ def main() -> int:
             out, problem = case.body(tmp)
         except Exception as err:  # the sweep's own check broke: count it, never hide it
             out, problem = Outcome(None, ""), f"sweep error {type(err).__name__}: {err}"
+        except BaseException as err:  # escaped `bench` in this process (SystemExit, BaseException): a traceback
+            if isinstance(err, KeyboardInterrupt) and not isinstance(getattr(err, "__context__", None), BaseException):
+                raise
+            out, problem = Outcome(None, f"Traceback (most recent call last): {type(err).__name__}: {err}"), "escaped the command"
         ok = out.code in case.expect and not out.traceback and problem is None
         tracebacks += out.traceback
         unexpected += not ok
