@@ -107,7 +107,7 @@ def _statuses(tmp: Path) -> dict[str, str]:
     return {r["adapter"]: r["status"] for r in rows}
 
 
-def adapter_case(cls: str, words: str, runner: dict | None = None, real: bool = False) -> Case:
+def adapter_case(cls: str, words: str, runner: dict | None = None, real: bool = False, kind: str = "adapter") -> Case:
     """A hostile adapter beside the dummy: its run fails naming why, the dummy's completes, exit 1."""
 
     def body(tmp: Path) -> tuple[Outcome, str | None]:
@@ -118,7 +118,7 @@ def adapter_case(cls: str, words: str, runner: dict | None = None, real: bool = 
             return out, f"statuses {st or 'missing (no results.csv)'}"
         return out, None if words.lower() in out.output.lower() else f"no {words!r} in the output"
 
-    return Case(f"adapter: {cls} {'(process)' if real else ''}".strip(), body, (1,))
+    return Case(f"{kind}: {cls} {'(process)' if real else ''}".strip(), body, (1,))
 
 
 def validate_case(label: str, module: str, cls: str, words: str) -> Case:
@@ -152,11 +152,11 @@ def adapter_cases() -> list[Case]:
 def hang_cases() -> list[Case]:
     tight = {"stall_seconds": 3}
     return [
-        adapter_case("SleepStep", "stalled", tight, real=True),
-        adapter_case("WaitStep", "stalled", tight, real=True),
-        adapter_case("SpinStep", "stalled", tight, real=True),
-        adapter_case("SleepSample", "stalled", tight, real=True),
-        adapter_case("Slow", "timed out", {"timeout": 4}, real=True),
+        adapter_case("SleepStep", "stalled", tight, real=True, kind="hang"),
+        adapter_case("WaitStep", "stalled", tight, real=True, kind="hang"),
+        adapter_case("SpinStep", "stalled", tight, real=True, kind="hang"),
+        adapter_case("SleepSample", "stalled", tight, real=True, kind="hang"),
+        adapter_case("Slow", "timed out", {"timeout": 4}, real=True, kind="hang"),
         Case("hang: a run held by another live process, no --wait", held_elsewhere, (0,)),
         Case("hang: --quiet run prints an 'alive' line", alive_line, (1,)),
     ]
