@@ -107,11 +107,11 @@ def _statuses(tmp: Path) -> dict[str, str]:
     return {r["adapter"]: r["status"] for r in rows}
 
 
-def adapter_case(cls: str, words: str, runner: dict | None = None, real: bool = False, kind: str = "adapter") -> Case:
+def adapter_case(cls: str, words: str, runner: dict | None = None, real: bool = False, kind: str = "adapter", **over) -> Case:
     """A hostile adapter beside the dummy: its run fails naming why, the dummy's completes, exit 1."""
 
     def body(tmp: Path) -> tuple[Outcome, str | None]:
-        path = hostile_suite(tmp, cls, runner)
+        path = hostile_suite(tmp, cls, runner, **over)
         out = proc(tmp, *run_args(path), timeout=300) if real else bench(*run_args(path), cwd=tmp)
         st = _statuses(tmp)
         if st.get("dummy") != "completed" or st.get(f"hostile:{cls}") != "failed":
@@ -156,7 +156,7 @@ def hang_cases() -> list[Case]:
         adapter_case("WaitStep", "stalled", tight, real=True, kind="hang"),
         adapter_case("SpinStep", "stalled", tight, real=True, kind="hang"),
         adapter_case("SleepSample", "stalled", tight, real=True, kind="hang"),
-        adapter_case("Slow", "timed out", {"timeout": 4}, real=True, kind="hang"),
+        adapter_case("Slow", "timed out", {"timeout": 4}, real=True, kind="hang", budget={**BASE["budget"], "steps": 40}),
         Case("hang: a run held by another live process, no --wait", held_elsewhere, (0,)),
         Case("hang: --quiet run prints an 'alive' line", alive_line, (1,)),
     ]
