@@ -101,7 +101,14 @@ def build_vit(name: str, channels: int, image_size: int, patch: int, c: Any) -> 
             global_pool="" if c.global_pool == "flatten" else c.global_pool,
             **kw,
         )
-    except (RuntimeError, TypeError) as err:
+    except (RuntimeError, TypeError, MemoryError) as err:
+        if isinstance(err, MemoryError) or "allocate" in str(err):  # the sizes, not the model's name, are the cause
+            size = 4 * c.depth * (4 + 2 * c.mlp_ratio) * c.dim**2  # float32 bytes: attention 4d², MLP 2·ratio·d² per block
+            raise ConfigError(
+                f"a ViT of dim {c.dim} and depth {c.depth} does not fit in memory (about {size / 2**30:.1f} GiB of weights)",
+                key="adapters.transformer_gan.dim",
+                fix="lower dim (and depth): the bundled suites use dim 64-192",
+            ) from None
         raise ConfigError(
             f"cannot build timm model '{name}' as a ViT ({err})",
             key="adapters.transformer_gan.timm_model",

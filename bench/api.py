@@ -41,6 +41,7 @@ def run_suite(
     progress: bool = True,
     echo: Echo = _quiet,
     jobs: int | str | None = None,
+    wait: bool = False,
     until_resolved: bool = False,
     max_seeds: int | None = None,
     max_runs: int | None = None,
@@ -57,6 +58,10 @@ def run_suite(
     the runs' `runner.threads`; 1 on a GPU), a number (1: in this process, in sequence), or None: $BENCH_JOBS,
     else "auto". A run's threads and id never depend on it. Several launchers (or `jobs` workers) on one `out`
     folder split the runs through lock files; each waits for the others' runs before writing the tables.
+    When all that is left are runs another live launcher holds, they are listed (holder, for how long) and
+    reported as running elsewhere, and the tables cover the rest; `wait=True` waits for them instead (the
+    launcher that finishes last writes complete tables either way). A real Ctrl-C stops the suite
+    (KeyboardInterrupt); adapter code that exits or interrupts fails its run.
 
     `overrides`: `key=value` strings (`budget.steps=50`) set on the suite before validation; they change the
     run ids like an edit of the file, and the resolved suite.yaml records them.
@@ -64,6 +69,49 @@ def run_suite(
     Returns the results table (one row per run); `.attrs` holds `summary`, `report` (the index.html path)
     and `failed` (number of runs that raised). Invalid input raises BenchError before anything runs.
     """
+    from bench.core import interrupt
+
+    with interrupt.watch():  # a real Ctrl-C stops the suite; an adapter's KeyboardInterrupt fails its run
+        return _run_suite(
+            source,
+            out,
+            reports,
+            device,
+            executor,
+            only,
+            force,
+            dry_run,
+            progress,
+            echo,
+            jobs,
+            wait,
+            until_resolved,
+            max_seeds,
+            max_runs,
+            tuple(overrides),
+            executor_options,
+        )
+
+
+def _run_suite(
+    source: str | Path | dict,
+    out: str | Path,
+    reports: str | Path,
+    device: str,
+    executor: str,
+    only: str | None,
+    force: bool,
+    dry_run: bool,
+    progress: bool,
+    echo: Echo,
+    jobs: int | str | None,
+    wait: bool,
+    until_resolved: bool,
+    max_seeds: int | None,
+    max_runs: int | None,
+    overrides: tuple[str, ...],
+    executor_options: dict[str, Any],
+) -> pd.DataFrame:
     from bench.api_eval import describe as describe_evaluations
     from bench.api_eval import reevaluate_runs
     from bench.exec.jobs import parse_jobs, resolve_jobs
@@ -73,6 +121,7 @@ def run_suite(
     from bench.store import claims
     from bench.suite.overrides import header
 
+    check_environment()
     suite = sequential(_load(source, tuple(overrides)), until_resolved, max_seeds, max_runs)
     jobs = parse_jobs(jobs)
     choose(executor, jobs, executor_options)  # bad input fails before anything is read
@@ -98,6 +147,7 @@ def run_suite(
     # Every executor claims each run's lock before running it, and deletes a forced run's folder only then.
     dispatch = Dispatch(plan.suite_dir, dev_name, plan.cache_dir, tally.on_done, progress, plan.snap, force, tally.on_other)
     tally.failed += len(plan.reeval) - len(reevaluate_runs(plan.reeval, plan.suite_dir, plan.device, plan.cache_dir, echo))
+    dispatch.wait, dispatch.on_elsewhere, dispatch.echo = wait, tally.on_elsewhere, echo
     row.run(plan.todo, dispatch, **options)
     ran = {r.run_id for r in plan.todo}
     while rounds is not None:  # the next round: more seeds for the undecided cells, through the same executor
@@ -110,10 +160,21 @@ def run_suite(
         tally.total += len(plan.todo)
         options = {k: v for k, v in options.items() if k != "address"}  # Ray: joined in round 1, stays joined
         row.run(plan.todo, dispatch, **options)
-    df, summary, report = _finish(plan, tally)
+    df, summary, report = _finish(plan, tally, wait)
     _print_summary(suite, summary, tally, plan, report, echo)
-    df.attrs.update(summary=summary, report=report, failed=tally.failed, problems=tally.problems)
+    df.attrs.update(summary=summary, report=report, failed=tally.failed, problems=tally.problems, elsewhere=tally.elsewhere)
     return df
+
+
+def check_environment() -> None:
+    """Every environment variable the harness reads, checked before anything runs: one line, exit 2."""
+    from bench.data.datasets import data_root
+    from bench.store.locks import stale_seconds
+    from bench.suite.limits import ceilings
+
+    stale_seconds()
+    ceilings()
+    data_root(None)
 
 
 def _load(source: str | Path | dict, overrides: tuple[str, ...] = ()) -> Suite:
@@ -231,6 +292,7 @@ class _Tally:
         self.total, self.echo = total, echo
         self.failed = self.done = self.ran_here = 0
         self.problems: list[str] = []  # bookkeeping that could not be written
+        self.elsewhere: list[str] = []  # run ids another live launcher still holds (not waited for)
         self.start = time.perf_counter()
 
     def on_done(self, run: RunSpec, res: RunResult, by: str = "") -> None:
@@ -250,14 +312,21 @@ class _Tally:
     def on_other(self, run: RunSpec, res: RunResult) -> None:
         self.on_done(run, res, by=" (by another launcher)")
 
+    def on_elsewhere(self, run: RunSpec, holder: str) -> None:
+        if run.run_id not in self.elsewhere:
+            self.elsewhere.append(run.run_id)
+            self.echo(f"running elsewhere: {run.run_id} (held by {holder})"[:400])
 
-def _finish(plan: _Plan, tally: _Tally) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
-    """Every launcher on this folder ends with the same complete tables: wait for the runs others still hold,
-    then write under a lock, one launcher at a time (the later one finds the report current)."""
+
+def _finish(plan: _Plan, tally: _Tally, wait: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+    """Write the tables under a lock, one launcher at a time. With `wait`, first wait for the runs others still
+    hold, so every launcher ends with the complete tables; without, the last launcher to finish writes them
+    complete (the others' tables say what was still running elsewhere)."""
     from bench.report import render_report as _render
     from bench.store import claims
 
-    claims.wait_for_grid(plan.runs, plan.suite_dir, tally.echo)
+    if wait:
+        claims.wait_for_grid(plan.runs, plan.suite_dir, tally.echo)
     with locks.held(claims.tables_lock(plan.suite_dir)):
         for folder in (plan.suite_dir / claims.LOCKS, *(plan.cache_dir / sub for sub in ("pretrain", "domain", "features"))):
             locks.sweep(folder)  # locks a killed launcher left on work that is done
@@ -290,6 +359,11 @@ def _print_summary(suite: Suite, summary: pd.DataFrame, tally: _Tally, plan: _Pl
     echo(f"\n{done} runs in {time.perf_counter() - tally.start:.1f}s{others}; results: {plan.suite_dir / 'results.csv'}")
     echo(f"comparisons against the baseline (paired; decisions within each metric's family): {plan.suite_dir / 'comparisons.csv'}")
     echo(f"report: {report.resolve().as_uri()}")
+    if tally.elsewhere:
+        n = len(tally.elsewhere)
+        echo(
+            f"{n} run(s) still running elsewhere, not in these tables: the launcher that finishes last writes them whole (or rerun with --wait)"
+        )
     for p in tally.problems:
         echo(f"error: {p}"[:800])
 
@@ -350,6 +424,7 @@ def contract_violations(suite: Suite, file: str = "<dict>") -> list[str]:
     Raises BenchError (DataUnavailable) when the data set is not on disk, so nothing can be checked."""
     from bench.adapter.base import get_adapter
     from bench.adapter.contract import check_adapter
+    from bench.core import interrupt
     from bench.data.datasets import load_dataset
     from bench.suite.schema import parse
 
@@ -359,8 +434,13 @@ def contract_violations(suite: Suite, file: str = "<dict>") -> list[str]:
     for key, block in suite.adapters.items():
         cls = get_adapter(key, where=f"adapters.{key}")
         config = parse(cls.Config, block or {}, f"adapters.{key}")
-        for line in check_adapter(lambda cls=cls, config=config: cls(config, data.info, "cpu"), data, "cpu"):
-            lines.append(f"{file}: adapters.{key}: {line}")
+        try:
+            found = check_adapter(lambda cls=cls, config=config: cls(config, data.info, "cpu"), data, "cpu")
+        except BaseException as err:  # building it (or a resource limit) raised: the contributor's first command
+            if interrupt.passes(err):
+                raise
+            found = [_building_failed(cls.__name__, err)]
+        lines += [f"{file}: adapters.{key}: {line}" for line in found]
     return lines
 
 
@@ -392,6 +472,19 @@ def not_applicable(suite: Suite) -> dict[tuple[str, str], str]:
             except StrategyNotApplicable as why:
                 out[(key, name)] = str(why)
     return out
+
+
+def _building_failed(name: str, err: BaseException) -> str:
+    """One line for an adapter whose construction or check raised (a ValueError of its own, an allocation
+    too large for this machine, an exit): what raised, and the fix."""
+    text = " ".join(str(err).split())[:300]
+    if isinstance(err, BenchError):  # the adapter named the key itself
+        return text
+    if isinstance(err, SystemExit):
+        return f"{name} called sys.exit({err.code!r}); an adapter must raise an exception instead"
+    if isinstance(err, MemoryError) or "allocate" in text.lower():
+        return f"{name} could not allocate its memory on the CPU ({type(err).__name__}: {text}); lower its size keys (dim, depth, channels)"
+    return f"{name}(config, data, device) or its check raised {type(err).__name__}: {text}"
 
 
 def _report_is_current(suite_dir: Path, report: Path) -> bool:

@@ -19,14 +19,47 @@ def _fail(err: BenchError) -> None:
     sys.exit(2)
 
 
+def _closed_stdout() -> None:
+    """stdout was closed under us (`bench run … | head`): nothing more can be said there. Point it at
+    /dev/null so that Python's own flush at exit does not fail again, and keep the exit code of the work."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _echo(line: str = "", err: bool = False) -> None:
+    """click.echo that outlives a closed stdout: the suite goes on (its files are the record) and the exit
+    code stays that of the work, not exit 2 "Broken pipe"."""
+    try:
+        click.echo(line, err=err)
+    except BrokenPipeError:
+        _closed_stdout()
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
+        from bench.core import interrupt
+
         try:
-            return super().invoke(ctx)
+            with interrupt.watch():  # a real Ctrl-C told apart from one that adapter code raises
+                return super().invoke(ctx)
         except BenchError as err:
             _fail(err)
+        except BrokenPipeError:  # the reader went away: not invalid input; the runs' own outcome stands
+            _closed_stdout()
+            sys.exit(getattr(ctx, "bench_exit", 1))
         except OSError as err:  # a file-system fault the command did not anticipate: still one line, exit 2
             _fail(fs_error(err))
+        except KeyboardInterrupt as err:
+            if not interrupt.is_real(err):  # adapter code raised it outside a run (e.g. at import)
+                _fail(BenchError("adapter code raised KeyboardInterrupt outside a run", fix="raise an exception in the adapter instead"))
+            how = "terminated" if interrupt.terminated() else "interrupted"
+            _echo(f"\n{how}: finished runs are kept; rerun the same command to resume the rest", err=True)
+            sys.exit(143 if interrupt.terminated() else 130)
 
 
 class _Jobs(click.ParamType):
@@ -87,7 +120,8 @@ def main() -> None:
     help="Sequential seeds: at most N per cell (default: the suite's seeds.max, else 40).",
 )
 @click.option("--max-runs", default=None, type=click.IntRange(min=1), help="Sequential seeds: at most N runs of compared cells in all.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True, help="No progress bars (a long run prints an 'alive' line every minute).")
+@click.option("--wait", is_flag=True, help="Wait for runs that other live launchers hold, instead of listing them and returning.")
 def run(
     suite: Path,
     overrides: tuple[str, ...],
@@ -105,6 +139,7 @@ def run(
     max_seeds: int | None,
     max_runs: int | None,
     quiet: bool,
+    wait: bool,
 ) -> None:
     """Train and evaluate every adapter × strategy × seed of SUITE, then write tables and the report.
 
@@ -128,17 +163,19 @@ def run(
         force=force,
         dry_run=dry_run,
         progress=not quiet,
-        echo=click.echo,
+        echo=_echo,
         jobs=jobs,
+        wait=wait,
         until_resolved=until_resolved,
         max_seeds=max_seeds,
         max_runs=max_runs,
         **opts,
     )
     if df.attrs.get("failed"):
-        click.echo(f"{df.attrs['failed']} run(s) failed; see result.json 'error' and 'traceback'.", err=True)
-    if df.attrs.get("failed") or df.attrs.get("problems"):
-        sys.exit(1)
+        _echo(f"{df.attrs['failed']} run(s) failed; see result.json 'error' and 'traceback'.", err=True)
+    code = 1 if df.attrs.get("failed") or df.attrs.get("problems") else 0
+    click.get_current_context().find_root().bench_exit = code  # type: ignore[attr-defined]  # kept if stdout closes
+    sys.exit(code)
 
 
 @main.command()
@@ -147,10 +184,11 @@ def run(
 def validate(suite: Path, overrides: tuple[str, ...]) -> None:
     """Check SUITE (schema, adapter configs, metrics, strategies) and each adapter's contract (one
     train_step, sample and log_likelihood on a tiny batch, on the CPU) without running the suite."""
-    from bench.api import contract_violations, not_applicable
+    from bench.api import check_environment, contract_violations, not_applicable
     from bench.core.errors import DataUnavailable
     from bench.suite.load import expand, load_suite
 
+    check_environment()
     s = load_suite(suite, overrides)
     n = len(expand(s))
     try:
@@ -317,13 +355,14 @@ def report(runs_dir: Path, out: Path | None, formats: tuple[str, ...]) -> None:
     --format may be repeated: html (index.html + per-run pages), md (summary.md), tex (summary.tex,
     booktabs), csv (summary.csv: mean, 95% CI and n per metric, the paired Δ against the baseline and its
     Holm-corrected p-value)."""
-    from bench.api import render_report
+    from bench.api import check_environment, render_report
     from bench.report.export import FILES
 
+    check_environment()
     path = Path(render_report(runs_dir, out, formats=formats, warn=lambda msg: click.echo(f"warning: {msg}", err=True)))
     for f in dict.fromkeys(formats):
         shown = path if f == "html" else path.parent / FILES[f]
-        click.echo(f"report: {shown.resolve().as_uri()}" if f == "html" else f"{f}: {shown}")
+        _echo(f"report: {shown.resolve().as_uri()}" if f == "html" else f"{f}: {shown}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _faults  # noqa: E402
 from _faults import BASE, BENCH, Case, Outcome, bench, finished, links_ok, run, validate, with_, write_suite  # noqa: E402
 from _faults_fs import fs_cases, other_cases  # noqa: E402
+from _faults_rel import reliability_cases  # noqa: E402
 
 
 # --- names and values ---------------------------------------------------------------------------------
@@ -214,15 +215,18 @@ def main() -> int:
     ap.add_argument("--skip", action="append", default=[], help="skip cases whose name contains this (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the case folders (printed)")
     ap.add_argument("--subprocess", action="store_true", help="every case as a real `bench` process (slow)")
+    ap.add_argument("--reliability", action="store_true", help="only the reliability cases (benchmarks/_faults_rel.py)")
     args = ap.parse_args()
     _faults.SUBPROCESS = args.subprocess
+    every = (*name_cases(), *value_cases(), *result_cases(), *render_cases(), *fs_cases(), *other_cases())
     cases = [
         c
-        for c in (*name_cases(), *value_cases(), *result_cases(), *render_cases(), *fs_cases(), *other_cases())
+        for c in (*([] if args.reliability else every), *reliability_cases())
         if args.only in c.name and not any(k in c.name for k in args.skip)
     ]
     root = Path(tempfile.mkdtemp(prefix="fault_sweep_"))
     tracebacks = unexpected = 0
+    kinds: dict[str, list[int]] = {}  # kind -> [cases, tracebacks, hangs, unexpected]
     t0 = time.perf_counter()
     for i, case in enumerate(cases):
         tmp = root / f"case{i:03d}"
@@ -231,14 +235,26 @@ def main() -> int:
             out, problem = case.body(tmp)
         except Exception as err:  # the sweep's own check broke: count it, never hide it
             out, problem = Outcome(None, ""), f"sweep error {type(err).__name__}: {err}"
+        except BaseException as err:  # escaped `bench` in this process (SystemExit, BaseException): a traceback
+            if isinstance(err, KeyboardInterrupt) and not isinstance(getattr(err, "__context__", None), BaseException):
+                raise
+            out, problem = Outcome(None, f"Traceback (most recent call last): {type(err).__name__}: {err}"), "escaped the command"
         ok = out.code in case.expect and not out.traceback and problem is None
         tracebacks += out.traceback
         unexpected += not ok
+        k = kinds.setdefault(case.name.split(":")[0], [0, 0, 0, 0])
+        k[0] += 1
+        k[1] += out.traceback
+        k[2] += out.code is None and "hang" in out.output[:40]
+        k[3] += not ok
         skipped = out.output.startswith("skipped")
         verdict = "skip" if skipped else "ok" if ok else f"UNEXPECTED{': ' + problem if problem else ''}"
         print(f"{case.name[:70]:<70} exit={out.code!s:<4} traceback={'YES' if out.traceback else 'no ':<3}  {verdict}", flush=True)
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\n{'kind':<10} {'cases':>5} {'tracebacks':>10} {'hangs':>5} {'unexpected':>10}")
+    for kind, (n, tb, hangs, bad) in kinds.items():
+        print(f"{kind:<10} {n:>5} {tb:>10} {hangs:>5} {bad:>10}")
     print(f"\n{len(cases)} cases in {time.perf_counter() - t0:.0f}s: {tracebacks} tracebacks, {unexpected} unexpected outcomes")
     print(f"case folders: {root}" if args.keep else "", end="")
     shutil.rmtree(Path(tempfile.gettempdir()) / f"fault_sweep_finished_{os.getpid()}", ignore_errors=True)

@@ -74,7 +74,7 @@ def _launch(n: int, tmp_path: Path) -> list[str]:
     path = tmp_path / "conc.yaml"
     path.write_text(yaml.safe_dump(suite("conc")))
     cmd = [sys.executable, "-m", "bench.cli", "run", str(path), "--out", str(tmp_path / "runs"), "--reports", str(tmp_path / "rep")]
-    cmd += ["--device", "cpu", "--quiet"]
+    cmd += ["--device", "cpu", "--quiet", "--wait"]  # each launcher waits for the others: every one ends with whole tables
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(n)]
     logs = []
     for p in procs:

@@ -97,16 +97,17 @@ def test_pretrain_seed_yaml_forms() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("key", NO_OP_RUNNER_KEYS)
 def test_settings_kept_out_of_the_identity_change_no_number(key: str, tmp_path: Path) -> None:
-    """log_every, checkpoint_every and keep_weights only move host syncs and file writes: same id, same losses,
-    same samples."""
+    """log_every, checkpoint_every and keep_weights only move host syncs and file writes, stall_seconds and
+    timeout only stop a hung run: same id, same losses, same samples."""
     runs = {}
-    values = (True, False) if key == "keep_weights" else (1, 7)
-    for value in values:
+    # the watchdog's values never fire here
+    values = {"stall_seconds": (300, 0), "timeout": (600, 3600), "keep_weights": (True, False)}.get(key, (1, 7))
+    for value, label in zip(values, (1, 7), strict=True):
         s = suite(runner={**suite()["runner"], key: value})
-        run_suite(s, out=tmp_path / str(value), reports=tmp_path / "rep", device="cpu", progress=False)
-        (res,) = store.list_results(tmp_path / str(value) / s["name"])
-        runs[value] = (res, (tmp_path / str(value) / s["name"] / res.run_id / "samples.png").read_bytes())
-    (a, png_a), (b, png_b) = (runs[v] for v in values)
+        run_suite(s, out=tmp_path / str(label), reports=tmp_path / "rep", device="cpu", progress=False)
+        (res,) = store.list_results(tmp_path / str(label) / s["name"])
+        runs[label] = (res, (tmp_path / str(label) / s["name"] / res.run_id / "samples.png").read_bytes())
+    (a, png_a), (b, png_b) = runs[1], runs[7]
     assert a.status == b.status == "completed" and a.run_id == b.run_id
     assert a.first_losses == b.first_losses and a.metrics.get("params") == b.metrics.get("params")
     assert png_a == png_b  # every sample metric is a function of these samples

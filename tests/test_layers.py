@@ -30,6 +30,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "bench.core.errors",  # BenchError: one line, exit 2
             "bench.core.seeds",  # derive_seed(seed, purpose): every random stream
             "bench.core.version",  # __version__ from the package metadata
+            "bench.core.beat",  # progress beats the stall watchdog listens to
+            "bench.core.interrupt",  # a real Ctrl-C told apart from adapter code's KeyboardInterrupt
             "bench.suite",  # spec, sweep, schema, yamlsafe, limits (the package is lazy: load_suite on use)
             "bench.store",  # the package, lazy
             "bench.store.result",  # RunResult: the typed result.json
@@ -45,12 +47,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "bench.metrics",
             "bench.tasks",
             "bench.store.files",  # atomic writes
+            "bench.store.cachefile",  # cache entries sealed with their content hash, checked on read
             "bench.store.locks",  # lock files: imports nothing of bench above the spec
             "bench.store.fingerprint",  # the code and device part of a run's identity
             "baselines",  # the bundled adapters: registered through entry points, never imported by bench
         ),
     ),
-    ("run", ("bench.runner", "bench.store.runs", "bench.store.stale", "bench.suite.load")),
+    ("run", ("bench.runner", "bench.store.runs", "bench.store.select", "bench.store.stale", "bench.suite.load")),
     ("orchestration", ("bench.exec", "bench.store.claims", "bench.stats", "bench.report")),
     (
         "faces",

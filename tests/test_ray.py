@@ -182,7 +182,7 @@ def test_ray_driver_claims_runs_like_a_local_launcher(cluster, tmp_path: Path) -
 
     t = threading.Thread(target=other_launcher)
     t.start()
-    res = bench_run(tmp_path, "--out", str(out), "--executor", "ray", spec=s)
+    res = bench_run(tmp_path, "--out", str(out), "--executor", "ray", "--wait", spec=s)
     t.join()
     assert res.exit_code == 0, res.output
     assert f"{held_run.run_id}: completed (by another launcher)" in res.output

@@ -36,6 +36,7 @@ from torch import nn
 
 from bench.adapter.batch import Batch, BatchSource, DataInfo, to_uint8  # noqa: F401  (the adapter API, re-exported)
 from bench.adapter.tokens import from_levels, to_levels  # noqa: F401  (pixel levels: part of the adapter API, bench.from_levels)
+from bench.core import interrupt
 from bench.core.errors import ConfigError
 from bench.core.registry import Registry
 
@@ -190,7 +191,9 @@ def _load_builtin() -> None:
         where = f"entry point bench.adapters:{ep.name} ({ep.value})"
         try:
             cls = ep.load()
-        except Exception as err:  # a plugin's import may raise anything; say which one
+        except BaseException as err:  # a plugin's import may raise anything, exit included; say which one
+            if interrupt.passes(err):
+                raise
             raise ConfigError(f"cannot load adapter: {type(err).__name__}: {err}", key=where, fix="fix or uninstall that package") from None
         try:
             check_adapter_class(cls)

@@ -186,11 +186,28 @@ def _photos(spec: DatasetSpec):
     return Splits(x[tr], y[tr], x[te], y[te], 256, 2)
 
 
+def data_root(root: str | None) -> Path:
+    """Where downloadable data sets live: the suite's `dataset.root`, else $BENCH_DATA, else ~/.cache/bench/data.
+    A $BENCH_DATA that is empty, holds a NUL or names a file is one line (exit 2), not a torchvision error."""
+    if root:
+        return Path(root).expanduser()
+    env = os.environ.get("BENCH_DATA")
+    if env is None:
+        return Path("~/.cache/bench/data").expanduser()
+    path = Path(env.strip()).expanduser() if env.strip() and "\0" not in env else None
+    if path is None or path.is_file():
+        why = "is empty" if not env.strip() else "holds a NUL character" if "\0" in env else "names a file, not a folder"
+        raise ConfigError(
+            f"$BENCH_DATA={env[:80]!r} {why}", fix="unset it, or set it to the folder that holds (or should hold) the data sets"
+        )
+    return path
+
+
 def _torchvision(cls_name: str, native_channels: int, num_classes: int):
     def load(spec: DatasetSpec):
         import torchvision
 
-        root = Path(spec.root or os.environ.get("BENCH_DATA", "~/.cache/bench/data")).expanduser()
+        root = data_root(spec.root)
         cls = getattr(torchvision.datasets, cls_name)
         try:
             train = cls(str(root), train=True, download=spec.download)

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.core import env
+from bench.core import env, interrupt
 from bench.core.errors import BenchError
 from bench.exec.outcome import Dispatch, execute_one, failed_result
 from bench.store import claims, locks
@@ -98,6 +98,37 @@ def _preload(modules: list[tuple[str, str]]) -> None:
             continue
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies (Linux)
+PARENT_POLL = 1.0  # seconds between the fallback's looks at the parent
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this worker die with its launcher, however the launcher ends (SIGTERM, kill -9, a crash): the
+    kernel's parent-death signal on Linux, and a thread that watches the parent's PID everywhere (the
+    parent-death signal is missed if the parent died before it was set, and does not exist off Linux)."""
+    import contextlib
+    import ctypes
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: the thread below still does it
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:  # re-parented: the launcher is gone
+                os._exit(1)
+            time.sleep(PARENT_POLL)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="bench-parent-watch", daemon=True).start()
+
+
 def _worker(
     runs: list[RunSpec],
     suite_dir: str,
@@ -107,8 +138,14 @@ def _worker(
     force: bool,
     out: Any,
     modules: list[tuple[str, str]],
+    parent: int = 0,
+    wait: bool = True,
 ) -> None:
-    """One worker process: claim and run what nobody else has, report each result to the parent."""
+    """One worker process: claim and run what nobody else has, report each result to the parent. It dies
+    with its launcher, and leaves Ctrl-C to it: the launcher stops its workers itself, without a traceback."""
+    if parent:
+        die_with_parent(parent)
+    interrupt.ignore_in_child()
     _preload(modules)
 
     def execute(run: RunSpec) -> RunResult:
@@ -122,6 +159,7 @@ def _worker(
         snap=snap,
         force=force,
         on_other=lambda run, res: out.put(("other", run.run_id, res)),
+        wait=wait,  # a worker that leaves a run held by a sibling or another launcher: the parent sorts them out
     )
 
 
@@ -137,7 +175,9 @@ def run_jobs(runs: list[RunSpec], d: Dispatch, jobs: int = 2) -> None:
     out = ctx.Queue()
     procs = [
         ctx.Process(
-            target=_worker, args=(runs, str(suite_dir), device, str(cache_dir), snap, force, out, user_modules(runs)), name=f"bench-job-{i}"
+            target=_worker,
+            args=(runs, str(suite_dir), device, str(cache_dir), snap, force, out, user_modules(runs), os.getpid(), d.wait),
+            name=f"bench-job-{i}",
         )
         for i in range(min(jobs, len(runs)))
     ]
@@ -154,8 +194,9 @@ def run_jobs(runs: list[RunSpec], d: Dispatch, jobs: int = 2) -> None:
             on_done(by_id[run_id], res)
 
     try:
-        for p in procs:
-            p.start()
+        with interrupt.ignored_by_children():  # a Ctrl-C during a worker's start-up is the launcher's alone
+            for p in procs:
+                p.start()
         while True:
             try:
                 deliver(*out.get(timeout=0.5))
@@ -167,20 +208,27 @@ def run_jobs(runs: list[RunSpec], d: Dispatch, jobs: int = 2) -> None:
                 deliver(*out.get(timeout=0.2))
             except queue.Empty:
                 break
+    except BaseException:  # interrupted: stop the workers now (their runs resume from their checkpoints)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        raise
     finally:
         for p in procs:
             p.join(timeout=5)
-            if p.is_alive():  # interrupted: the workers got the same Ctrl-C; do not leave any behind
-                p.terminate()
+            if p.is_alive():
+                p.kill()
                 p.join()
     for run_id, res in elsewhere.items():
         if run_id not in reported:
             reported.add(run_id)
             on_other(by_id[run_id], res)  # type: ignore[misc]  # only filled when on_other is given
-    _record_lost(runs, suite_dir, snap, procs, reported, deliver)
+    _record_lost(runs, suite_dir, snap, procs, reported, deliver, d.on_elsewhere)
 
 
-def _record_lost(runs: list[RunSpec], suite_dir: Path, snap: claims.Snapshot, procs: list, reported: set[str], deliver) -> None:
+def _record_lost(
+    runs: list[RunSpec], suite_dir: Path, snap: claims.Snapshot, procs: list, reported: set[str], deliver, on_elsewhere=None
+) -> None:
     """Runs no worker reported because the workers died (killed, out of memory): recorded as failed, as the
     Ray executor does, unless another process holds or finished them. A rerun resumes them from checkpoints."""
     codes = sorted({p.exitcode for p in procs if p.exitcode})
@@ -192,8 +240,10 @@ def _record_lost(runs: list[RunSpec], suite_dir: Path, snap: claims.Snapshot, pr
             deliver("done", run.run_id, other)  # finished by a process we never heard from
             continue
         lock = locks.try_acquire(claims.run_lock(suite_dir, run.run_id))
-        if lock is None:
-            continue  # another launcher runs it; the caller waits for it before writing the tables
+        if lock is None:  # another launcher runs it
+            if on_elsewhere is not None:
+                on_elsewhere(run, claims.holder_text(claims.run_lock(suite_dir, run.run_id)) or "another launcher")
+            continue
         with lock:
             err = RuntimeError(f"its --jobs worker process died (exit codes {codes or 'unknown'}); rerun to resume it")
             res = failed_result(run, err, device="jobs worker")

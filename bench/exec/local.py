@@ -16,4 +16,15 @@ def run_local(runs: list[RunSpec], d: Dispatch) -> None:
     def execute(run: RunSpec) -> RunResult:  # looked up at call time, so a benchmark can wrap execute_one
         return outcome.execute_one(run, d.suite_dir, d.device, d.cache_dir, d.progress)
 
-    claims.work(runs, d.suite_dir, execute, d.on_done, snap=d.snap, force=d.force, on_other=d.on_other)
+    claims.work(
+        runs,
+        d.suite_dir,
+        execute,
+        d.on_done,
+        snap=d.snap,
+        force=d.force,
+        on_other=d.on_other,
+        wait=d.wait,
+        on_elsewhere=d.on_elsewhere,
+        echo=d.echo,
+    )

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from bench.core import env
+from bench.core import env, interrupt
+from bench.runner.watchdog import Stalled
 from bench.store import claims
 from bench.store import runs as store
 from bench.store.result import RunResult
@@ -39,10 +40,27 @@ class Dispatch:
     snap: claims.Snapshot | None = None
     force: bool = False
     on_other: Callback | None = None
+    # Runs held by other live launchers: without `wait` each goes to `on_elsewhere(run, holder)` once nothing
+    # else is left, and the executor returns; with it, the executor waits, saying so on `echo`.
+    wait: bool = False
+    on_elsewhere: claims.Elsewhere | None = None
+    echo: Callable[[str], None] | None = None
+
+
+def describe(err: BaseException) -> str:
+    """The failure's one line. Adapter code that exits or interrupts is named as such: it is the run's
+    failure, not the suite's end (bench.core.interrupt tells a real Ctrl-C apart)."""
+    if isinstance(err, SystemExit):
+        return f"SystemExit({err.code!r}): the adapter's code called sys.exit() or exit(); an adapter must raise an exception instead"
+    if isinstance(err, KeyboardInterrupt):
+        return "KeyboardInterrupt raised by the run's own code (no Ctrl-C reached the launcher)"
+    if isinstance(err, Stalled):
+        return str(err)  # "stalled: …" or "timed out: …", naming the stage
+    return f"{type(err).__name__}: {err}"
 
 
 def failed_result(run: RunSpec, err: BaseException, device: str) -> RunResult:
-    msg = f"{type(err).__name__}: {err}"
+    msg = describe(err)
     if isinstance(err, torch.cuda.OutOfMemoryError):
         msg = f"CUDA out of memory ({str(err).splitlines()[0][:200]}); lower budget.batch_size or the adapter's size"
     return RunResult(
@@ -109,9 +127,9 @@ def execute_one(run: RunSpec, suite_dir: Path, device_name: str, cache_dir: Path
     try:
         device = env.pick_device(device_name)
         return run_one(run, Path(suite_dir), device, Path(cache_dir), progress)
-    except KeyboardInterrupt:
-        raise
-    except Exception as err:  # isolation: record and carry on
+    except BaseException as err:  # isolation: record and carry on; SystemExit and KeyboardInterrupt included
+        if interrupt.is_real(err) or isinstance(err, GeneratorExit):
+            raise  # a real Ctrl-C: the suite stops (the run resumes from its checkpoint)
         return record_failure(run, err, env.device_name(device) if device is not None else device_name, suite_dir)
     finally:
         # Free what the run held so that a long suite does not grow (and an OOM does not poison the next run).

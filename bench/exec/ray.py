@@ -127,8 +127,13 @@ def run_ray(
     try:
         while queue or pending:
             dispatch()
-            if not pending:
-                time.sleep(claims.POLL)  # every queued run is held elsewhere
+            if not pending:  # every queued run is held elsewhere
+                held_by = {r.run_id: claims.holder_text(claims.run_lock(suite_dir, r.run_id)) for r in queue}
+                if not d.wait and queue and all(held_by.values()):
+                    for run in queue:
+                        (d.on_elsewhere or (lambda r, t: None))(run, held_by[run.run_id])
+                    break
+                time.sleep(claims.POLL)
                 continue
             done, _ = ray.wait(list(pending), num_returns=1, timeout=claims.POLL if queue else None)
             for ref in done:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from bench.core.beat import beat
 from bench.core.seeds import derive_seed
 from bench.metrics.info import NotApplicable  # noqa: F401  (re-exported: metrics import it from here)
 
@@ -82,6 +83,7 @@ class EvalContext:
             with torch.inference_mode():
                 while left > 0:
                     k = min(left, SAMPLE_CHUNK)
+                    beat(f"sample() for the evaluation ({n - left} of {n} drawn)")
                     x = validate_sample(self.adapter.sample(k, gen), k, self.data.info, type(self.adapter).__name__)
                     out.append(x)  # kept on the device: a .cpu() per chunk would wait for each chunk in turn
                     left -= k

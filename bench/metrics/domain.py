@@ -23,6 +23,7 @@ from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
+from bench.core.beat import beat
 from bench.data.datasets import ImageData
 from bench.metrics import domain_cache as cache
 from bench.metrics.domain_cache import cached_description, classifier_hash, split_fingerprint
@@ -102,6 +103,7 @@ class DomainClassifier:
         outs: dict[str, list[torch.Tensor]] = {k: [] for k in FEATURES}
         with one_thread(self.device):
             for chunk in u8.split(max(1, batch_size)):
+                beat("computing features for the evaluation")
                 for k, v in zip(FEATURES, self.extractor(chunk.to(self.device)), strict=True):
                     outs[k].append(v.cpu())
         return {k: torch.cat(v) for k, v in outs.items()}
@@ -159,8 +161,11 @@ def get_domain_classifier(
     def _cached(locked: bool) -> tuple[nn.Module, dict[str, Any]] | None:
         loaded = cache.load_weights(wpath, data, cfg)
         meta = cache.read_record(jpath)
-        if loaded is None or meta.get("weights_sha256") not in (None, loaded[1]):
-            return None  # missing, or the weights changed under their record: bit rot or a foreign file
+        if loaded is not None and meta.get("weights_sha256") not in (None, loaded[1]):
+            cache.cachefile.warn(wpath, cache.WEIGHTS_WHAT, "content hash differs from its record's weights_sha256")
+            return None  # the weights changed under their record: bit rot or a foreign file
+        if loaded is None:
+            return None
         if "weights_sha256" not in meta and not locked:
             return None  # weights without their record: maybe a builder between the two writes; ask its lock
         net, wsha = loaded

@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 from torch import nn
 
 from bench.data.datasets import ImageData
 from bench.metrics.domain_net import ARCH_VERSION, TrainConfig, build, is_stacked
-from bench.store.files import atomic_write_bytes, atomic_write_json, read_json
+from bench.store import cachefile
+from bench.store.files import atomic_write_json, read_json
 
 
 def digest(*parts: Any) -> str:
@@ -62,16 +61,21 @@ def paths(cache_dir: Path, clf_hash: str) -> tuple[Path, Path]:
     return folder / f"{clf_hash}.safetensors", folder / f"{clf_hash}.json"
 
 
+WEIGHTS_WHAT = "domain classifier weights"
+RECORD_WHAT = "domain classifier record"
+
+
 def load_weights(path: Path, data: ImageData, cfg: TrainConfig) -> tuple[nn.Module, str] | None:
-    """The cached classifier and the sha256 of its file, or None when missing or not trustworthy."""
-    if not path.is_file():
+    """The cached classifier and the sha256 of its tensors, or None when missing or not trustworthy (a file
+    that does not load, or does not match its own seal, is named in one warning line)."""
+    state = cachefile.load_tensors(path, WEIGHTS_WHAT, unsealed_ok=True)  # older files: pinned by their record
+    if state is None:
         return None
-    raw = path.read_bytes()
     try:
-        state = st_load(raw)
         full = build(data, cfg)
         full.load_state_dict(state, strict=True)
-    except Exception:  # bad header, truncated tensors, wrong keys or shapes
+    except Exception as err:  # wrong keys or shapes
+        cachefile.warn(path, WEIGHTS_WHAT, f"does not fit the classifier: {type(err).__name__}")
         return None
     return full.eval().requires_grad_(False), tensors_sha256(state)
 
@@ -79,16 +83,19 @@ def load_weights(path: Path, data: ImageData, cfg: TrainConfig) -> tuple[nn.Modu
 def save_weights(path: Path, net: nn.Module, clf_hash: str) -> str:
     """Write the weights atomically; returns their tensors' sha256, which the record pins."""
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    atomic_write_bytes(path, st_save(state, metadata={"hash": clf_hash, "arch": ARCH_VERSION}))
+    cachefile.save_tensors(path, state, metadata={"hash": clf_hash, "arch": ARCH_VERSION})
     return tensors_sha256(state)
 
 
 def read_record(path: Path) -> dict[str, Any]:
-    return read_json(path) or {}
+    """The classifier's record (accuracy, seconds, weights sha256), {} when missing or failing its seal
+    (then the weights are re-described under the lock). Older unsealed records pass: their weights hash
+    is still checked against the weights."""
+    return cachefile.check_record(path, read_json(path), RECORD_WHAT, required=False) or {}
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
-    atomic_write_json(path, record)
+    atomic_write_json(path, cachefile.seal_record(record))
 
 
 def cached_description(data: ImageData, cache_dir: Path, cfg: TrainConfig = TrainConfig()) -> dict[str, Any] | None:
@@ -103,20 +110,19 @@ def features_path(cache_dir: Path, test_x: torch.Tensor, clf_hash: str, weights_
 
 
 def load_features(path: Path, names: tuple[str, ...], n: int) -> dict[str, torch.Tensor] | None:
-    """The cached features, or None when missing, truncated, corrupt or not of `n` images."""
-    if not path.is_file():
-        return None
-    try:
-        feats = st_load(path.read_bytes())
-    except Exception:  # truncated or corrupt: recomputed by the caller
+    """The cached features, or None when missing, or (with one warning line) truncated, corrupt, not
+    matching their content hash or not of `n` images: the caller recomputes them."""
+    feats = cachefile.load_tensors(path, "real-split features of the domain classifier")
+    if feats is None:
         return None
     if set(feats) == set(names) and all(len(v) == n for v in feats.values()):
         return feats
+    cachefile.warn(path, "real-split features of the domain classifier", f"holds {sorted(feats)}, not {n} images' {list(names)}")
     return None
 
 
 def save_features(path: Path, feats: dict[str, torch.Tensor], clf_hash: str) -> None:
-    atomic_write_bytes(path, st_save({k: v.contiguous() for k, v in feats.items()}, metadata={"classifier": clf_hash}))
+    cachefile.save_tensors(path, feats, metadata={"classifier": clf_hash})
 
 
 # --- the per-process memo ------------------------------------------------------------------------------

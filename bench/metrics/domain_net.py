@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.core.beat import beat
 from bench.core.seeds import derive_seed
 from bench.data.datasets import ImageData
 
@@ -192,7 +193,8 @@ def _train_loop(data: ImageData, cfg: TrainConfig, seed: int, device: torch.devi
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
     trained.train()
     order, pos = torch.randperm(len(y_all), generator=gen), 0
-    for _ in range(cfg.steps):
+    for i in range(cfg.steps):
+        beat(f"training the domain classifier (step {i + 1} of {cfg.steps})")
         if pos + cfg.batch_size > len(order):
             order, pos = torch.randperm(len(y_all), generator=gen), 0
         idx = order[pos : pos + cfg.batch_size]

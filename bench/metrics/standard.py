@@ -20,17 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, isc_features_to_metric
 from torch_fidelity.utils import create_feature_extractor
 
+from bench.core.beat import beat
 from bench.metrics import register_metric
 from bench.metrics.context import EvalContext, NotApplicable
 from bench.metrics.domain import split_fingerprint
 from bench.metrics.fidelity import fid_from_features, kid_from_features, prc_from_features
-from bench.store.files import atomic_write_bytes
+from bench.store import cachefile
 
 INCEPTION_FILE = URL_INCEPTION_V3.rsplit("/", 1)[1]  # weights-inception-2015-12-05-6726825d.pth
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision VGG16_Weights.IMAGENET1K_V1, what torch-fidelity's vgg16 loads
@@ -64,6 +63,7 @@ def _extract(extractor: torch.nn.Module, names: tuple[str, ...], u8: torch.Tenso
     outs: dict[str, list[torch.Tensor]] = {k: [] for k in names}
     with torch.no_grad():
         for chunk in u8.split(ctx.spec.batch_size):
+            beat("computing features for the evaluation")
             for k, v in zip(names, extractor(to_rgb(chunk).to(ctx.device)), strict=True):
                 outs[k].append(v.cpu())
     return {k: torch.cat(v) for k, v in outs.items()}
@@ -80,17 +80,14 @@ def _features(ctx: EvalContext, name: str) -> tuple[dict[str, torch.Tensor], dic
     weights_id = [file_name, path.stat().st_size]  # the file name carries the weights' hash prefix
     key = hashlib.sha256(json.dumps([split_fingerprint(ctx.data.test_x), name, weights_id]).encode()).hexdigest()
     cache = ctx.cache_dir / "features" / f"{key}.safetensors"
-    real: dict[str, Any] | None = None
-    if cache.is_file():
-        try:
-            real = st_load(cache.read_bytes())
-            if set(real) != set(names) or any(len(v) != len(ctx.data.test_x) for v in real.values()):
-                real = None
-        except Exception:  # corrupt cache: recompute
-            real = None
+    what = f"real-split {name} features"
+    real: dict[str, Any] | None = cachefile.load_tensors(cache, what)  # checked against its content hash
+    if real is not None and (set(real) != set(names) or any(len(v) != len(ctx.data.test_x) for v in real.values())):
+        cachefile.warn(cache, what, "not this split's features")
+        real = None
     if real is None:
         real = _extract(extractor, names, ctx.data.test_x, ctx)
-        atomic_write_bytes(cache, st_save({k: v.contiguous() for k, v in real.items()}))
+        cachefile.save_tensors(cache, real)
     fake = _extract(extractor, names, ctx.samples, ctx)
     ctx.info.setdefault("standard_extractors", {})[name] = {"weights": str(path), "resize": "torch-fidelity TF1 bilinear"}
     ctx.cache[name] = (fake, real)

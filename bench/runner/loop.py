@@ -15,6 +15,7 @@ import torch
 
 from bench.adapter.base import Adapter
 from bench.adapter.batch import BatchSource
+from bench.core.beat import beat
 from bench.data.datasets import ImageData
 from bench.runner.fastpath import FastPath
 from bench.runner.state import LoopState
@@ -72,6 +73,7 @@ class TrainingLoop:
         t0 = time.perf_counter()
         while state.step < steps:
             source.drawn = 0
+            beat(f"train_step at step {state.step + 1} of {steps}", step=True)  # the stall watchdog's step counter
             batch = source()
             with fast.autocast(self.device):
                 losses = adapter.train_step(batch, state.step)
@@ -95,6 +97,7 @@ class TrainingLoop:
                 state.train_seconds += time.perf_counter() - t1  # the host transfer and checks are loop cost too
                 pending = []
                 if at_eval:
+                    beat(f"the evaluation at step {state.step}")
                     on_eval(state)
                 if at_eval or at_ckpt:
                     on_checkpoint(state)

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 
 from bench.adapter import contract
-from bench.adapter.base import Adapter
+from bench.adapter.base import Adapter, get_adapter
 from bench.core import env
+from bench.core.beat import beat
 from bench.core.errors import BenchError
 from bench.data.datasets import ImageData, load_dataset
 from bench.data.images import save_grid
@@ -25,6 +26,7 @@ from bench.runner.fastpath import apply_fast_path, fast_path
 from bench.runner.loop import Diverged, TrainingLoop
 from bench.runner.pretrain import PretrainOutcome, StrategyNotApplicable, apply_freeze, pretrain
 from bench.runner.state import LoopState
+from bench.runner.watchdog import Stalled, Watchdog
 from bench.store import runs as store
 from bench.store.result import RunResult
 from bench.suite.spec import RunSpec
@@ -48,10 +50,20 @@ class Runner:
         self.ckpt_path = self.dir / "checkpoint.pt"
         self.memory = env.PeakMemory(self.device)
         self.fast = fast_path(run, self.device)
+        self.progress = progress
         self.loop = TrainingLoop(run, self.device, self.fast, progress)
         self.evaluator = Evaluator(run, self.device, self.cache_dir)
 
     def run(self) -> RunResult:
+        run = self.spec
+        watch = Watchdog(run.run_id, run.runner.stall_seconds, run.runner.timeout, alive=not self.progress)
+        try:
+            with watch:
+                return self._run()
+        except Stalled as err:  # an asynchronous one carries no text: the watchdog's reason names the stage
+            raise Stalled(watch.failure(err)) from None
+
+    def _run(self) -> RunResult:
         run = self.spec
         self.dir.mkdir(parents=True, exist_ok=True)
         store.remove_partial_writes(self.dir)  # a run is only ever written by one process at a time
@@ -59,9 +71,13 @@ class Runner:
         env.seed_everything(run.init_seed)
         self.memory.reset()
         data = _planned_data(run).to(self.device)
+        get_adapter(run.adapter, where=f"adapters.{run.adapter}")  # the registry's imports are harness set-up
+        beat("the contract check (one train_step, sample and log_likelihood on 4 images)")
         self._check_contract(data)
+        beat("building the adapter")
         adapter, state, gen = self._start(data)
         if not state.resumed_from:  # a resumed run was pretrained before its checkpoint
+            beat("pretraining")
             try:
                 outcome = pretrain(adapter, run, self.device, self.cache_dir, fused_optim=self.fast.fused_optim)
             except StrategyNotApplicable as why:
@@ -81,6 +97,7 @@ class Runner:
         # Kept before the final evaluation (its cost table names their size), written before result.json:
         # a done run has its weights, so a later eval block re-evaluates them instead of retraining.
         state.weights_bytes = weights.keep(self.dir, adapter, run.runner.keep_weights)
+        beat("the final evaluation")
         final = self.evaluator.final(adapter, data, state, self.memory)
         save_grid(final.samples, self.dir / "samples.png")
         # The same number of real test images, drawn the same way: the report shows them beside the samples.

@@ -7,9 +7,12 @@ Every process that executes runs (a `bench run`, each `--jobs` worker) goes thro
 - A run locked by a live holder is skipped and come back to once the others are tried.
 - A run whose result.json changed since this launcher started (the `snapshot`) was finished by another
   process: it is reported, never run again, even when its status is `failed`.
-- Before a launcher writes results.csv, summary.csv and the report, `wait_for_grid` waits until no run of
-  its grid is held by a live process; the tables are then written under `tables_lock`, one launcher at a
-  time, so every launcher ends with the same, complete tables.
+- A launcher never waits silently. When all it has left are runs held by other live launchers, it lists them
+  (who holds each, for how long) and returns, reporting them as running elsewhere (`on_elsewhere`); with
+  `wait` (`bench run --wait`) it waits for them instead, saying so every `WAIT_NOTE` seconds.
+- With `wait`, before a launcher writes results.csv, summary.csv and the report, `wait_for_grid` waits until
+  no run of its grid is held by a live process. The tables are written under `tables_lock`, one launcher at
+  a time; the launcher that finishes last writes them complete.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ Callback = Callable[[RunSpec, RunResult], None]
 
 LOCKS = ".locks"
 POLL = 1.0  # seconds between looks at runs held by others
+WAIT_NOTE = 30.0  # seconds between "still waiting" lines
+Elsewhere = Callable[[RunSpec, str], None]  # (run, who holds it and for how long)
 
 
 def run_lock(suite_dir: Path, run_id: str) -> Path:
@@ -90,12 +95,18 @@ def work(
     force: bool = False,
     on_other: Callback | None = None,
     poll: float = POLL,
+    wait: bool = True,
+    on_elsewhere: Elsewhere | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> None:
     """Execute every run of `runs` that no other process has finished or is running, in order, coming back
-    to those held by live processes until each is either done here or finished elsewhere."""
+    to those held by live processes. With `wait`, until each is done here or finished elsewhere (saying so
+    on `echo` every WAIT_NOTE seconds); without, once only runs held by live others are left, each goes to
+    `on_elsewhere` and this returns."""
     suite_dir = Path(suite_dir)
     snap = snapshot(runs, suite_dir) if snap is None else snap
     pending = list(runs)
+    noted = 0.0
     while pending:
         progressed = False
         for run in list(pending):
@@ -111,7 +122,29 @@ def work(
             progressed = True
             on_done(run, res)
         if pending and not progressed:
+            held = {r.run_id: holder_text(run_lock(suite_dir, r.run_id)) for r in pending}
+            if not wait and all(held.values()):
+                for run in pending:
+                    (on_elsewhere or (lambda r, t: None))(run, held[run.run_id])
+                return
+            if echo is not None and time.monotonic() - noted > WAIT_NOTE:
+                noted = time.monotonic()
+                echo(
+                    f"waiting for {len(pending)} run(s) held by other launchers: "
+                    + "; ".join(f"{k} ({v})" for k, v in held.items() if v)[:600]
+                )
             time.sleep(poll)
+
+
+def holder_text(path: Path) -> str:
+    """ "pid 12 on host, for 3m05s" while a live process holds the lock at `path`; "" when none does."""
+    if not locks.is_held(path):
+        return ""
+    holder = locks.read_holder(path) or {}
+    started = holder.get("started")
+    age = time.time() - started if isinstance(started, int | float) else None
+    since = f", for {int(age // 60)}m{int(age % 60):02d}s" if age is not None and age >= 0 else ""
+    return f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}{since}"
 
 
 def held_by_others(runs: list[RunSpec], suite_dir: Path) -> list[RunSpec]:
@@ -120,11 +153,11 @@ def held_by_others(runs: list[RunSpec], suite_dir: Path) -> list[RunSpec]:
 
 def wait_for_grid(runs: list[RunSpec], suite_dir: Path, echo: Callable[[str], None] | None = None, poll: float = POLL) -> None:
     """Return once no run of `runs` is held by a live process (a dead holder's lock does not count)."""
-    told = False
+    noted = 0.0
     while held := held_by_others(runs, suite_dir):
-        if echo is not None and not told:
-            echo(f"waiting for {len(held)} run(s) held by other launchers before writing the tables")
-            told = True
+        if echo is not None and time.monotonic() - noted > WAIT_NOTE:  # visible progress, never a silent wait
+            noted = time.monotonic()
+            echo(f"waiting for {len(held)} run(s) held by other launchers before writing the tables: {held[0].run_id} …")
         time.sleep(poll)
 
 

@@ -15,7 +15,7 @@ each cache entry is claimed with a lock file:
   processes that both judge a lock stale never both delete it (one could otherwise delete the other's
   fresh lock).
 
-Nothing here imports the rest of bench, so every layer may use it.
+It imports only leaves of bench.core (beats, the error), so every layer may use it.
 """
 
 from __future__ import annotations
@@ -31,16 +31,46 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench.core.beat import beat
+
 T = TypeVar("T")
 
 HEARTBEAT = 5.0  # seconds between touches of every held lock
 # Without a heartbeat for this long a lock is stale, whoever holds it. It must exceed the heartbeat by far
-# (a loaded host delays the thread) and any clock skew between hosts sharing the folder.
-STALE_AFTER = float(os.environ.get("BENCH_LOCK_STALE_SECONDS", "120"))
+# (a loaded host delays the thread) and any clock skew between hosts sharing the folder. $BENCH_LOCK_STALE_SECONDS
+# sets it, read on use (stale_seconds()) so a bad value is one line, never a traceback at import; a value
+# assigned to STALE_AFTER (tests) wins.
+STALE_ENV = "BENCH_LOCK_STALE_SECONDS"
+DEFAULT_STALE_AFTER = 120.0
+MIN_STALE_AFTER = 15.0  # three heartbeats: anything shorter takes live holders' locks away
+STALE_AFTER: float | None = None
 UNREADABLE_GRACE = 10.0  # a lock with no parsable content (killed mid-write) is stale after this long
 POLL = 0.5  # seconds between looks at a lock held by someone else
 
 _HOST = socket.gethostname()
+
+
+def stale_seconds() -> float:
+    """The seconds without a heartbeat after which a lock is stale: STALE_AFTER, else $BENCH_LOCK_STALE_SECONDS,
+    else 120. A value that is not a finite number of at least MIN_STALE_AFTER seconds is a BenchError: a
+    negative or tiny one would silently turn locking off (every live holder judged stale)."""
+    if STALE_AFTER is not None:
+        return STALE_AFTER
+    text = os.environ.get(STALE_ENV)
+    if text is None:
+        return DEFAULT_STALE_AFTER
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = float("nan")
+    if not MIN_STALE_AFTER <= value < float("inf"):
+        from bench.core.errors import BenchError
+
+        raise BenchError(
+            f"${STALE_ENV}={text[:40]!r} is not a number of seconds >= {MIN_STALE_AFTER:g}",
+            fix=f"unset it (default {DEFAULT_STALE_AFTER:g}), or set e.g. {STALE_ENV}=300; a lock is stale after that long without a heartbeat",
+        )
+    return value
 
 
 def _proc_start(pid: int) -> str | None:
@@ -142,7 +172,7 @@ def _create(path: Path) -> Lock | None:
 
 def is_stale(path: Path, stale_after: float | None = None) -> bool:
     """True when `path` holds a lock whose holder is dead or silent (see the module docstring)."""
-    stale_after = STALE_AFTER if stale_after is None else stale_after
+    stale_after = stale_seconds() if stale_after is None else stale_after
     try:
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
@@ -241,7 +271,8 @@ def build_once(
         if got is not None:
             return got
         lock = try_acquire(path)
-        if lock is None:
+        if lock is None:  # another process builds it (under its own watchdog): waiting is progress here
+            beat(f"waiting for {Path(path).name}, built by another process")
             time.sleep(poll)
             continue
         with lock:

@@ -99,14 +99,23 @@ def remove_partial_writes(run_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def list_results(suite_dir: Path, warn: Warn | None = None) -> list[RunResult]:
-    """Every readable result.json under a suite folder, in run_id order; `warn` hears about the others."""
+def list_results(suite_dir: Path, warn: Warn | None = None, mix: bool = False) -> list[RunResult]:
+    """Every readable result.json under a suite folder that may share its tables, in run_id order: runs of
+    another suite, protocol or suite version, and older runs of a cell, are left out (bench.store.select;
+    `mix=True` keeps them). `warn` hears about unreadable files and, one line per group, what was left out."""
+    from bench.store.select import comparable
+
     out = []
     for p in sorted(Path(suite_dir).glob("*/result.json")):
         res = read_result(p.parent, warn)
         if res is not None:
             out.append(res)
-    return out
+    if mix:
+        return out
+    kept, lines = comparable(out, Path(suite_dir))
+    for line in lines if warn is not None else ():
+        warn(line)
+    return kept
 
 
 def write_history(path: Path, rows: list[dict[str, Any]]) -> None:

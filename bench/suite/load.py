@@ -64,6 +64,22 @@ def resolve_suite(source: Path) -> Path:
     return bundled_suites().get(source.name, source)
 
 
+MAX_INCLUDE_DEPTH = 32  # files in one include chain: far beyond any real suite, far below Python's recursion limit
+
+
+def _not_utf8(path: Path) -> str:
+    """What kind of file a suite that is not UTF-8 is: UTF-16 (a BOM, or NULs between ASCII), or binary."""
+    try:
+        head = Path(path).read_bytes()[:4096]
+    except OSError:
+        head = b""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (head[1:2] == b"\0" and head[:1].isascii()):
+        return "the file is UTF-16 text, not UTF-8 (saved by a Windows editor?)"
+    if b"\0" in head:
+        return "the file is binary, not YAML text"
+    return "the file is not UTF-8 text (another encoding, or binary)"
+
+
 def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """Read a suite file, overlaying it on its `include:` base (paths relative to the file)."""
     if not path.is_file():
@@ -76,6 +92,8 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise BenchError(
             f"cannot read the suite file ({err.strerror or err})", file=str(path), fix="check the path and its permissions"
         ) from None
+    except UnicodeDecodeError:  # before ValueError, its base: the file, not a value, is the problem
+        raise BenchError(_not_utf8(path), file=str(path), fix="save the suite as UTF-8 text (a .yaml file)") from None
     except (ValueError, OverflowError) as err:  # a scalar YAML could not build, e.g. the date 2024-13-01
         raise BenchError(f"invalid YAML value: {str(err).splitlines()[0][:120]}", file=str(path), fix="quote the value") from None
     except RecursionError:
@@ -85,8 +103,6 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise BenchError(f"invalid YAML: {where}{problem}", file=str(path), fix="fix the YAML syntax") from None
-    except UnicodeDecodeError:
-        raise BenchError("not a text file", file=str(path), fix="pass a suite .yaml file") from None
     if not isinstance(data, dict):
         raise BenchError("a suite must be a YAML mapping", file=str(path), fix="start with `name: my-suite`")
     if data and not any(isinstance(k, str) and k in _SUITE_KEYS for k in data):
@@ -101,6 +117,14 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
             raise BenchError(f"included file not found: {base_path}", file=str(path), key="include", fix="paths are relative to this file")
         if base_path in seen:
             raise BenchError("include cycle", file=str(path), key="include", fix="remove the circular include")
+        if len(seen) + 1 >= MAX_INCLUDE_DEPTH:  # name the chain's top, where it starts, not a file deep inside
+            top = seen[0] if seen else path
+            raise BenchError(
+                f"include chain longer than {MAX_INCLUDE_DEPTH} files (from {top.name} down to {path.name})",
+                file=str(top),
+                key="include",
+                fix="include the base suite directly instead of through a chain",
+            )
         base = read_yaml(base_path, (*seen, path.resolve()))
         base.pop("name", None)
         data = _merge(base, data)
@@ -110,6 +134,7 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 def parse_suite(data: dict, file: str = "<dict>") -> Suite:
     """Validate a suite dict, including each adapter's block against that adapter's Config."""
     from bench.adapter.base import get_adapter
+    from bench.core import interrupt
     from bench.metrics import METRICS
     from bench.tasks import BY_NAME
     from bench.tasks.strategy import check_strategy
@@ -122,11 +147,19 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
         for key, block in suite.adapters.items():
             try:
                 cls = get_adapter(key, where=f"adapters.{key}", search=search)
+                parse(cls.Config, block or {}, f"adapters.{key}")
             except BenchError:
                 raise
-            except Exception as err:  # importing a user's `module:Class` may raise anything
-                raise ConfigError(f"cannot load adapter: {type(err).__name__}: {err}", key=f"adapters.{key}") from None
-            parse(cls.Config, block or {}, f"adapters.{key}")
+            except BaseException as err:  # a user's `module:Class` may raise anything at import, exit included
+                if interrupt.passes(err):
+                    raise
+                if isinstance(err, Exception):
+                    raise ConfigError(f"cannot load adapter: {type(err).__name__}: {err}", key=f"adapters.{key}") from None
+                raise ConfigError(
+                    f"cannot load adapter: its code raised {type(err).__name__}({getattr(err, 'code', '')!r}) while loading",
+                    key=f"adapters.{key}",
+                    fix="an adapter module must import without calling sys.exit() or raising KeyboardInterrupt",
+                ) from None
         for i, m in enumerate(suite.eval.metrics + (suite.eval.history_metrics or [])):
             METRICS.get(m, where=f"eval.metrics[{i}]")
         _check_datasets(suite, search)

@@ -133,6 +133,10 @@ class RunnerSpec:
     threads: int | None = None  # CPU threads of the run and of every BLAS/OpenMP pool; None: one (bench.core.env.DEFAULT_THREADS)
     diverge_threshold: float | None = None  # |loss| above this counts as diverged
     keep_weights: bool = True  # the final weights stay in the run folder (weights.safetensors), for re-evaluation
+    # The stall watchdog (bench.runner.watchdog): seconds without progress before a run is stopped as failed;
+    # null: the larger of 60 s and 20x the slowest step (600 s outside the training loop); 0: off.
+    stall_seconds: float | None = None
+    timeout: float | None = None  # seconds a run may take in all; null: no bound
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -141,6 +145,10 @@ class RunnerSpec:
             raise ValueError("log_every must be >= 1 and checkpoint_every >= 0")
         if self.diverge_threshold is not None and not self.diverge_threshold > 0:
             raise ValueError("diverge_threshold must be a positive number")
+        if self.stall_seconds is not None and not 0 <= self.stall_seconds < float("inf"):
+            raise ValueError("stall_seconds must be a number of seconds >= 0 (0 turns the watchdog off, null: the default rule)")
+        if self.timeout is not None and not 0 < self.timeout < float("inf"):
+            raise ValueError("timeout must be a positive number of seconds (or null: no bound)")
 
 
 @dataclass
@@ -267,8 +275,9 @@ def _plain_name(name: str) -> bool:
     )
 
 
-# Runner settings that only change when the host syncs or writes, never a number (tests/test_identity.py).
-NO_OP_RUNNER_KEYS = ("log_every", "checkpoint_every", "keep_weights")
+# Runner settings that only change when the host syncs or writes, or when a hung run is stopped, never a
+# number (tests/test_identity.py).
+NO_OP_RUNNER_KEYS = ("log_every", "checkpoint_every", "keep_weights", "stall_seconds", "timeout")
 # Eval settings that change no number (batch_size: features in chunks; bench/metrics/context.py), or only
 # the learning curve drawn during training, which a re-evaluation of the final weights cannot redraw.
 NO_OP_EVAL_KEYS = ("batch_size", "history_metrics")

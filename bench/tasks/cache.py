@@ -29,9 +29,10 @@ from typing import Any
 
 import torch
 
-from bench.store import files
+from bench.store import cachefile, files
 
 WEIGHTS, META = "weights.safetensors", "meta.json"
+WHAT = "pretrained checkpoint"
 
 
 def cache_key(fields: dict[str, Any]) -> str:
@@ -62,15 +63,27 @@ def load(cache_dir: Path, key: str) -> tuple[dict[str, torch.Tensor], dict[str, 
     from safetensors.torch import load_file
 
     folder = entry_dir(cache_dir, key)
-    meta = files.read_json(folder / META)
-    if meta is None or meta.get("key") != key or not (folder / WEIGHTS).is_file():
+    if not folder.exists():
+        return None
+    meta_path = folder / META
+    meta = cachefile.check_record(meta_path, files.read_json(meta_path), WHAT, required=False)  # older: unsealed
+    if meta is None:
+        if not meta_path.exists():
+            cachefile.warn(meta_path, WHAT, "missing")
+        return None
+    if meta.get("key") != key or not (folder / WEIGHTS).is_file():
+        cachefile.warn(folder, WHAT, "its meta.json names another key" if meta.get("key") != key else "weights.safetensors missing")
         return None
     try:
         tensors = load_file(str(folder / WEIGHTS), device="cpu")
-    except (OSError, SafetensorError, ValueError):
+    except (OSError, SafetensorError, ValueError) as err:
+        cachefile.warn(folder / WEIGHTS, WHAT, f"unreadable: {type(err).__name__}")
         return None
     # The content hash (files.tensors_sha256), not the file's: safetensors' header order may vary.
-    return (tensors, meta) if files.tensors_sha256(tensors) == meta.get("weights_sha256") else None
+    if files.tensors_sha256(tensors) != meta.get("weights_sha256"):
+        cachefile.warn(folder / WEIGHTS, WHAT, "content hash mismatch with meta.json")
+        return None
+    return tensors, meta
 
 
 def _fsync_file(path: Path) -> None:
@@ -102,6 +115,7 @@ def save(cache_dir: Path, key: str, tensors: dict[str, torch.Tensor], meta: dict
         save_file(flat, str(tmp / WEIGHTS))
         _fsync_file(tmp / WEIGHTS)
         meta = {**meta, "key": key, "weights_sha256": files.tensors_sha256(flat), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        meta = cachefile.seal_record(meta)  # sealed as written: a flipped digit is caught on read
         files.atomic_write_json(tmp / META, meta)  # last inside the folder: a folder without meta is never valid
         for _ in range(3):
             try:

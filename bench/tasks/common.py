@@ -21,6 +21,7 @@ from torch import nn
 
 from bench.adapter.base import ROLES, Adapter, Batch, DataInfo
 from bench.adapter.batch import BatchSource
+from bench.core.beat import beat
 from bench.data.datasets import ImageData, load_dataset
 from bench.suite.spec import DatasetSpec, RunSpec, StrategySpec
 from bench.tasks.strategy import StrategyNotApplicable
@@ -144,6 +145,7 @@ def fit(ctx: Context, params: list[nn.Parameter], loss_fn: Callable[[Batch, int]
     t0 = time.perf_counter()
     bar = tqdm(ctx.batches(steps), total=steps, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=None)
     for step, batch in enumerate(bar):
+        beat(f"pretraining ({desc}) at step {step + 1} of {steps}")
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / warmup)
         with ctx.autocast():

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from bench.core.beat import beat
 from bench.tasks.common import Context, _sync
 from bench.tasks.weights import module_tensors
 
@@ -39,6 +40,7 @@ def train(ctx: Context) -> tuple[dict, dict[str, Any], float]:
         ctx.batches(steps, labels), total=steps, desc="pretrain generative", unit="step", leave=False, dynamic_ncols=True, disable=None
     )
     for step, batch in enumerate(bar):
+        beat(f"pretraining (generative) at train_step {step + 1} of {steps}")
         with ctx.autocast():
             losses = adapter.train_step(batch, step)
         history.append({k: torch.as_tensor(v).detach().float().reshape(()) for k, v in losses.items()})
