@@ -46,6 +46,7 @@ from bench.metrics.ssl_net import ARCH_VERSION, CODE_SHA256, SSLConfig, build, m
 FEATURES = ("features",)
 KIND = "self-supervised"
 NO_LABELS = "n/a, because the data set has no labels"
+DEFAULT = SSLConfig()  # the protocol's extractor (tests swap in a tiny one)
 
 
 def has_labels(data: ImageData) -> bool:
@@ -59,8 +60,9 @@ def pixels_fingerprint(x: torch.Tensor) -> str:
     return dcache.split_fingerprint(x)
 
 
-def extractor_hash(data: ImageData, cfg: SSLConfig = SSLConfig()) -> str:
+def extractor_hash(data: ImageData, cfg: SSLConfig | None = None) -> str:
     """Content hash of the training pixels, the code and the config (seed included): the cache key."""
+    cfg = cfg or DEFAULT
     ref = data.reference()
     code = {"version": ARCH_VERSION, "source_sha256": CODE_SHA256}
     return dcache.digest("ssl", pixels_fingerprint(ref.train_x), code, asdict(cfg))
@@ -95,7 +97,7 @@ def save_weights(path: Path, net: nn.Module, digest: str) -> str:
     return dcache.tensors_sha256(state)
 
 
-def cached_description(data: ImageData, cache_dir: Path, cfg: SSLConfig = SSLConfig()) -> dict[str, Any] | None:
+def cached_description(data: ImageData, cache_dir: Path, cfg: SSLConfig | None = None) -> dict[str, Any] | None:
     """What the cache knows about this data's label-free extractor, without training one."""
     return read_json(paths(cache_dir, extractor_hash(data, cfg))[1])
 
@@ -187,8 +189,9 @@ class SSLExtractor:
 MEMO = dcache.Memo(maxsize=4)
 
 
-def describe_config(data: ImageData, cfg: SSLConfig) -> dict[str, Any]:
+def describe_config(data: ImageData, cfg: SSLConfig | None = None) -> dict[str, Any]:
     """The static part of the extractor's description (what the protocol states before anything is trained)."""
+    cfg = cfg or DEFAULT
     return {
         "kind": KIND,
         "arch": ARCH_VERSION,
@@ -203,8 +206,26 @@ def describe_config(data: ImageData, cfg: SSLConfig) -> dict[str, Any]:
     }
 
 
-def get_ssl_extractor(data: ImageData, device: torch.device | str, cache_dir: Path, cfg: SSLConfig = SSLConfig()) -> SSLExtractor:
+# Measured by benchmarks/extractor_stability.py (README, "Unlabelled targets"): fid_domain of fixed samples under
+# 5 extractor seeds of this extractor, on digits with its labels hidden.
+SEED_VARIANCE = {
+    "measured_by": "benchmarks/extractor_stability.py --candidates ens10,ssl10 (see README)",
+    "fid_domain_std_over_mean": "TBD",
+}
+
+
+def protocol_description(data: ImageData, cache_dir: Path | None) -> dict[str, Any]:
+    """The protocol's `extractor` entry for an unlabelled target (describing never trains one)."""
+    out = {"name": "label-free extractor", **describe_config(data), "hash": extractor_hash(data), "seed_variance": SEED_VARIANCE}
+    known = cached_description(data, cache_dir) if cache_dir is not None else None
+    if known and "weights_sha256" in known:
+        out["weights_sha256"] = known["weights_sha256"]
+    return out
+
+
+def get_ssl_extractor(data: ImageData, device: torch.device | str, cache_dir: Path, cfg: SSLConfig | None = None) -> SSLExtractor:
     """The label-free extractor of `data`: from memory, from the disk cache, or trained now (and cached)."""
+    cfg = cfg or DEFAULT
     device = torch.device(device)
     digest = extractor_hash(data, cfg)
     hit = MEMO.get((digest, str(device)))
@@ -243,13 +264,13 @@ def get_ssl_extractor(data: ImageData, device: torch.device | str, cache_dir: Pa
     return ext
 
 
-def get_extractor(data: ImageData, device: torch.device | str, cache_dir: Path) -> Any:
+def get_extractor(data: ImageData, device: torch.device | str, cache_dir: Path, classifier_config: Any = None) -> Any:
     """The `*_domain` feature space of `data`: the domain classifier when the target has labels (unchanged
     since protocol 2), else the label-free extractor."""
     if has_labels(data):
-        from bench.metrics.domain import get_domain_classifier
+        from bench.metrics.domain import TrainConfig, get_domain_classifier
 
-        return get_domain_classifier(data.reference(), device, cache_dir)
+        return get_domain_classifier(data.reference(), device, cache_dir, classifier_config or TrainConfig())
     return get_ssl_extractor(data, device, cache_dir)
 
 

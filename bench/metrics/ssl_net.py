@@ -44,8 +44,8 @@ class SSLConfig:
     seed: int = 0
     members: int = 10
     objective: str = "simclr"
-    steps: int = 200
-    batch_size: int = 128  # images per step (two views each); capped at the training split's size
+    steps: int = 150
+    batch_size: int = 64  # images per step (two views each); capped at the training split's size
     lr: float = 3e-3
     width: int = 16
     feature_dim: int = 64
@@ -144,7 +144,9 @@ def _photometric(x: torch.Tensor, cfg: SSLConfig, gen: torch.Generator) -> torch
         j = torch.randint(0, w - side + 1, (n,), generator=gen)
         rows = torch.arange(h)[None, :, None]
         cols = torch.arange(w)[None, None, :]
-        inside = ((rows >= i[:, None, None]) & (rows < i[:, None, None] + side)) & ((cols >= j[:, None, None]) & (cols < j[:, None, None] + side))
+        inside = ((rows >= i[:, None, None]) & (rows < i[:, None, None] + side)) & (
+            (cols >= j[:, None, None]) & (cols < j[:, None, None] + side)
+        )
         x = torch.where(inside[:, None].to(x.device), torch.full_like(x, -1.0), x)
     return x.clamp(-1.5, 1.5)
 
