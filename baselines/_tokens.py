@@ -1,5 +1,5 @@
 """What the sequence baselines (lstm_seq, transformer_seq) share, so they compare like-for-like: the pixel
-token layout (bench.tokens.PixelTokens, the same one the autoregressive pretraining task reads), the
+token layout (bench.adapter.tokens.PixelTokens, the same one the autoregressive pretraining task reads), the
 ancestral sampler, and one training step and likelihood (TokenSequenceAdapter).
 
 The layout (raster order, channels interleaved per pixel, bins of grey levels, a start token at position 0
@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.adapter import Adapter, Batch
-from bench.tokens import PixelTokens
+from bench.adapter.base import Adapter, Batch
+from bench.adapter.tokens import PixelTokens
 
 StepFn = Callable[[torch.Tensor, int, Any], tuple[torch.Tensor, Any]]
 

@@ -22,7 +22,7 @@ from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Attention
 from torch import nn
 
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
 
 
 def auto_patch(image_size: int) -> int:

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.adapter import Adapter, Batch, DataInfo, Part, adam, register_adapter, to_uint8
-from bench.errors import ConfigError
+from bench.adapter.base import Adapter, Batch, DataInfo, Part, adam, to_uint8
+from bench.core.errors import ConfigError
 
 
 def num_stages(image_size: int) -> int:
@@ -179,7 +179,6 @@ def r1_penalty(d: nn.Module, x_real: torch.Tensor) -> torch.Tensor:
     return g.float().pow(2).flatten(1).sum(1).mean()
 
 
-@register_adapter("cnn_gan")
 class CNNGAN(Adapter):
     family = "gan"
 

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bench.adapter import Adapter, Batch, DataInfo, from_levels, register_adapter
+from bench.adapter.base import Adapter, Batch, DataInfo, from_levels
 
 
-@register_adapter("dummy")
 class Dummy(Adapter):
     family = "autoregressive"  # a (trivially factorised) explicit likelihood model
 

@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from baselines._tokens import TokenSequenceAdapter, sample_tokens
-from bench.adapter import DataInfo, Part, adam, register_adapter
-from bench.tokens import PixelTokens
+from bench.adapter.base import DataInfo, Part, adam
+from bench.adapter.tokens import PixelTokens
 
 
 class LSTMSequence(nn.Module):
@@ -64,7 +64,6 @@ class LSTMSequence(nn.Module):
         return self.head(h), new_state
 
 
-@register_adapter("lstm_seq")
 class LSTMSeq(TokenSequenceAdapter):
     family = "autoregressive"
     likelihood_exact = True

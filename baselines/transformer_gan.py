@@ -67,13 +67,12 @@ from baselines._vit_discriminator import (
 )
 from baselines._vit_generator import TransformerGenerator
 from baselines.cnn_gan import CNNGenerator, check_policy, diff_augment
-from bench.adapter import Adapter, Batch, DataInfo, Part, adam, register_adapter, to_uint8
-from bench.errors import ConfigError
+from bench.adapter.base import Adapter, Batch, DataInfo, Part, adam, to_uint8
+from bench.core.errors import ConfigError
 
 __all__ = ["L2Attention", "OverlapPatchEmbed", "TransformerGAN", "TransformerGenerator", "auto_patch", "build_vit"]
 
 
-@register_adapter("transformer_gan")
 class TransformerGAN(Adapter):
     family = "gan"
 

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines._tokens import TokenSequenceAdapter, sample_tokens
-from bench.adapter import DataInfo, Part, adam, register_adapter
-from bench.tokens import PixelTokens
+from bench.adapter.base import DataInfo, Part, adam
+from bench.adapter.tokens import PixelTokens
 
 KVCache = list[list[torch.Tensor | None]]  # per block: [keys, values], each N×heads×T×head_dim, filled up to the step
 
@@ -112,7 +112,6 @@ class GPT(nn.Module):
         return [[None, None] for _ in self.blocks]
 
 
-@register_adapter("transformer_seq")
 class TransformerSeq(TokenSequenceAdapter):
     family = "autoregressive"
     likelihood_exact = True

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.adapter import Adapter, Batch, DataInfo, Part, adam, from_levels, register_adapter
+from bench.adapter.base import Adapter, Batch, DataInfo, Part, adam, from_levels
 
 
 def _stages(image_size: int) -> tuple[int, int]:
@@ -94,7 +94,6 @@ class Decoder(nn.Module):
         return self.out(h[..., off : off + self.size, off : off + self.size])
 
 
-@register_adapter("vae")
 class VAE(Adapter):
     family = "vae"
     likelihood_exact = False  # the IWAE bound

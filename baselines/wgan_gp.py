@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from baselines.cnn_gan import CNNDiscriminatorTrunk, CNNGenerator, Discriminator
-from bench.adapter import Adapter, Batch, DataInfo, Part, adam, register_adapter, to_uint8
+from bench.adapter.base import Adapter, Batch, DataInfo, Part, adam, to_uint8
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -31,7 +31,6 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
     return (g.float().flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
-@register_adapter("wgan_gp")
 class WGANGP(Adapter):
     family = "gan"
 

@@ -7,32 +7,32 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from bench.core.version import __version__  # noqa: E402,F401  (one source: the package metadata)
 
 _EXPORTS = {
-    "Adapter": "bench.adapter",
-    "Part": "bench.adapter",
-    "Batch": "bench.adapter",
-    "DataInfo": "bench.adapter",
-    "BatchSource": "bench.batch",
-    "register_adapter": "bench.adapter",
-    "adam": "bench.adapter",
-    "to_uint8": "bench.adapter",
-    "from_levels": "bench.tokens",
-    "to_levels": "bench.tokens",
-    "BenchError": "bench.errors",
-    "load_suite": "bench.suite",
+    "Adapter": "bench.adapter.base",
+    "Part": "bench.adapter.base",
+    "Batch": "bench.adapter.base",
+    "DataInfo": "bench.adapter.base",
+    "BatchSource": "bench.adapter.batch",
+    "register_adapter": "bench.adapter.base",
+    "adam": "bench.adapter.base",
+    "to_uint8": "bench.adapter.base",
+    "from_levels": "bench.adapter.tokens",
+    "to_levels": "bench.adapter.tokens",
+    "BenchError": "bench.core.errors",
+    "load_suite": "bench.suite.load",
     "run_suite": "bench.api",
     "load_results": "bench.api",
     "render_report": "bench.api",
 }
 
 if TYPE_CHECKING:
-    from bench.adapter import Adapter, Batch, DataInfo, Part, adam, from_levels, register_adapter, to_levels, to_uint8  # noqa: F401
+    from bench.adapter.base import Adapter, Batch, DataInfo, Part, adam, from_levels, register_adapter, to_levels, to_uint8  # noqa: F401
+    from bench.adapter.batch import BatchSource  # noqa: F401
     from bench.api import load_results, render_report, run_suite  # noqa: F401
-    from bench.batch import BatchSource  # noqa: F401
-    from bench.errors import BenchError  # noqa: F401
-    from bench.suite import load_suite  # noqa: F401
+    from bench.core.errors import BenchError  # noqa: F401
+    from bench.suite.load import load_suite  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

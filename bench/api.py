@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import yaml
 
-from bench import locks, store
-from bench.errors import BenchError, fs_error
+from bench.core.errors import BenchError, fs_error
+from bench.store import locks
+from bench.store import runs as store
 
 if TYPE_CHECKING:
-    from bench.result import RunResult
-    from bench.spec import RunSpec, Suite
+    from bench.store.result import RunResult
+    from bench.suite.spec import RunSpec, Suite
 
 Echo = Callable[[str], None]
 TERMINAL_METRICS = 5
@@ -51,21 +52,64 @@ def run_suite(
     Returns the results table (one row per run); `.attrs` holds `summary`, `report` (the index.html path)
     and `failed` (number of runs that raised). Invalid input raises BenchError before anything runs.
     """
-    from bench import claims
-    from bench.aggregate import terminal_table
-    from bench.data import load_dataset
-    from bench.env import pick_device
-    from bench.executors import EXECUTORS
-    from bench.fingerprint import stamp
-    from bench.jobs import check_jobs, run_jobs
-    from bench.report import render_report as _render
-    from bench.stale import set_aside
-    from bench.suite import expand, load_suite, suite_to_dict
+    from bench.exec.outcome import Dispatch
+    from bench.exec.table import choose
 
-    suite = load_suite(source)
-    if executor not in EXECUTORS:
-        raise BenchError(f"--executor {executor}: unknown executor", fix=f"use one of {', '.join(EXECUTORS)}")
-    check_jobs(jobs, executor)
+    suite = _load(source)
+    row, options = choose(executor, jobs, executor_options)
+    plan = _plan(suite, out, reports, device, only, force, jobs)
+    echo(f"suite {suite.name}: {len(plan.runs)} runs ({len(plan.runs) - len(plan.todo)} already done), device {plan.device}")
+    if dry_run:
+        return _dry_run(plan, echo)
+    _set_aside(plan, only, jobs, echo)
+    # Everything that must be writable is tried before any run starts: a read-only, full or occupied
+    # --out/--reports is invalid input (exit 2), not a suite of failed runs.
+    _prepare(plan.suite_dir, yaml.safe_dump(_suite_dict(suite), sort_keys=False), plan.report_dir)
+    tally = _Tally(len(plan.todo), echo)
+    dev_name = str(plan.device) if device != "auto" else "auto"
+    # Every executor claims each run's lock before running it, and deletes a forced run's folder only then.
+    dispatch = Dispatch(plan.suite_dir, dev_name, plan.cache_dir, tally.on_done, progress, plan.snap, force, tally.on_other)
+    row.run(plan.todo, dispatch, **options)
+    df, summary, report = _finish(plan, tally)
+    _print_summary(suite, summary, tally, plan, report, echo)
+    df.attrs.update(summary=summary, report=report, failed=tally.failed, problems=tally.problems)
+    return df
+
+
+def _load(source: str | Path | dict) -> Suite:
+    from bench.suite.load import load_suite
+
+    return load_suite(source)
+
+
+def _suite_dict(suite: Suite) -> dict:
+    from bench.suite.load import suite_to_dict
+
+    return suite_to_dict(suite)
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What one launcher will do: the grid (and the part of it `--only` keeps), what is left, and where."""
+
+    suite: Suite
+    runs: list[RunSpec]
+    todo: list[RunSpec]
+    identify: Callable[[RunSpec], RunSpec]
+    suite_dir: Path
+    cache_dir: Path
+    report_dir: Path
+    snap: Any  # claims.Snapshot: the folder as this launcher found it
+    device: Any  # torch.device
+
+
+def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only: str | None, force: bool, jobs: int) -> _Plan:
+    from bench.core.env import pick_device
+    from bench.data.datasets import load_dataset
+    from bench.store import claims
+    from bench.store.fingerprint import stamp
+    from bench.suite.load import expand
+
     dev = pick_device(device)
 
     def identify(run: RunSpec) -> RunSpec:  # threads resolved and code fingerprinted before any run id is read
@@ -78,86 +122,98 @@ def run_suite(
             load_dataset(r.dataset)
             checked.append(r.dataset)
     suite_dir = Path(out) / suite.name
-    cache_dir = Path(out) / ".cache"
     snap = claims.snapshot(runs, suite_dir)  # before anything: a result that changes later is another launcher's
     todo = [r for r in runs if force or not store.is_done(suite_dir / r.run_id)]
-    echo(f"suite {suite.name}: {len(runs)} runs ({len(runs) - len(todo)} already done), device {dev}")
-    if dry_run:
-        for r in runs:
-            echo(f"  {'run ' if r in todo else 'done'}  {r.run_id}")
-        return pd.DataFrame(
-            [{"run_id": r.run_id, "adapter": r.adapter, "strategy": r.strategy, "seed": r.seed, "todo": r in todo} for r in runs]
-        )
+    return _Plan(suite, runs, todo, identify, suite_dir, Path(out) / ".cache", Path(reports) / suite.name, snap, dev)
 
-    # Runs of an earlier version of the suite or of the code (ids not in the whole grid) go aside, said aloud.
+
+def _dry_run(plan: _Plan, echo: Echo) -> pd.DataFrame:
+    for r in plan.runs:
+        echo(f"  {'run ' if r in plan.todo else 'done'}  {r.run_id}")
+    rows = [{"run_id": r.run_id, "adapter": r.adapter, "strategy": r.strategy, "seed": r.seed, "todo": r in plan.todo} for r in plan.runs]
+    return pd.DataFrame(rows)
+
+
+def _set_aside(plan: _Plan, only: str | None, jobs: int, echo: Echo) -> None:
+    """Runs of an earlier version of the suite or of the code (ids not in the whole grid) go aside, said aloud."""
+    from bench.store import claims
+    from bench.store.stale import set_aside
+    from bench.suite.load import expand
+
     def busy(run_id: str) -> bool:  # a live launcher (maybe on other code) holds this run
-        return locks.is_held(claims.run_lock(suite_dir, run_id))
+        return locks.is_held(claims.run_lock(plan.suite_dir, run_id))
 
-    for line in set_aside(suite_dir, expand(suite, stamp=identify) if only else runs, busy):
+    grid = expand(plan.suite, stamp=plan.identify) if only else plan.runs
+    for line in set_aside(plan.suite_dir, grid, busy):
         echo(line)
-    report_dir = Path(reports) / suite.name
-    # Everything that must be writable is tried before any run starts: a read-only, full or occupied
-    # --out/--reports is invalid input (exit 2), not a suite of failed runs.
-    _prepare(suite_dir, yaml.safe_dump(suite_to_dict(suite), sort_keys=False), report_dir)
-    failed = done = ran_here = 0
-    problems: list[str] = []  # bookkeeping that could not be written: reported once, at the end
-    start = time.perf_counter()
 
-    def on_done(run: RunSpec, res: RunResult, by: str = "") -> None:
-        nonlocal failed, done, ran_here
-        done += 1
-        ran_here += not by
+
+class _Tally:
+    """The launcher's running count of finished runs, and the problems to report once at the end."""
+
+    def __init__(self, total: int, echo: Echo) -> None:
+        self.total, self.echo = total, echo
+        self.failed = self.done = self.ran_here = 0
+        self.problems: list[str] = []  # bookkeeping that could not be written
+        self.start = time.perf_counter()
+
+    def on_done(self, run: RunSpec, res: RunResult, by: str = "") -> None:
+        self.done += 1
+        self.ran_here += not by
         try:
-            failed += res.status == "failed"
+            self.failed += res.status == "failed"
             unrecorded = getattr(res, "unrecorded", "")  # UnrecordedFailure: even the failure could not be written
             if unrecorded:
-                problems.append(f"{run.run_id}: failed, and the failure could not be recorded: {unrecorded}")
+                self.problems.append(f"{run.run_id}: failed, and the failure could not be recorded: {unrecorded}")
             note = f" — {res.error}" if res.status != "completed" else ""
-            echo(f"[{done}/{len(todo)}] {run.run_id}: {res.status}{by}{note}"[:400])
+            self.echo(f"[{self.done}/{self.total}] {run.run_id}: {res.status}{by}{note}"[:400])
         except Exception as err:  # a progress line must never stop the suite
-            failed += 1
-            problems.append(f"{run.run_id}: {_one_line(err)}")
+            self.failed += 1
+            self.problems.append(f"{run.run_id}: {_one_line(err)}")
 
-    def on_other(run: RunSpec, res: RunResult) -> None:
-        on_done(run, res, by=" (by another launcher)")
+    def on_other(self, run: RunSpec, res: RunResult) -> None:
+        self.on_done(run, res, by=" (by another launcher)")
 
-    dev_name = str(dev) if device != "auto" else "auto"
-    # Every executor claims each run's lock before running it, and deletes a forced run's folder only then.
-    if executor == "ray":
-        run_many, extra = EXECUTORS["ray"], executor_options
-    else:
-        run_many, extra = (run_jobs, {"jobs": jobs}) if jobs > 1 else (EXECUTORS["local"], {})
-    run_many(todo, suite_dir, dev_name, cache_dir, on_done, progress, snap=snap, force=force, on_other=on_other, **extra)
-    # Every launcher on this folder ends with the same complete tables: wait for the runs others still hold,
-    # then write under a lock, one launcher at a time (the later one finds the report current).
-    claims.wait_for_grid(runs, suite_dir, echo)
-    with locks.held(claims.tables_lock(suite_dir)):
-        for folder in (suite_dir / claims.LOCKS, *(cache_dir / sub for sub in ("pretrain", "domain", "features"))):
+
+def _finish(plan: _Plan, tally: _Tally) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
+    """Every launcher on this folder ends with the same complete tables: wait for the runs others still hold,
+    then write under a lock, one launcher at a time (the later one finds the report current)."""
+    from bench.report import render_report as _render
+    from bench.store import claims
+
+    claims.wait_for_grid(plan.runs, plan.suite_dir, tally.echo)
+    with locks.held(claims.tables_lock(plan.suite_dir)):
+        for folder in (plan.suite_dir / claims.LOCKS, *(plan.cache_dir / sub for sub in ("pretrain", "domain", "features"))):
             locks.sweep(folder)  # locks a killed launcher left on work that is done
-        df, summary = _tables(suite_dir, problems)
-        report = report_dir / "index.html"
-        if ran_here or not _report_is_current(suite_dir, report):
+        df, summary = _tables(plan.suite_dir, tally.problems)
+        report = plan.report_dir / "index.html"
+        if tally.ran_here or not _report_is_current(plan.suite_dir, report):
             try:  # the tables are written above; the report layer only draws
-                report = _render(suite_dir, report_dir)["html"]
+                report = _render(plan.suite_dir, plan.report_dir)["html"]
             except Exception as err:  # the runs are done and recorded; a report that cannot be drawn is one problem
-                problems.append(f"report {report_dir}: {_one_line(err)}")
-    claims.tidy(suite_dir)
-    # The terminal gets the headline columns; every metric is in summary.csv and the report.
-    # The report's headline cost column (pretrain + train seconds), so the two never disagree.
+                tally.problems.append(f"report {plan.report_dir}: {_one_line(err)}")
+    claims.tidy(plan.suite_dir)
+    return df, summary, report
+
+
+def _print_summary(suite: Suite, summary: pd.DataFrame, tally: _Tally, plan: _Plan, report: Path, echo: Echo) -> None:
+    """The terminal gets the headline columns and the report's cost column (pretrain + train seconds), so the
+    two never disagree; every metric is in summary.csv and the report."""
+    from bench.stats.aggregate import terminal_table
+
     shown = [*suite.eval.metrics[:TERMINAL_METRICS], "total_seconds"]
     echo("")
     echo(terminal_table(summary, shown))
     hidden = len(suite.eval.metrics) - TERMINAL_METRICS
     if hidden > 0:
         echo(f"(mean ± 95% CI over seeds; {hidden} more metrics in summary.csv and the report)")
-    others = f" ({done - ran_here} of them by other launchers)" if done > ran_here else ""
-    echo(f"\n{done} runs in {time.perf_counter() - start:.1f}s{others}; results: {suite_dir / 'results.csv'}")
-    echo(f"comparisons against the baseline (paired, Holm-corrected): {suite_dir / 'comparisons.csv'}")
+    done, here = tally.done, tally.ran_here
+    others = f" ({done - here} of them by other launchers)" if done > here else ""
+    echo(f"\n{done} runs in {time.perf_counter() - tally.start:.1f}s{others}; results: {plan.suite_dir / 'results.csv'}")
+    echo(f"comparisons against the baseline (paired, Holm-corrected): {plan.suite_dir / 'comparisons.csv'}")
     echo(f"report: {report.resolve().as_uri()}")
-    for p in problems:
+    for p in tally.problems:
         echo(f"error: {p}"[:800])
-    df.attrs.update(summary=summary, report=report, failed=failed, problems=problems)
-    return df
 
 
 def _one_line(err: BaseException) -> str:
@@ -196,7 +252,7 @@ def _prepare(suite_dir: Path, suite_yaml: str, report_dir: Path) -> None:
 
 def _tables(suite_dir: Path, problems: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """results.csv and summary.csv; when they cannot be written, the tables are still returned (and shown)."""
-    from bench.aggregate import results_frame, summary_frame, write_tables
+    from bench.stats.aggregate import results_frame, summary_frame, write_tables
 
     try:
         return write_tables(suite_dir)
@@ -211,13 +267,13 @@ def _tables(suite_dir: Path, problems: list[str]) -> tuple[pd.DataFrame, pd.Data
 
 
 def contract_violations(suite: Suite, file: str = "<dict>") -> list[str]:
-    """Run the adapter contract check (bench.contract) for every adapter of `suite`, on the CPU, on the
+    """Run the adapter contract check (bench.adapter.contract) for every adapter of `suite`, on the CPU, on the
     suite's data: one line per violation, naming the file and the adapter's key ([] when all pass).
     Raises BenchError (DataUnavailable) when the data set is not on disk, so nothing can be checked."""
-    from bench.adapter import get_adapter
-    from bench.contract import check_adapter
-    from bench.data import load_dataset
-    from bench.schema import parse
+    from bench.adapter.base import get_adapter
+    from bench.adapter.contract import check_adapter
+    from bench.data.datasets import load_dataset
+    from bench.suite.schema import parse
 
     # Never a download from `validate`: a check must stay cheap and offline.
     data = load_dataset(dataclasses.replace(suite.dataset, download=False))
@@ -246,7 +302,7 @@ def _report_is_current(suite_dir: Path, report: Path) -> bool:
 
 def load_results(runs_dir: str | Path) -> pd.DataFrame:
     """The results table of a suite folder (runs/<suite>), or of every suite under a runs folder."""
-    from bench.aggregate import results_frame
+    from bench.stats.aggregate import results_frame
 
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
@@ -263,8 +319,8 @@ def render_report(suite_dir: str | Path, out: str | Path | None = None, formats:
     (default reports/<suite>). Returns index.html when html is asked for, else the first file written.
     A result.json that is not a valid RunResult is left out, and `warn` gets one line naming it.
     """
-    from bench.aggregate import write_tables
     from bench.report import render_report as _render
+    from bench.stats.aggregate import write_tables
 
     suite_dir = Path(suite_dir)
     if not suite_dir.is_dir() or not any(suite_dir.glob("*/result.json")):

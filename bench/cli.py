@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bench.errors import BenchError, fs_error
+from bench.core.errors import BenchError, fs_error
 
 LISTABLE = ("adapters", "strategies", "datasets", "metrics", "suites")
 
@@ -108,8 +108,8 @@ def validate(suite: Path) -> None:
     """Check SUITE (schema, adapter configs, metrics, strategies) and each adapter's contract (one
     train_step, sample and log_likelihood on a tiny batch, on the CPU) without running the suite."""
     from bench.api import contract_violations
-    from bench.errors import DataUnavailable
-    from bench.suite import expand, load_suite
+    from bench.core.errors import DataUnavailable
+    from bench.suite.load import expand, load_suite
 
     s = load_suite(suite)
     n = len(expand(s))

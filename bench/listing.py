@@ -20,11 +20,11 @@ def _doc(obj) -> str:
 
 def render(what: str) -> str:
     if what == "adapters":
-        from bench.adapter import ADAPTERS
+        from bench.adapter.base import ADAPTERS
 
         return _table([(k, c.family, _doc(c)) for k, c in ADAPTERS.items()])
     if what == "datasets":
-        from bench.data import DATASETS
+        from bench.data.datasets import DATASETS
 
         return _table([(k, _doc(f) or "torchvision data set (root, download)") for k, f in DATASETS.items()])
     if what == "metrics":

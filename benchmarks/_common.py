@@ -72,7 +72,7 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 # --- the harness's training loop, set up once per measurement ------------------------------------------
 def run_spec(adapter: str, steps: int, batch_size: int, image_size: int | None = None, runner: dict | None = None, config=None):
     """The RunSpec of a one-adapter suite on digits with no periodic evaluation."""
-    from bench.suite import expand, load_suite
+    from bench.suite.load import expand, load_suite
 
     suite = {
         "name": "bench",
@@ -93,8 +93,8 @@ def prepared(spec, device, out_dir, progress: bool = False):
 
     import torch
 
-    from bench import env
-    from bench.data import load_dataset
+    from bench.core import env
+    from bench.data.datasets import load_dataset
     from bench.runner import Runner, build_adapter
 
     runner = Runner(spec, Path(out_dir), device, Path(out_dir) / ".cache", progress=progress)

@@ -68,9 +68,9 @@ def in_place(label: str, make: Callable[[Path], None], expect: tuple[int, ...]) 
 
 def _first_run_dir(tmp: Path) -> Path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    # The run id as `bench run` makes it: threads resolved and the code fingerprinted (bench.fingerprint).
-    from bench.fingerprint import stamp
-    from bench.suite import expand, load_suite
+    # The run id as `bench run` makes it: threads resolved and the code fingerprinted (bench.store.fingerprint).
+    from bench.store.fingerprint import stamp
+    from bench.suite.load import expand, load_suite
 
     return tmp / "runs" / "sweep" / expand(load_suite(BASE), stamp=lambda r: stamp(r, "cpu"))[0].run_id
 

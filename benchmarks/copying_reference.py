@@ -26,12 +26,12 @@ from _common import machine, table  # noqa: E402
 
 
 def main() -> None:
-    from bench.adapter import Adapter, DataInfo
-    from bench.data import load_dataset
+    from bench.adapter.base import Adapter, DataInfo
+    from bench.data.datasets import load_dataset
     from bench.metrics import evaluate
     from bench.metrics.context import EvalContext
     from bench.metrics.copying import COPYING_THRESHOLD
-    from bench.suite import load_suite
+    from bench.suite.load import load_suite
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     root = Path(__file__).resolve().parent.parent

@@ -61,7 +61,7 @@ class PILDigits(torch.utils.data.Dataset):
 def plain_dcgan(spec, device: torch.device, workers: int) -> Timing:
     """pytorch/examples/dcgan's training loop around our architecture, for spec.budget.steps iterations."""
     from baselines.cnn_gan import CNNDiscriminatorTrunk, CNNGenerator, Discriminator
-    from bench.data import load_dataset
+    from bench.data.datasets import load_dataset
 
     torch.manual_seed(spec.seed)
     data = load_dataset(spec.dataset)
@@ -134,7 +134,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="the plain loop's DataLoader workers (pytorch/examples default: 2)")
     ap.add_argument("--threads", type=int, default=None, help="intra-op threads for both loops (default: the harness default)")
     args = ap.parse_args()
-    from bench import env
+    from bench.core import env
 
     device = torch.device(args.device)
     size = args.image_size or (32 if device.type == "cuda" else 8)

@@ -38,7 +38,7 @@ def timed(fn) -> tuple[object, float]:
 
 def context(adapter, data, device, cache: Path, samples: int, metrics: list[str], seed: int = 0, weights_path: str | None = None):
     from bench.metrics import EvalContext
-    from bench.suite import EvalSpec
+    from bench.suite.load import EvalSpec
 
     spec = EvalSpec(num_samples=samples, metrics=metrics, weights_path=weights_path)
     return EvalContext(adapter, data, spec, device, cache, seed)
@@ -46,7 +46,7 @@ def context(adapter, data, device, cache: Path, samples: int, metrics: list[str]
 
 def train(adapter, data, gen, steps: int, device, fmt: torch.memory_format) -> Timing:
     """The bare training loop (benchmarks/runner_overhead.py shows the harness's costs the same)."""
-    from bench.adapter import Batch
+    from bench.adapter.base import Batch
 
     n = data.train_x.shape[0]
 
@@ -61,7 +61,7 @@ def train(adapter, data, gen, steps: int, device, fmt: torch.memory_format) -> T
 
 
 def domain_part(args, device, out: Path) -> None:
-    from bench import env
+    from bench.core import env
     from bench.metrics import evaluate
 
     cache = out / ".cache"
@@ -148,7 +148,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--weights-path", default=None, help="folder holding the Inception weights file")
     args = ap.parse_args()
-    from bench import env
+    from bench.core import env
 
     device = torch.device(args.device)
     threads = env.configure_threads(args.threads)

@@ -49,12 +49,12 @@ EXTRACTOR_SEEDS = range(5)
 
 def make_samples(path: Path, seeds: list[int], work: Path, train: bool = True, only: list[str] | None = None) -> dict[str, torch.Tensor]:
     """{'<adapter>-s<seed>': uint8 samples}: the smoke runs' own evaluation samples, trained once."""
-    from bench import env
-    from bench.fingerprint import stamp
+    from bench.core import env
     from bench.runner import Runner
     from bench.runner.evaluation import Evaluator, FinalEval
-    from bench.spec import expand
-    from bench.suite import load_suite
+    from bench.store.fingerprint import stamp
+    from bench.suite.load import load_suite
+    from bench.suite.spec import expand
 
     store: dict[str, torch.Tensor] = torch.load(path, weights_only=True) if path.exists() else {}
 
@@ -94,7 +94,7 @@ def make_samples(path: Path, seeds: list[int], work: Path, train: bool = True, o
 def references(n: int = 1000) -> dict[str, torch.Tensor]:
     """Graded stand-ins for models, when training every smoke adapter is too slow: n real training images with
     a share p of their pixels moved by ±2 grey levels (p = 0.05, 0.2, 0.5), seeded. Their true order is known."""
-    from bench.data import DatasetSpec, load_dataset
+    from bench.data.datasets import DatasetSpec, load_dataset
 
     data = load_dataset(DatasetSpec("digits"))
     gen = torch.Generator().manual_seed(100)
@@ -117,7 +117,7 @@ def by_adapter(fids: dict[str, float]) -> dict[str, float]:
 
 
 def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) -> None:
-    from bench.data import DatasetSpec, load_dataset
+    from bench.data.datasets import DatasetSpec, load_dataset
     from bench.metrics.domain import TrainConfig, get_domain_classifier
     from bench.metrics.fidelity import fid_from_features, member_fids
 

@@ -84,12 +84,12 @@ def around(owner, name, phase, after=None):
                 mark(after)
     setattr(owner, name, wrapped)
 
-import bench.aggregate, bench.api, bench.runner.evaluation, bench.runner.loop, bench.runner.run
+import bench.stats.aggregate, bench.api, bench.runner.evaluation, bench.runner.loop, bench.runner.run
 around(bench.runner.run, "pretrain", "pretraining", after="training")
 around(bench.runner.loop.TrainingLoop, "__call__", "training")
 around(bench.runner.evaluation.Evaluator, "periodic", "evaluation", after="training")
 around(bench.runner.evaluation.Evaluator, "final", "evaluation")
-around(bench.aggregate, "write_tables", "report")
+around(bench.stats.aggregate, "write_tables", "report")
 around(bench.api, "render_report", "report")
 mark("start")
 from bench.cli import main

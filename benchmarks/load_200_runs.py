@@ -34,7 +34,7 @@ def slope(ys: list[float]) -> float:
 
 
 def build_suite(runs: int, steps: int) -> dict:
-    from bench.adapter import ADAPTERS
+    from bench.adapter.base import ADAPTERS
 
     adapters: dict[str, dict] = {"dummy": {}}
     if "cnn_gan" in ADAPTERS:
@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_load200"))
     args = ap.parse_args()
 
-    import bench.executors as executors
+    import bench.exec.outcome as executors
     from bench.api import run_suite
 
     shutil.rmtree(args.out, ignore_errors=True)

@@ -17,9 +17,9 @@ import math
 import statistics
 from pathlib import Path
 
-from bench import store
-from bench.aggregate import comparisons_of, results_frame, suite_options
-from bench.compare import mde
+from bench.stats.aggregate import comparisons_of, results_frame, suite_options
+from bench.stats.compare import mde
+from bench.store import runs as store
 
 MAX_N = 50
 

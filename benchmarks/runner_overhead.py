@@ -27,7 +27,7 @@ from _common import Timing, harness_loop, interleave, machine, median_cpu, media
 
 
 def bare_loop(spec, device, out_dir) -> Timing:
-    from bench.adapter import Batch
+    from bench.adapter.base import Batch
 
     _, adapter, data, gen = prepared(spec, device, out_dir)
     fast = _fast(spec, device)
@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--skip-threads", action="store_true", help="skip the 1-vs-2 threads table")
     ap.add_argument("--sweep-fraction", type=float, default=0.34, help="the threads table's steps, as a fraction of the above")
     args = ap.parse_args()
-    from bench import env
+    from bench.core import env
 
     device = torch.device(args.device)
     threads = env.configure_threads(args.threads)

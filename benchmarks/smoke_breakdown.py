@@ -30,13 +30,12 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-import baselines  # noqa: E402, F401
-import bench.aggregate  # noqa: E402
 import bench.api  # noqa: E402
-import bench.data  # noqa: E402
-import bench.executors  # noqa: E402
+import bench.data.datasets  # noqa: E402
+import bench.exec.outcome  # noqa: E402
 import bench.metrics.domain  # noqa: E402
 import bench.runner.run  # noqa: E402
+import bench.stats.aggregate  # noqa: E402
 
 T_IMPORTS = time.perf_counter() - T0
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,11 +66,11 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
 
-    timer(bench.data, "load_dataset", "data")
+    timer(bench.data.datasets, "load_dataset", "data")
     timer(bench.runner.run, "load_dataset", "data in runs")  # bound by name in the runner; memoised, so ~0
-    timer(bench.executors, "execute_one", "runs")
+    timer(bench.exec.outcome, "execute_one", "runs")
     timer(bench.metrics.domain, "get_domain_classifier", "domain classifier")
-    timer(bench.aggregate, "write_tables", "report")
+    timer(bench.stats.aggregate, "write_tables", "report")
     timer(bench.api, "render_report", "report")
     with tempfile.TemporaryDirectory(prefix="bench-smoke-") as tmp:
         t_suite = time.perf_counter()

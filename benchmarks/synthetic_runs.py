@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from bench import store
+from bench.store import runs as store
 
 QUALITY = {"fid_domain": 40.0, "kid_domain": 0.04, "precision_domain": 0.6, "recall_domain": 0.5, "modes": 8.0, "bpd": 3.0}
 STRATEGIES = ["scratch", "supervised_d", "autoencode_g", "generative", "freeze_d2", "mae_d", "external", "ar_seq", "transfer", "freeze_d4"]
@@ -33,7 +33,7 @@ STATUS_WEIGHTS = {"completed": 0.88, "diverged": 0.06, "failed": 0.06}
 
 
 def _png(rng: np.random.Generator, tiles: int = 8, size: int = 8, scale: int = 4) -> bytes:
-    """A small grid of random blobs; upscaled like bench.images.grid so it looks like digits-sized samples."""
+    """A small grid of random blobs; upscaled like bench.data.images.grid so it looks like digits-sized samples."""
     img = (rng.random((tiles * size, tiles * size)) ** 2 * 255).astype(np.uint8)
     img = np.kron(img, np.ones((scale, scale), dtype=np.uint8))
     buf = io.BytesIO()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.adapter import Adapter, DataInfo
+from bench.adapter.base import Adapter, DataInfo
 
 
 class Fixed(Adapter):

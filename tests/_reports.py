@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench import store
-from bench.result import RunResult
+from bench.store import runs as store
+from bench.store.result import RunResult
 
 
 def make_result(adapter: str, strategy: str, seed: int, status: str = "completed", metrics=None, na=None, error=None, **extra) -> dict:

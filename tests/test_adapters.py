@@ -16,10 +16,10 @@ import math
 import pytest
 import torch
 
-from bench import schema
-from bench.adapter import ADAPTERS, Adapter, Batch, DataInfo, bits_per_dim, validate_log_likelihood, validate_sample
-from bench.batch import BatchSource
-from bench.data import DatasetSpec, load_dataset
+from bench.adapter.base import ADAPTERS, Adapter, Batch, DataInfo, bits_per_dim, validate_log_likelihood, validate_sample
+from bench.adapter.batch import BatchSource
+from bench.data.datasets import DatasetSpec, load_dataset
+from bench.suite import schema
 
 CPU = torch.device("cpu")
 KEYS = ADAPTERS.keys()

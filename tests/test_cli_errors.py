@@ -12,8 +12,8 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from bench import store
 from bench.cli import main
+from bench.store import runs as store
 
 GOOD = "name: errs\ndataset: {name: digits}\nbudget: {steps: 4, batch_size: 8}\neval: {num_samples: 20, metrics: [bpd]}\nadapters: {dummy: {}}\nrunner: {threads: 1}\n"
 

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from scipy.stats import mannwhitneyu, nct, t, ttest_ind, ttest_rel
 
-from bench import compare
-from bench.errors import ConfigError
-from bench.suite import expand, load_suite
+from bench.core.errors import ConfigError
+from bench.stats import compare
+from bench.suite.load import expand, load_suite
 
 BASE = [40.0, 44.0, 38.0, 47.0, 41.0]  # seed-to-seed spread much larger than the effect's spread
 
@@ -219,7 +219,7 @@ def test_every_strategy_sees_the_same_data_order_and_latents(tmp_path: Path, mon
 
     import bench.api
     from baselines.cnn_gan import CNNGAN
-    from bench import store
+    from bench.store import runs as store
 
     monkeypatch.setattr(bench.api, "render_report", lambda suite_dir, out, **kw: Path(out) / "index.html")
     # Keyed by id(), holding each instance alive: a freed throwaway adapter's id can be reused by the next one,

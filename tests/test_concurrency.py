@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from bench.api import run_suite
 from bench.cli import main
-from bench.errors import BenchError
-from bench.jobs import check_jobs, worker_threads
+from bench.core.errors import BenchError
+from bench.exec.jobs import check_jobs, worker_threads
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The adapter contract check (bench.contract): each contract mistake gets its one line, in `bench validate`
+"""The adapter contract check (bench.adapter.contract): each contract mistake gets its one line, in `bench validate`
 (exit 2) and in a run (the run fails with that line); the check leaves the run's random streams alone."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from torch import nn
 
 from baselines.dummy import Dummy
 from baselines.lstm_seq import LSTMSeq
-from bench.adapter import ADAPTERS, Adapter, Part
+from bench.adapter.base import ADAPTERS, Adapter, Part
+from bench.adapter.contract import check_adapter
 from bench.cli import main
-from bench.contract import check_adapter
-from bench.data import load_dataset
-from bench.schema import parse
-from bench.spec import DatasetSpec
+from bench.data.datasets import load_dataset
+from bench.suite.schema import parse
+from bench.suite.spec import DatasetSpec
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ def test_out_of_tree_adapter_runs_through_cli(my_adapters, tmp_path):
 def test_entry_point_registration(my_adapters, monkeypatch):
     from importlib import metadata
 
-    from bench import adapter as adapter_mod
+    from bench.adapter import base as adapter_mod
 
     ep = metadata.EntryPoint(name="mlp_gan_ep", value="my_adapters:MLPGAN", group="bench.adapters")
     monkeypatch.setattr(adapter_mod, "entry_points", lambda group: [ep] if group == "bench.adapters" else [])
@@ -78,8 +78,8 @@ def test_entry_point_registration(my_adapters, monkeypatch):
 def test_entry_point_to_a_non_adapter_is_a_one_line_config_error(monkeypatch):
     from importlib import metadata
 
-    from bench import adapter as adapter_mod
-    from bench.errors import ConfigError
+    from bench.adapter import base as adapter_mod
+    from bench.core.errors import ConfigError
 
     ep = metadata.EntryPoint(name="not_an_adapter", value="collections:OrderedDict", group="bench.adapters")
     monkeypatch.setattr(adapter_mod, "entry_points", lambda group: [ep] if group == "bench.adapters" else [])
@@ -91,7 +91,7 @@ def test_entry_point_to_a_non_adapter_is_a_one_line_config_error(monkeypatch):
 
 
 def test_lookup_never_renames_a_registered_class(my_adapters):
-    from bench.adapter import get_adapter
+    from bench.adapter.base import get_adapter
 
     cls = get_adapter("my_adapters:MLPGAN")
     assert cls.key == "my_adapters:MLPGAN"  # set once, when it was registered
@@ -103,7 +103,7 @@ def test_lookup_never_renames_a_registered_class(my_adapters):
 def test_bundled_baselines_are_entry_points():
     from importlib.metadata import entry_points
 
-    from bench.adapter import ADAPTERS
+    from bench.adapter.base import ADAPTERS
 
     listed = {ep.name for ep in entry_points(group="bench.adapters")}
     assert set(ADAPTERS.keys()) >= listed >= {"cnn_gan", "transformer_gan", "vae", "lstm_seq", "transformer_seq", "dummy"}
@@ -133,7 +133,7 @@ def test_broken_adapter_class_says_what_contract_expects(tmp_path, monkeypatch, 
 
 
 def test_wrong_sample_shape_and_bad_likelihood_messages():
-    from bench.adapter import DataInfo, validate_log_likelihood, validate_sample
+    from bench.adapter.base import DataInfo, validate_log_likelihood, validate_sample
 
     info = DataInfo("digits", 1, 8, 17, 10)
     with pytest.raises(TypeError, match=r"must return a uint8 tensor of shape \(4, 1, 8, 8\), got torch.float32"):

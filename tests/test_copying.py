@@ -11,11 +11,11 @@ import torch
 from _fixed import Fixed
 from scipy.stats import mannwhitneyu
 
-from bench.data import DatasetSpec, load_dataset
+from bench.data.datasets import DatasetSpec, load_dataset
 from bench.metrics import METRICS, evaluate
 from bench.metrics.context import EvalContext
 from bench.metrics.copying import COPYING_THRESHOLD, data_copying, z_u
-from bench.suite import EvalSpec
+from bench.suite.load import EvalSpec
 
 
 @pytest.fixture(scope="module")

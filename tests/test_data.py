@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.adapter import from_levels, to_levels
-from bench.data import DatasetSpec, load_dataset
-from bench.errors import BenchError
+from bench.adapter.base import from_levels, to_levels
+from bench.core.errors import BenchError
+from bench.data.datasets import DatasetSpec, load_dataset
 
 
 def test_digits_split_is_fixed_and_disjoint():

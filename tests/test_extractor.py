@@ -9,12 +9,12 @@ import pytest
 import torch
 from _fixed import Fixed
 
-from bench.data import DatasetSpec, load_dataset
+from bench.data.datasets import DatasetSpec, load_dataset
 from bench.metrics import domain as dom
 from bench.metrics import domain_net, evaluate
 from bench.metrics.context import EvalContext
 from bench.metrics.fidelity import fid_from_features, member_fids
-from bench.suite import EvalSpec
+from bench.suite.load import EvalSpec
 
 
 def test_member_seeds_are_disjoint_between_extractor_seeds():

@@ -17,10 +17,10 @@ import yaml
 from click.testing import CliRunner
 from safetensors.torch import save as st_save
 
-from bench import store
 from bench.cli import main
-from bench.fingerprint import stamp  # run ids as `bench run` makes them (threads, code)
-from bench.suite import expand, load_suite
+from bench.store import runs as store
+from bench.store.fingerprint import stamp  # run ids as `bench run` makes them (threads, code)
+from bench.suite.load import expand, load_suite
 
 
 def suite(name: str, strategies: dict | None = None, **over) -> dict:
@@ -82,7 +82,7 @@ def test_nonfinite_adapter_value_is_invalid_input(tmp_path: Path) -> None:
 
 
 def test_failure_record_holds_nonfinite_values(tmp_path: Path) -> None:
-    from bench.executors import record_failure
+    from bench.exec.outcome import record_failure
 
     run = expand(load_suite(suite("nanrec")), stamp=lambda r: stamp(r, "cpu"))[0]
     run.adapter_config["lr"] = float("nan")  # as a Python caller could pass it, past validation
@@ -283,7 +283,7 @@ def test_formula_names_are_neutralised_in_csv(tmp_path: Path) -> None:
 
 # --- 9. the domain classifier's weights are hashed by their tensors --------------------------------------
 def test_domain_weights_hash_ignores_file_bytes(tmp_path: Path) -> None:
-    from bench.data import DatasetSpec, load_dataset
+    from bench.data.datasets import DatasetSpec, load_dataset
     from bench.metrics import domain_cache as cache
     from bench.metrics import domain_net
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from bench import store
 from bench.cli import main
-from bench.fingerprint import stamp  # run ids as `bench run` makes them (threads, code)
+from bench.store import runs as store
+from bench.store.fingerprint import stamp  # run ids as `bench run` makes them (threads, code)
 
 # --- file-system faults, made in a temporary folder --------------------------------------------------------
 # Before any run starts, a fault is invalid input: exit 2, one line naming the path and the fix. Once runs
@@ -146,7 +146,7 @@ def test_injected_write_faults(tmp_path: Path, monkeypatch, code: str, target: s
 @pytest.mark.parametrize("where", ["result.json", "results.csv", "summary.csv", "index.html", "report_folder", "out_folder"])
 def test_wrong_kind_of_file_in_place(tmp_path: Path, where: str) -> None:
     """A folder where a file should be, or a file where a folder should be."""
-    from bench.suite import expand, load_suite
+    from bench.suite.load import expand, load_suite
 
     sdir = tmp_path / "runs" / "fs"
     first = expand(load_suite(FS_SUITE), stamp=lambda r: stamp(r, "cpu"))[0].run_id

@@ -111,7 +111,18 @@ def maybe(valid, p_valid: float = 0.6):
 
 
 adapter_keys = st.sampled_from(
-    ["dummy", "cnn_gan", "dumy", "vae", "no_such_module_xyz:Cls", ":Cls", "json:", "json:JSONDecoder", "bench.adapter:Adapter", "a:b:c"]
+    [
+        "dummy",
+        "cnn_gan",
+        "dumy",
+        "vae",
+        "no_such_module_xyz:Cls",
+        ":Cls",
+        "json:",
+        "json:JSONDecoder",
+        "bench.adapter.base:Adapter",
+        "a:b:c",
+    ]
 )
 datasets = st.fixed_dictionaries(
     {"name": maybe(st.sampled_from(["digits", "digts", "mnist", "nope"]))},
@@ -285,8 +296,8 @@ def test_error_messages_are_bounded_even_past_the_yaml_check(path: str) -> None:
     import copy
     import time
 
-    from bench.errors import BenchError
-    from bench.suite import load_suite, parse_suite
+    from bench.core.errors import BenchError
+    from bench.suite.load import load_suite, parse_suite
 
     bomb: list = ["lol"] * 9
     for _ in range(8):

@@ -10,10 +10,10 @@ import torch
 
 from baselines.cnn_gan import CNNGAN, diff_augment
 from baselines.transformer_gan import L2Attention, TransformerGAN
-from bench import schema
-from bench.adapter import Batch, DataInfo, from_levels, to_uint8
-from bench.errors import ConfigError
-from bench.pretrain import apply_freeze
+from bench.adapter.base import Batch, DataInfo, from_levels, to_uint8
+from bench.core.errors import ConfigError
+from bench.runner.pretrain import apply_freeze
+from bench.suite import schema
 
 CPU = torch.device("cpu")
 TINY_CNN = {"z_dim": 8, "width": 8, "feature_dim": 16}
@@ -195,7 +195,7 @@ def test_transformer_generator_heads(head: str, size: int, channels: int, patch:
 
 
 def _strategy_run(adapter_cfg: dict, strategy: dict):
-    from bench.suite import Budget, DatasetSpec, EvalSpec, RunnerSpec, RunSpec, StrategySpec
+    from bench.suite.load import Budget, DatasetSpec, EvalSpec, RunnerSpec, RunSpec, StrategySpec
 
     spec = schema.parse(StrategySpec, strategy, "strategies.s")
     digits = schema.parse(DatasetSpec, {"name": "digits"})
@@ -203,8 +203,8 @@ def _strategy_run(adapter_cfg: dict, strategy: dict):
 
 
 def _built(run):
-    from bench import env
-    from bench.data import load_dataset
+    from bench.core import env
+    from bench.data.datasets import load_dataset
     from bench.runner import build_adapter, fast_path
 
     env.seed_everything(run.seed)
@@ -212,7 +212,7 @@ def _built(run):
 
 
 def test_mae_decoder_pretrains_a_transformer_generator(tmp_path) -> None:
-    from bench.pretrain import pretrain
+    from bench.runner.pretrain import pretrain
 
     strategy = {"task": "autoencode", "source": {"name": "digits"}, "steps": 30, "parts": ["decoder"], "mask_ratio": 0.5}
     run = _strategy_run({**TINY_VIT, "generator": "transformer", "g_head": "conv"}, strategy)

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.adapter import Batch
+from bench.adapter.base import Batch
 from bench.api import run_suite
 from bench.runner import FastPath, align_optimizer_state, fast_path
-from bench.suite import expand, load_suite
+from bench.suite.load import expand, load_suite
 
 CUDA = torch.cuda.is_available()
 
@@ -178,7 +178,7 @@ def test_fused_choice_is_per_adapter_and_never_leaks(monkeypatch) -> None:
     """Adapters built in one process with fused Adam on, off, then on again: each optimiser runs the kernel
     of its own run, whatever was built before or after it. A checkpoint's optimiser state, which brings its
     own param groups, takes the loading run's choice. The dummy's own torch Adam is the adapter's business."""
-    from bench.data import load_dataset
+    from bench.data.datasets import load_dataset
     from bench.runner import apply_fast_path, build_adapter
 
     cpu = torch.device("cpu")
@@ -228,7 +228,7 @@ def test_cnn_gan_on_cuda(tmp_path: Path, runner: dict) -> None:
 
 @needs_cuda
 def test_cuda_fast_path_applies_layout_and_kernels(tmp_path: Path) -> None:
-    from bench.data import load_dataset
+    from bench.data.datasets import load_dataset
     from bench.runner import Runner, build_adapter
 
     (spec,) = expand(load_suite(gan_suite("gpu_layout")))

@@ -13,12 +13,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from bench import fingerprint, store
 from bench.api import run_suite
 from bench.cli import main
-from bench.errors import BenchError
-from bench.spec import NO_OP_RUNNER_KEYS, derive_seed
-from bench.suite import expand, load_suite
+from bench.core.errors import BenchError
+from bench.store import fingerprint
+from bench.store import runs as store
+from bench.suite.load import expand, load_suite
+from bench.suite.spec import NO_OP_RUNNER_KEYS, derive_seed
 
 CNN = {"z_dim": 8, "width": 8, "max_width": 8, "feature_dim": 16}
 
@@ -165,7 +166,7 @@ def test_set_aside_drops_empty_leftovers_and_spares_live_runs(tmp_path: Path) ->
     """A run killed before it wrote anything leaves an empty folder: removed (the report would list it as
     unfinished forever). A folder a live launcher holds, on other code, is never touched; nor is a folder
     that is not a run's."""
-    from bench.stale import set_aside
+    from bench.store.stale import set_aside
 
     empty, held, other = "cnn_gan-scratch-s1-5e7078ea", "vae-scratch-s0-0123abcd", "notes"
     for name in (empty, held, other):
@@ -176,3 +177,51 @@ def test_set_aside_drops_empty_leftovers_and_spares_live_runs(tmp_path: Path) ->
     lines = set_aside(tmp_path, [])  # no longer held: an unfinished run of an earlier version, moved aside
     assert len(lines) == 1 and "unfinished or unreadable run of an earlier version" in lines[0]
     assert (tmp_path / ".stale" / held / "checkpoint.pt").is_file() and (tmp_path / other).is_dir()
+
+
+def _copy_of_the_harness(tmp_path: Path) -> Path:
+    import shutil
+
+    root = Path(fingerprint.__file__).resolve().parents[1]
+    copy = tmp_path / "bench"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_the_harness_hash_is_chosen_by_layer(tmp_path: Path) -> None:
+    """Statistics, report, executors, locks and the CLI never change a trained model: editing them keeps every
+    run id (a finished suite is not redone). Editing the training loop or a metric changes them."""
+    copy = _copy_of_the_harness(tmp_path)
+    before = fingerprint.harness_hash(copy)
+    for presentation in ("stats/compare.py", "report/verdict.py", "exec/local.py", "store/locks.py", "cli.py", "api.py"):
+        (copy / presentation).write_text((copy / presentation).read_text() + "\n# an edit\n")
+    assert fingerprint.harness_hash(copy) == before
+    for numeric in ("runner/loop.py", "metrics/fidelity.py", "suite/spec.py", "data/datasets.py", "tasks/supervised.py"):
+        edited = copy / numeric
+        original = edited.read_text()
+        edited.write_text(original + "\n# an edit\n")
+        assert fingerprint.harness_hash(copy) != before, numeric
+        edited.write_text(original)
+
+
+def test_every_sub_package_is_on_one_side_of_the_hash() -> None:
+    root = Path(fingerprint.__file__).resolve().parents[1]
+    subs = {p.name for p in root.iterdir() if (p / "__init__.py").is_file()}
+    sides = set(fingerprint.NUMERIC_PACKAGES) | set(fingerprint.PRESENTATION_PACKAGES)
+    assert subs == sides and not set(fingerprint.NUMERIC_PACKAGES) & set(fingerprint.PRESENTATION_PACKAGES)
+
+
+def test_a_statistics_edit_keeps_the_run_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end through `stamp`: the run ids of a suite computed over an edited compare.py equal today's."""
+    copy = _copy_of_the_harness(tmp_path)
+    ids = [r.run_id for r in stamped(suite())]
+    (copy / "stats" / "compare.py").write_text((copy / "stats" / "compare.py").read_text() + "\n# edited\n")
+    monkeypatch.setattr(fingerprint, "_HARNESS", copy)
+    fingerprint.harness_fingerprint.cache_clear()
+    try:
+        assert [r.run_id for r in stamped(suite())] == ids
+        (copy / "runner" / "loop.py").write_text((copy / "runner" / "loop.py").read_text() + "\n# edited\n")
+        fingerprint.harness_fingerprint.cache_clear()
+        assert [r.run_id for r in stamped(suite())] != ids
+    finally:
+        fingerprint.harness_fingerprint.cache_clear()

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from bench import store
 from bench.cli import main
+from bench.store import runs as store
 
 pytestmark = pytest.mark.slow  # every test here runs a suite end to end
 

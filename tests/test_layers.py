@@ -12,6 +12,7 @@ its edge is not.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,31 +23,39 @@ ROOTS = tuple(Path(__file__).resolve().parents[1] / name for name in ("bench", "
 # entry that is it or a package above it; `bench` alone is the package root. A module may import its own
 # layer or any lower one, never a higher one. A new module must be placed here (the test says so).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("spec", ("bench.spec", "bench.result", "bench.errors", "bench.schema", "bench.sweep")),
+    (
+        "spec",
+        (
+            "bench.core",  # the package, lazy; its leaves are placed one by one
+            "bench.core.errors",  # BenchError: one line, exit 2
+            "bench.core.seeds",  # derive_seed(seed, purpose): every random stream
+            "bench.core.version",  # __version__ from the package metadata
+            "bench.suite",  # spec, sweep, schema, yamlsafe, limits (the package is lazy: load_suite on use)
+            "bench.store",  # the package, lazy
+            "bench.store.result",  # RunResult: the typed result.json
+        ),
+    ),
     (
         "registries & leaves",
         (
-            "bench.adapter",
-            "bench.batch",
-            "bench.contract",  # the adapter contract, checked on a tiny batch  # DataInfo, Batch, BatchSource: what an adapter is given
+            "bench.core.registry",
+            "bench.core.env",  # devices, seeding, threads, versions
+            "bench.adapter",  # the adapter contract: base, batch, tokens, contract checks
             "bench.data",
-            "bench.files",
             "bench.metrics",
             "bench.tasks",
-            "bench.registry",
-            "bench.images",
-            "bench.env",
-            "bench.tokens",  # the pixel token layout shared by the sequence baselines and the autoregressive task
-            "bench.yamlsafe",  # safe_load plus size, alias-expansion and duplicate-key limits
-            "bench.limits",  # ceilings on a suite's resource keys
-            "bench.fingerprint",  # the code and device part of a run's identity
-            "bench.locks",  # lock files: imports nothing of bench, so runs and caches of every layer may use it
+            "bench.store.files",  # atomic writes
+            "bench.store.locks",  # lock files: imports nothing of bench above the spec
+            "bench.store.fingerprint",  # the code and device part of a run's identity
             "baselines",  # the bundled adapters: registered through entry points, never imported by bench
         ),
     ),
-    ("run", ("bench.pretrain", "bench.runner", "bench.store", "bench.stale", "bench.suite")),
-    ("orchestration", ("bench.executors", "bench.claims", "bench.jobs", "bench.aggregate", "bench.compare", "bench.report")),
-    ("faces", ("bench.api", "bench.cli", "bench.listing", "bench.scaffold", "bench")),
+    ("run", ("bench.runner", "bench.store.runs", "bench.store.stale", "bench.suite.load")),
+    ("orchestration", ("bench.exec", "bench.store.claims", "bench.stats", "bench.report")),
+    (
+        "faces",
+        ("bench.api", "bench.cli", "bench.listing", "bench.scaffold", "bench", "bench.tokens", "bench.batch", "bench.errors"),
+    ),  # + deprecated re-exports
 ]
 
 
@@ -71,7 +80,7 @@ def _targets(node: ast.AST, mod: str, is_pkg: bool, modules: dict[str, Path]) ->
             prefix = ".".join([*base, node.module] if node.module else base)
         else:
             prefix = node.module or ""
-        # `from bench import store` imports the submodule bench.store; `from bench.x import Name` imports bench.x.
+        # `from bench import store` imports the submodule bench.store.runs; `from bench.x import Name` imports bench.x.
         names = [f"{prefix}.{a.name}" if f"{prefix}.{a.name}" in modules else prefix for a in node.names]
     elif (
         isinstance(node, ast.Call)
@@ -103,12 +112,15 @@ def import_graph(roots: tuple[Path, ...] = ROOTS) -> dict[str, set[str]]:
         for node in ast.walk(tree):
             for target in _targets(node, mod, path.name == "__init__.py", modules):
                 # Running bench.a.b first runs the package bench.a (but not the lazy root `bench`); importing
-                # baselines.x runs baselines/__init__.py, which imports every bundled adapter.
+                # baselines.x runs baselines/__init__.py, which imports every bundled adapter. A name taken
+                # from the root itself (`from bench import __version__`) is an import of the root all the same.
                 chain = target.split(".")
                 for i in range(1 if chain[0] != "bench" else 2, len(chain) + 1):
                     dep = ".".join(chain[:i])
                     if dep != mod and dep in modules and not mod.startswith(dep + "."):
                         graph[mod].add(dep)
+                if target == "bench" and mod != "bench":
+                    graph[mod].add("bench")
     return graph
 
 
@@ -184,6 +196,40 @@ def summary(graph: dict[str, set[str]]) -> str:
 
 
 GRAPH = import_graph()
+DOC = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md"
+BEGIN, END = (
+    "<!-- layers: generated from LAYERS in tests/test_layers.py; `python tests/test_layers.py --write-docs` -->",
+    "<!-- /layers -->",
+)
+
+
+def layer_table() -> str:
+    """docs/ARCHITECTURE.md's layer table, from LAYERS: the one map of the layers."""
+    rows = ["| layer | modules and packages (a package covers what is under it, unless placed apart) |", "|---|---|"]
+    for i, (name, prefixes) in reversed(list(enumerate(LAYERS, 1))):
+        rows.append(f"| {i} {name} | {' · '.join(f'`{p}`' for p in prefixes)} |")
+    return "\n".join(rows)
+
+
+def test_the_architecture_doc_shows_the_layer_map() -> None:
+    text = DOC.read_text()
+    assert BEGIN in text and END in text, "docs/ARCHITECTURE.md lost its generated layer table"
+    block = text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    assert block == layer_table(), "run `python tests/test_layers.py --write-docs`"
+
+
+def test_the_architecture_doc_names_every_module() -> None:
+    # Its "where each concern lives" table names each module (or the package that holds it).
+    text = DOC.read_text()
+    missing = []
+    for mod in GRAPH:
+        if not mod.startswith("bench.") or mod in ("bench.tokens", "bench.batch", "bench.errors"):
+            continue
+        rel = mod.removeprefix("bench.").replace(".", "/")
+        leaf, pkg = rel.rsplit("/", 1)[-1], rel.split("/")[0]
+        if f"`{rel}.py`" not in text and f"`{rel}/`" not in text and f"`{leaf}`" not in text and f"`{pkg}/`" not in text:
+            missing.append(mod)
+    assert not missing, f"docs/ARCHITECTURE.md does not name: {missing}"
 
 
 def test_the_walker_sees_function_level_and_type_checking_imports(tmp_path: Path) -> None:
@@ -217,9 +263,10 @@ def test_no_import_runs_up_a_layer(mod: str) -> None:
 
 
 def test_spec_layer_imports_nothing_above_itself() -> None:
-    for mod in ("bench.spec", "bench.result", "bench.sweep"):
-        assert GRAPH[mod] <= {"bench.errors", "bench.schema", "bench.spec", "bench.sweep"}, GRAPH[mod]
-    assert "bench.spec" not in GRAPH["bench.sweep"]  # spec uses sweep: the reverse would be a cycle
+    for mod in ("bench.suite.spec", "bench.store.result", "bench.suite.sweep"):
+        spec_layer = {"bench.core", "bench.core.errors", "bench.core.seeds", "bench.suite.schema", "bench.suite.spec", "bench.suite.sweep"}
+        assert GRAPH[mod] <= spec_layer, GRAPH[mod]
+    assert "bench.suite.spec" not in GRAPH["bench.suite.sweep"]  # spec uses sweep: the reverse would be a cycle
 
 
 def test_core_never_names_the_baselines_package() -> None:
@@ -236,5 +283,9 @@ def test_core_never_names_the_baselines_package() -> None:
             assert not any(n == "baselines" or n.startswith("baselines.") for n in names), f"{mod} imports baselines"
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:] == ["--write-docs"]:
+    head, rest = DOC.read_text().split(BEGIN, 1)
+    DOC.write_text(head + BEGIN + "\n" + layer_table() + "\n" + END + rest.split(END, 1)[1])
+    print(f"wrote the layer table of {DOC}")
+elif __name__ == "__main__":
     print(summary(GRAPH))

@@ -10,9 +10,9 @@ import torch
 from baselines.lstm_seq import LSTMSeq
 from baselines.transformer_seq import TransformerSeq
 from baselines.vae import VAE
-from bench import schema
-from bench.adapter import Batch, DataInfo, bits_per_dim, from_levels, to_levels
-from bench.tokens import PixelTokens
+from bench.adapter.base import Batch, DataInfo, bits_per_dim, from_levels, to_levels
+from bench.adapter.tokens import PixelTokens
+from bench.suite import schema
 
 CPU = torch.device("cpu")
 TINY = {

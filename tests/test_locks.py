@@ -1,4 +1,4 @@
-"""Lock files (bench.locks) and run claims (bench.claims): a live holder keeps its lock, a dead or silent one
+"""Lock files (bench.store.locks) and run claims (bench.store.claims): a live holder keeps its lock, a dead or silent one
 loses it, a take-over happens once, and `claims.work` never runs what another process holds or finished."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench import claims, locks, store
-from bench.result import RunResult
+from bench.store import claims, locks
+from bench.store import runs as store
+from bench.store.result import RunResult
 
 
 def _dead_pid() -> int:

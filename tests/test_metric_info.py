@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
 from bench.metrics import METRICS, register_metric
 from bench.metrics.info import COST_METRICS, METRIC_INFO
 

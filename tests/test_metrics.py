@@ -10,14 +10,14 @@ from _fixed import Fixed
 from safetensors.torch import load as st_load
 from torch.utils.data import Dataset
 
-from bench.adapter import Adapter
-from bench.data import DatasetSpec, load_dataset
+from bench.adapter.base import Adapter
+from bench.data.datasets import DatasetSpec, load_dataset
 from bench.metrics import NotApplicable, evaluate
 from bench.metrics import domain as dom
 from bench.metrics import domain_cache as dom_cache
 from bench.metrics.context import EvalContext
 from bench.metrics.standard import INCEPTION_FILE, VGG16_FILE
-from bench.suite import EvalSpec
+from bench.suite.load import EvalSpec
 
 DOMAIN = ["fid_domain", "kid_domain", "precision_domain", "recall_domain", "density_domain", "coverage_domain"]
 
@@ -178,7 +178,7 @@ def test_standard_metrics_offline_name_the_file(digits, cache_dir, tmp_path, mon
 
 def test_protocol_description(digits, clf, cache_dir):
     from bench.metrics.protocol import describe
-    from bench.suite import PROTOCOL_VERSION
+    from bench.suite.load import PROTOCOL_VERSION
 
     d = describe(EvalSpec(num_samples=1000, kid_subset_size=1000), digits, cache_dir)
     assert d["protocol_version"] == PROTOCOL_VERSION

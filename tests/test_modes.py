@@ -8,15 +8,15 @@ import pytest
 import torch
 from _fixed import Fixed
 
-from bench import store
-from bench.data import DatasetSpec, load_dataset
+from bench.data.datasets import DatasetSpec, load_dataset
 from bench.metrics import evaluate
 from bench.metrics.context import EvalContext
 from bench.metrics.modes import MIN_SAMPLES
 from bench.report.render import render_report
 from bench.report.stats import ceilings, saturated
-from bench.result import RunResult
-from bench.suite import EvalSpec
+from bench.store import runs as store
+from bench.store.result import RunResult
+from bench.suite.load import EvalSpec
 
 
 def modes_of(images, data, cache_dir, n) -> tuple[dict, dict, Fixed]:

@@ -1,5 +1,5 @@
 """Parts name their sizes by role, and the autoregressive task reads a sequence part with the very token layout
-the sequence baselines train on (bench.tokens), so pretrained weights mean the same thing to the model."""
+the sequence baselines train on (bench.adapter.tokens), so pretrained weights mean the same thing to the model."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench.adapter import ADAPTERS, ROLE_SIZE, Batch, Part
-from bench.data import DatasetSpec, load_dataset
-from bench.env import seed_everything
-from bench.pretrain import StrategyNotApplicable
+from bench.adapter.base import ADAPTERS, ROLE_SIZE, Batch, Part
+from bench.core.env import seed_everything
+from bench.data.datasets import DatasetSpec, load_dataset
+from bench.runner.pretrain import StrategyNotApplicable
 from bench.tasks.autoregressive import layout
 
 

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 import torch
 
-from bench import env
-from bench.adapter import ADAPTERS, Adapter, Batch
-from bench.batch import BatchSource
-from bench.data import DatasetSpec, load_dataset
-from bench.errors import BenchError, ConfigError
-from bench.pretrain import StrategyNotApplicable, apply_freeze, pretrain
+from bench.adapter.base import ADAPTERS, Adapter, Batch
+from bench.adapter.batch import BatchSource
+from bench.core import env
+from bench.core.errors import BenchError, ConfigError
+from bench.data.datasets import DatasetSpec, load_dataset
 from bench.runner import build_adapter, fast_path
-from bench.schema import parse
-from bench.suite import Budget, EvalSpec, RunnerSpec, RunSpec, StrategySpec
+from bench.runner.pretrain import StrategyNotApplicable, apply_freeze, pretrain
+from bench.suite.load import Budget, EvalSpec, RunnerSpec, RunSpec, StrategySpec
+from bench.suite.schema import parse
 from bench.tasks import BY_NAME, Task, cache
 from bench.tasks.common import load_source
 from bench.tasks.weights import part_tensors
@@ -214,7 +214,7 @@ def test_cache_key_covers_switches_and_code(change: dict, tmp_path: Path) -> Non
 def test_cache_hash_ignores_safetensors_header_order(tmp_path: Path) -> None:
     from safetensors.torch import load_file, save_file
 
-    from bench.files import tensors_sha256
+    from bench.store.files import tensors_sha256
 
     t = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.ones(2, dtype=torch.bfloat16)}
     save_file(dict(t), str(tmp_path / "x.safetensors"), metadata={"k": "1", "j": "2"})
@@ -308,7 +308,7 @@ def test_not_applicable_pairs_are_recorded_through_run_suite(tmp_path: Path) -> 
     assert status[("lstm_seq", "autoregressive")] == "completed"
     for pair in [("dummy", "supervised"), ("dummy", "autoregressive"), ("lstm_seq", "supervised"), ("lstm_seq", "freezed")]:
         assert status[pair] == "not_applicable", pair
-    from bench import store
+    from bench.store import runs as store
 
     res = {(r.adapter, r.strategy): r for r in store.list_results(tmp_path / "runs" / "na")}
     assert "needs a part with role encoder" in res[("lstm_seq", "supervised")].error

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 ray = pytest.importorskip("ray")
 
-from bench import store  # noqa: E402
 from bench.cli import main  # noqa: E402
-from bench.executors import _runtime_envs, _shipped_modules, check_gpus_per_run  # noqa: E402
-from bench.suite import expand, load_suite  # noqa: E402
+from bench.exec.ray import _runtime_envs, _shipped_modules, check_gpus_per_run  # noqa: E402
+from bench.store import runs as store  # noqa: E402
+from bench.suite.load import expand, load_suite  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a local Ray cluster and suites run through it
 
@@ -162,10 +162,10 @@ def test_ray_driver_claims_runs_like_a_local_launcher(cluster, tmp_path: Path) -
     other run only, reports the held one as done by another launcher, and leaves its result untouched."""
     import threading
 
-    from bench import locks
-    from bench.claims import run_lock
-    from bench.executors import execute_one
-    from bench.fingerprint import stamp
+    from bench.exec.outcome import execute_one
+    from bench.store import locks
+    from bench.store.claims import run_lock
+    from bench.store.fingerprint import stamp
 
     s = suite()
     s["adapters"] = {"dummy": {}}

@@ -174,7 +174,7 @@ def test_cli_writes_all_formats(tmp_path):
 
 def test_bad_format_is_an_input_error(tmp_path):
     from bench.api import render_report as api_render
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     suite_dir = write_suite(tmp_path, grid_results())
     with pytest.raises(BenchError):

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bench import store
 from bench.cli import main
-from bench.result import InvalidResult, RunResult
+from bench.store import runs as store
+from bench.store.result import InvalidResult, RunResult
 
 RUN_ID = "dummy-scratch-s0-0a1b2c3d"
 
@@ -45,7 +45,7 @@ def completed_json() -> dict:
 
 
 def failed_json() -> dict:
-    """A failed result.json as executors.failed_result wrote it: no family, protocol or timings."""
+    """A failed result.json as bench.exec.outcome.failed_result wrote it: no family, protocol or timings."""
     return {
         "run_id": RUN_ID,
         "suite": "tiny",
@@ -115,7 +115,7 @@ MISTYPED = {
 
 
 def test_every_field_is_checked_and_ordered() -> None:
-    from bench import result
+    from bench.store import result
 
     names = {f.name for f in dataclasses.fields(RunResult)}
     assert set(result._CHECKS) == set(result._EXPECTED) == set(result._ORDER) == names

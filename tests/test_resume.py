@@ -16,8 +16,8 @@ import pytest
 import torch
 import yaml
 
-from bench import store
 from bench.api import run_suite
+from bench.store import runs as store
 
 pytestmark = pytest.mark.slow  # every test here trains and interrupts real runs
 

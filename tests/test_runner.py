@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import store
 from bench.api import run_suite
 from bench.metrics import METRICS
 from bench.metrics.cost import COST_METRICS, RunCost, cost_values
 from bench.metrics.info import metric_info
+from bench.store import runs as store
 
 
 def test_one_run_loads_its_data_once_and_describes_the_protocol_once(tmp_path: Path, tiny_suite: dict, monkeypatch) -> None:

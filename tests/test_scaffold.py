@@ -83,7 +83,7 @@ def test_readme_example_from_another_folder_without_pythonpath(tmp_path, elsewhe
 
 
 def test_new_adapter_refuses_bad_and_taken_names(tmp_path):
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
     from bench.scaffold import new_adapter
 
     for name in ("my-gan", "class", "json"):
@@ -93,7 +93,7 @@ def test_new_adapter_refuses_bad_and_taken_names(tmp_path):
 
 
 def test_module_resolution_leaves_sys_path_as_it_was(tmp_path, monkeypatch):
-    from bench.adapter import get_adapter
+    from bench.adapter.base import get_adapter
 
     (tmp_path / "suite_dir_adapters.py").write_text(readme_adapter_code())
     monkeypatch.chdir(tmp_path.parent)  # not the module's folder: only `search` finds it

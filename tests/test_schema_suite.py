@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError, ConfigError
-from bench.suite import expand, load_suite
+from bench.core.errors import BenchError, ConfigError
+from bench.suite.load import expand, load_suite
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from bench.aggregate import results_frame, summary_frame
 from bench.report.stats import build_rows, metric_meta
-from bench.result import RunResult
+from bench.stats.aggregate import results_frame, summary_frame
+from bench.store.result import RunResult
 
 VALUES = {"a": [0.1, 0.2, 0.7000000000000001], "b": [3.3, 1e-9, 2.25, 7.0], "c": [5.0]}
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import store
-from bench.aggregate import ci95, summary_frame, terminal_table
+from bench.stats.aggregate import ci95, summary_frame, terminal_table
+from bench.store import runs as store
 
 
 def _result(status: str) -> dict:

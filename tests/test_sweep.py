@@ -12,12 +12,13 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from bench import aggregate, store
 from bench.cli import main
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
 from bench.report.render import render_report
-from bench.result import RunResult
-from bench.suite import expand, load_suite, suite_to_dict
+from bench.stats import aggregate
+from bench.store import runs as store
+from bench.store.result import RunResult
+from bench.suite.load import expand, load_suite, suite_to_dict
 
 
 def suite(dataset=None, budget=None, **over) -> dict:
@@ -207,7 +208,7 @@ def test_a_swept_suite_runs_end_to_end(tmp_path: Path):
 def test_every_swept_data_set_is_checked_before_any_run(tmp_path: Path):
     """A sweep over data sets fails fast (exit 2) on the one that is missing, not as a failed run later."""
     from bench.api import run_suite
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     data = suite({"name": ["digits", "mnist"], "root": str(tmp_path / "nothing")}, seeds=[0], strategies={"scratch": {}})
     assert len(expand(load_suite(data))) == 2

@@ -79,7 +79,7 @@ def test_baseline_key_changes_the_reference(tmp_path):
     suite_dir = write_suite(tmp_path, res, suite_yaml="name: t\nbaseline: noise\n")
     html = render_report(suite_dir, tmp_path / "rep")["html"].read_text()
     assert "Verdict: fid_domain against <em>noise</em>" in html
-    from bench.aggregate import write_tables
+    from bench.stats.aggregate import write_tables
 
     write_tables(suite_dir)
     comp = pd.read_csv(suite_dir / "comparisons.csv")

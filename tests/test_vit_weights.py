@@ -11,13 +11,13 @@ import torch
 from safetensors.torch import save_file
 from timm.layers import resample_patch_embed
 
-from bench import env
-from bench.data import DatasetSpec, load_dataset
-from bench.errors import ConfigError
-from bench.pretrain import pretrain
+from bench.core import env
+from bench.core.errors import ConfigError
+from bench.data.datasets import DatasetSpec, load_dataset
 from bench.runner import build_adapter, fast_path
-from bench.schema import parse
-from bench.suite import Budget, EvalSpec, RunnerSpec, RunSpec, StrategySpec
+from bench.runner.pretrain import pretrain
+from bench.suite.load import Budget, EvalSpec, RunnerSpec, RunSpec, StrategySpec
+from bench.suite.schema import parse
 from bench.tasks import cache
 
 CPU = torch.device("cpu")

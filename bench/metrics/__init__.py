@@ -12,13 +12,14 @@ Importing this package stays light (no torch): the context and the metric module
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
+from bench.core.registry import Registry
 from bench.metrics.info import METRIC_INFO, MetricInfo
-from bench.registry import Registry
 
 if TYPE_CHECKING:
     from bench.metrics.context import EvalContext, NotApplicable  # noqa: F401
@@ -60,8 +61,10 @@ class Metric:
 
 
 def _load() -> None:
-    for mod in ("cost", "likelihood", "fidelity", "modes", "copying", "standard"):
-        importlib.import_module(f"bench.metrics.{mod}")
+    # Every module of this package is imported, so a metric is registered where it is defined and nowhere
+    # else: there is no list of metric modules to forget a new one in.
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
 
 
 METRICS: Registry[Metric] = Registry("metric", _load)

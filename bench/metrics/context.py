@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from bench.adapter import Adapter
-    from bench.data import ImageData
-    from bench.spec import EvalSpec
+    from bench.adapter.base import Adapter
+    from bench.data.datasets import ImageData
+    from bench.suite.spec import EvalSpec
 
 
 # Samples are drawn in chunks of this fixed size: a sampler's random stream depends on how many images each
@@ -68,7 +68,7 @@ class EvalContext:
         return self.cache["samples_at_least"]
 
     def _draw(self, n: int) -> torch.Tensor:
-        from bench.adapter import validate_sample
+        from bench.adapter.base import validate_sample
 
         gen_device = self.device if self.device.type == "cuda" else torch.device("cpu")
         gen = torch.Generator(device=gen_device).manual_seed(10_000 + self.seed)

@@ -6,7 +6,7 @@ the object the metrics use: the classifier is registered with torch-fidelity as 
 "bench-domain-<hash8>", providing "features" (the penultimate layer: fid, kid, prc) and "logits" (isc, modes),
 so that every fidelity number goes through torch-fidelity's own maths. One process trains a missing
 classifier (or computes missing real features) under a lock file beside it, while concurrent launchers wait
-and then load it (bench.locks).
+and then load it (bench.store.locks).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from bench.data import ImageData
-from bench.locks import build_once
+from bench.data.datasets import ImageData
 from bench.metrics import domain_cache as cache
 from bench.metrics.domain_cache import cached_description, classifier_hash, split_fingerprint
 from bench.metrics.domain_net import ARCH_VERSION, TrainConfig, accuracy, is_stacked, member_seeds, one_thread, train, working_size
+from bench.store.locks import build_once
 
 FEATURES = ("features", "logits")
 

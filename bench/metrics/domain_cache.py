@@ -23,9 +23,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from bench.data import ImageData
-from bench.files import atomic_write_bytes, atomic_write_json, read_json
+from bench.data.datasets import ImageData
 from bench.metrics.domain_net import ARCH_VERSION, TrainConfig, build, is_stacked
+from bench.store.files import atomic_write_bytes, atomic_write_json, read_json
 
 
 def digest(*parts: Any) -> str:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.data import ImageData
+from bench.data.datasets import ImageData
 
 ARCH_VERSION = "domain-cnn-v2-ensemble"  # bump when the network or its preprocessing changes: it re-keys every cache
 

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from bench.adapter import Batch, validate_log_likelihood
+from bench.adapter.base import Batch, validate_log_likelihood
 from bench.metrics import register_metric
 from bench.metrics.context import EvalContext, NotApplicable
 

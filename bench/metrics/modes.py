@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.data import ImageData
+from bench.data.datasets import ImageData
 from bench.metrics import register_metric
 from bench.metrics.context import EvalContext
 from bench.metrics.domain import is_stacked

@@ -13,7 +13,7 @@ from bench.metrics.domain import ARCH_VERSION, TrainConfig, cached_description, 
 from bench.metrics.fidelity import DC_NEIGHBORHOOD, KID_SEED, KID_SUBSETS, PRC_NEIGHBORHOOD, kid_subset_size
 from bench.metrics.likelihood import BPD_CONVENTION
 from bench.metrics.modes import MODES_DEFINITION
-from bench.spec import PROTOCOL_VERSION
+from bench.suite.spec import PROTOCOL_VERSION
 
 # The extractor's own variance, measured (benchmarks/extractor_stability.py): fid_domain of fixed samples of
 # the smoke suite's adapters under 5 extractor seeds (disjoint member seeds). Each run adds its members' spread.
@@ -24,8 +24,8 @@ EXTRACTOR_SEED_VARIANCE = {
 }
 
 if TYPE_CHECKING:
-    from bench.data import ImageData
-    from bench.spec import EvalSpec
+    from bench.data.datasets import ImageData
+    from bench.suite.spec import EvalSpec
 
 
 def _domain_resize(size: int) -> str:

@@ -26,11 +26,11 @@ from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, isc_features_to_metric
 from torch_fidelity.utils import create_feature_extractor
 
-from bench.files import atomic_write_bytes
 from bench.metrics import register_metric
 from bench.metrics.context import EvalContext, NotApplicable
 from bench.metrics.domain import split_fingerprint
 from bench.metrics.fidelity import fid_from_features, kid_from_features, prc_from_features
+from bench.store.files import atomic_write_bytes
 
 INCEPTION_FILE = URL_INCEPTION_V3.rsplit("/", 1)[1]  # weights-inception-2015-12-05-6726825d.pth
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision VGG16_Weights.IMAGENET1K_V1, what torch-fidelity's vgg16 loads

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bench import store
 from bench.report.stats import SIG_MARK, MetricMeta, Row, as_frame, fmt_delta, fmt_num
 from bench.report.verdict import Verdict
 from bench.report.verdict import to_markdown as verdict_markdown
+from bench.store import runs as store
 
 FILES = {"md": "summary.md", "tex": "summary.tex", "csv": "summary.csv"}
 STARS_NOTE = f"{SIG_MARK} p_holm < 0.05 with >= 3 paired seeds, Holm-Bonferroni across the suite's comparisons"

@@ -21,9 +21,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import store
-from bench.errors import BenchError, show
+from bench.core.errors import BenchError, show
 from bench.report.export import FILES
+from bench.store import runs as store
 
 OWNED = frozenset({"index.html", "img", "runs", *FILES.values()})  # what a report folder may hold
 STALE_SECONDS = 3600  # a staging folder this old has no live renderer even if its pid was reused

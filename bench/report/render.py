@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from bench import store
-from bench.aggregate import suite_options
 from bench.report import export, folder, plots, runpage
 from bench.report.heatmap import verdict_heatmap
 from bench.report.stats import (
@@ -37,7 +35,9 @@ from bench.report.stats import (
 )
 from bench.report.sweep_plot import delta_vs_sweep, sweep_axes
 from bench.report.verdict import Verdict, build_verdict, interval, mde_legend, pct
-from bench.result import RunResult
+from bench.stats.aggregate import suite_options
+from bench.store import runs as store
+from bench.store.result import RunResult
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report.stats import MetricMeta, fmt_num
-from bench.result import RunResult
+from bench.store.result import RunResult
 
 SVG_W, SVG_H, PAD = 260, 110, 6
 MAX_CURVES = 8

@@ -1,6 +1,6 @@
 """The numbers behind the report: per adapter × strategy cells (mean ± 95% CI, n), the best strategy per
 adapter and metric (respecting each metric's direction; only among cells with >= 2 seeds), and Δ against
-the baseline from the paired, Holm-corrected comparisons of bench.compare (comparisons.csv).
+the baseline from the paired, Holm-corrected comparisons of bench.stats.compare (comparisons.csv).
 
 Pure functions over result dicts, shared by the HTML page and the md/tex/csv exports, so every format
 shows the same numbers. Templates only display what is computed here.
@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench.aggregate import seed_stats
 from bench.metrics.info import COST_METRICS, metric_info
-from bench.result import RunResult
+from bench.stats.aggregate import seed_stats
+from bench.store.result import RunResult
 
 BASELINE = "scratch"
 SIG_MARK = "*"  # significant after Holm correction across the suite, with >= 3 paired seeds
@@ -126,7 +126,7 @@ def ordered_metrics(results: list[RunResult]) -> list[str]:
 
 def baseline_strategy(rows: list[Row], requested: str | None = None) -> str | None:
     """The strategy Δ is measured against: the suite's `baseline:`, else 'scratch', else a scratch-task one."""
-    from bench.compare import pick_baseline
+    from bench.stats.compare import pick_baseline
 
     return pick_baseline([r.strategy for r in rows], requested, {r.strategy: r.task or "" for r in rows})
 
@@ -224,8 +224,8 @@ def build_rows(
 
 def comparisons_for(results: list[RunResult], meta: Mapping[str, MetricMeta], baseline: str | None = None) -> pd.DataFrame:
     """comparisons.csv's frame for these results: quality metrics only (cost metrics are not compared)."""
-    from bench.aggregate import results_frame
-    from bench.compare import comparisons_frame
+    from bench.stats.aggregate import results_frame
+    from bench.stats.compare import comparisons_frame
 
     df = results_frame(results)
     names = [m for m, mm in meta.items() if not mm.cost and m in df.columns]

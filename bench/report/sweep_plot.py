@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.compare import group_columns
+from bench.stats.compare import group_columns
 
 MAX_PANELS = 12
 

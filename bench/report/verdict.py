@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench.compare import ALPHA, MIN_PAIRS, POWER
 from bench.report.stats import MetricMeta
-from bench.result import RunResult
+from bench.stats.compare import ALPHA, MIN_PAIRS, POWER
+from bench.store.result import RunResult
 
 
 @dataclass

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from bench.adapter import Adapter, get_adapter
-from bench.data import ImageData
+from bench.adapter.base import Adapter, get_adapter
+from bench.data.datasets import ImageData
 from bench.runner.fastpath import FastPath, apply_fast_path
-from bench.schema import parse
-from bench.spec import RunSpec
+from bench.suite.schema import parse
+from bench.suite.spec import RunSpec
 
 
 def build_adapter(run: RunSpec, data: ImageData, device: torch.device, fast: FastPath) -> Adapter:

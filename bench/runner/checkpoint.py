@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 
-from bench import env, store
-from bench.adapter import Adapter
+from bench.adapter.base import Adapter
+from bench.core import env
 from bench.runner.state import LoopState
+from bench.store import runs as store
 
 
 def save(path: Path, adapter: Adapter, state: LoopState, gen: torch.Generator) -> None:

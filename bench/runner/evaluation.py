@@ -13,14 +13,14 @@ from typing import Any
 
 import torch
 
-from bench import env
-from bench.adapter import Adapter
-from bench.data import ImageData
+from bench.adapter.base import Adapter
+from bench.core import env
+from bench.data.datasets import ImageData
 from bench.metrics import METRICS, EvalContext, evaluate
 from bench.metrics.cost import RunCost, cost_values
 from bench.runner.loop import sync
 from bench.runner.state import LoopState
-from bench.spec import RunSpec
+from bench.suite.spec import RunSpec
 
 
 @dataclass

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.adapter import Adapter, set_fused_optim
-from bench.spec import RunSpec
+from bench.adapter.base import Adapter, set_fused_optim
+from bench.suite.spec import RunSpec
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from bench.adapter import Adapter
-from bench.batch import BatchSource
-from bench.data import ImageData
+from bench.adapter.base import Adapter
+from bench.adapter.batch import BatchSource
+from bench.data.datasets import ImageData
 from bench.runner.fastpath import FastPath
 from bench.runner.state import LoopState
-from bench.spec import RunSpec
+from bench.suite.spec import RunSpec
 
 Hook = Callable[[LoopState], None]
 

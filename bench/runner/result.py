@@ -1,5 +1,5 @@
 """Result assembly: the one place the runner builds a run's RunResult and writes it (the failure path, for
-runs that raised, is `executors.failed_result`)."""
+runs that raised, is `bench.exec.outcome.failed_result`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 
 import torch
 
-from bench import env, store
-from bench.result import RunResult
+from bench.core import env
 from bench.runner.state import LoopState
-from bench.spec import RunSpec
+from bench.store import runs as store
+from bench.store.result import RunResult
+from bench.suite.spec import RunSpec
 
 
 def assemble(

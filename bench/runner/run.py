@@ -12,19 +12,21 @@ from typing import Any
 
 import torch
 
-from bench import contract, env, store
-from bench.adapter import Adapter
-from bench.data import ImageData, load_dataset
-from bench.images import save_grid
-from bench.pretrain import PretrainOutcome, StrategyNotApplicable, apply_freeze, pretrain
-from bench.result import RunResult
+from bench.adapter import contract
+from bench.adapter.base import Adapter
+from bench.core import env
+from bench.data.datasets import ImageData, load_dataset
+from bench.data.images import save_grid
 from bench.runner import checkpoint, result
 from bench.runner.build import build_adapter
 from bench.runner.evaluation import Evaluator
 from bench.runner.fastpath import apply_fast_path, fast_path
 from bench.runner.loop import Diverged, TrainingLoop
+from bench.runner.pretrain import PretrainOutcome, StrategyNotApplicable, apply_freeze, pretrain
 from bench.runner.state import LoopState
-from bench.spec import RunSpec
+from bench.store import runs as store
+from bench.store.result import RunResult
+from bench.suite.spec import RunSpec
 
 # Adapters (with config, data, device) whose contract check passed in this process: a suite checks each once,
 # not once per seed. Bounded (oldest out first); forgetting one only costs a repeated check.

@@ -8,7 +8,7 @@ import keyword
 from pathlib import Path
 from string import Template
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 HERE = Path(__file__).resolve().parent
 

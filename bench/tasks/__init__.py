@@ -1,4 +1,4 @@
-"""Pretraining tasks: the registry, `run_task` (what bench.pretrain.pretrain calls) and `describe_tasks`.
+"""Pretraining tasks: the registry, `run_task` (what bench.runner.pretrain.pretrain calls) and `describe_tasks`.
 
 One flow for every training task (supervised, autoencode, autoregressive, generative):
   1. resolve `parts:` against the adapter (StrategyNotApplicable, recorded as n/a, when nothing fits);
@@ -27,10 +27,10 @@ from typing import Any
 
 import torch
 
-from bench import locks
-from bench.adapter import Adapter, set_fused_optim
-from bench.schema import to_dict
-from bench.spec import NO_OP_RUNNER_KEYS, TASKS, RunSpec
+from bench.adapter.base import Adapter, set_fused_optim
+from bench.store import locks
+from bench.suite.schema import to_dict
+from bench.suite.spec import NO_OP_RUNNER_KEYS, RunSpec
 from bench.tasks import autoencode, autoregressive, cache, external, generative, supervised
 from bench.tasks.common import ALL_PARTS, Context, load_source, precision, select_parts
 from bench.tasks.strategy import PretrainOutcome, StrategyNotApplicable, check_strategy
@@ -83,10 +83,6 @@ BY_NAME: dict[str, Task] = {
         Task("external", "state dict from a file (safetensors / torch weights_only, sha256-pinned) or a timm name", external.ROLES, None),
     )
 }
-# The names are defined once, in the spec layer (a suite is validated against them before any task is
-# imported); this table must describe exactly those.
-if tuple(BY_NAME) != TASKS:
-    raise RuntimeError(f"bench.tasks describes {tuple(BY_NAME)}, but bench.spec.TASKS is {TASKS}: keep them in step")
 
 
 def describe_tasks() -> list[tuple[str, str]]:

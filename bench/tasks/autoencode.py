@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.adapter import Batch
+from bench.adapter.base import Batch
 from bench.tasks.common import Context, as_input, encode_all, eval_mode, fit, linear_probe
 from bench.tasks.strategy import StrategyNotApplicable
 from bench.tasks.weights import part_tensors

@@ -3,8 +3,8 @@
 Generative pretraining from pixels, as Image GPT (Chen et al. 2020,
 https://cdn.openai.com/papers/Generative_Pretraining_from_Pixels_V2.pdf), on a different source domain.
 
-The sequence part (bench.adapter.Part, role `sequence`, `vocab` = vocabulary size) is read with the pixel
-token layout the sequence baselines use too (bench.tokens.PixelTokens): raster order with the channels
+The sequence part (bench.adapter.base.Part, role `sequence`, `vocab` = vocabulary size) is read with the pixel
+token layout the sequence baselines use too (bench.adapter.tokens.PixelTokens): raster order with the channels
 interleaved per pixel, `vocab - 1` grey-level bins, and the last token id as the start token fed at
 position 0 and never a target. The source is already converted to the target's size, channels and levels,
 so the sequence length matches the part's positions.
@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from bench.adapter.tokens import PixelTokens
 from bench.tasks.common import Context, eval_mode, fit
 from bench.tasks.strategy import StrategyNotApplicable
 from bench.tasks.weights import part_tensors
-from bench.tokens import PixelTokens
 
 if TYPE_CHECKING:
-    from bench.data import ImageData
+    from bench.data.datasets import ImageData
 
 ROLES = ("sequence",)
 

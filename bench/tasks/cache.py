@@ -6,7 +6,7 @@ the file's header order).
 
 - The key is a hash of everything that determines the weights (see `tasks.cache_fields`); a name never is,
   so two suites that pretrain the same thing share one entry, and changing any input misses.
-- One process builds a missing entry while others wait: `run_task` holds `lock_path(key)` (bench.locks)
+- One process builds a missing entry while others wait: `run_task` holds `lock_path(key)` (bench.store.locks)
   around load-or-build, so concurrent launchers never pretrain the same entry twice.
 - An entry is built in a private temp folder and moved into place with one `os.replace`, so readers see a
   whole entry or none. Two concurrent writers of the same key both succeed: the loser finds a valid entry
@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from bench import files
+from bench.store import files
 
 WEIGHTS, META = "weights.safetensors", "meta.json"
 
@@ -52,7 +52,7 @@ def entry_dir(cache_dir: Path, key: str) -> Path:
 
 
 def lock_path(cache_dir: Path, key: str) -> Path:
-    """The lock that lets one process build the entry while others wait for it (see bench.locks)."""
+    """The lock that lets one process build the entry while others wait for it (see bench.store.locks)."""
     return Path(cache_dir) / "pretrain" / f"{key}.lock"
 
 

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.adapter import ROLES, Adapter, Batch, DataInfo
-from bench.batch import BatchSource
-from bench.data import ImageData, load_dataset
-from bench.spec import DatasetSpec, RunSpec, StrategySpec
+from bench.adapter.base import ROLES, Adapter, Batch, DataInfo
+from bench.adapter.batch import BatchSource
+from bench.data.datasets import ImageData, load_dataset
+from bench.suite.spec import DatasetSpec, RunSpec, StrategySpec
 from bench.tasks.strategy import StrategyNotApplicable
 
 ALL_PARTS = ("all", "both")  # `parts: [both]` (a GAN's generator and discriminator) = every part that applies

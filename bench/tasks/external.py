@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 
-from bench.adapter import Adapter
-from bench.errors import ConfigError, DataUnavailable
-from bench.spec import RunSpec
+from bench.adapter.base import Adapter
+from bench.core.errors import ConfigError, DataUnavailable
+from bench.suite.spec import RunSpec
 from bench.tasks.cache import file_sha256
 from bench.tasks.common import ALL_PARTS, select_parts
 from bench.tasks.strategy import PretrainOutcome, StrategyNotApplicable

@@ -1,7 +1,7 @@
 """The strategy types the tasks share: what a pretraining stage returns, its "does not apply" signal, and
 the static checks of a strategy block (run by `bench validate`, before any adapter exists).
 
-They live with the tasks, so a task never imports bench.pretrain (the run layer) or bench.suite.
+They live with the tasks, so a task never imports bench.runner.pretrain (the run layer) or bench.suite.load.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.errors import ConfigError
-from bench.spec import StrategySpec
+from bench.core.errors import ConfigError
+from bench.suite.spec import StrategySpec
 
 
 class StrategyNotApplicable(Exception):
@@ -25,14 +25,15 @@ class PretrainOutcome:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def check_strategy(name: str, spec: StrategySpec) -> None:
-    """Static checks of a strategy block that need no adapter (run by `bench validate`)."""
+def check_strategy(name: str, spec: StrategySpec, trains: bool) -> None:
+    """Static checks of a strategy block that need no adapter (run by `bench validate`). `trains`: the task
+    trains on a source (its row in bench.tasks.BY_NAME has a training function)."""
     where = f"strategies.{name}"
     if spec.task == "scratch":
         if spec.source or spec.steps or spec.parts:
             raise ConfigError("task scratch takes no source, steps or parts", key=where, fix="remove them or set a task")
         return
-    if spec.task in ("supervised", "autoencode", "autoregressive", "generative"):
+    if trains:
         if spec.source is None:
             raise ConfigError(f"task {spec.task} needs a source data set", key=f"{where}.source", fix="add source: {name: digits}")
         if spec.steps <= 0:

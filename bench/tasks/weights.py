@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.adapter import Adapter
-from bench.errors import ConfigError
+from bench.adapter.base import Adapter
+from bench.core.errors import ConfigError
 
 
 def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:

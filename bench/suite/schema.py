@@ -12,7 +12,7 @@ import math
 import types
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from bench.errors import ConfigError, did_you_mean, show
+from bench.core.errors import ConfigError, did_you_mean, show
 
 T = TypeVar("T")
 

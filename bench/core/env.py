@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -139,7 +139,7 @@ def git_commit() -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def versions() -> dict[str, str | None]:
-    from bench import __version__
+    from bench.core.version import __version__
 
     out: dict[str, str | None] = {"bench": __version__, "python": platform.python_version()}
     for p in ("torch", "torchvision", "timm", "torch-fidelity", "numpy", "scikit-learn"):

@@ -1,7 +1,7 @@
 """`bench run --jobs K`: K worker processes share one device (the CPU's cores, or one GPU).
 
 A suite is many tiny runs, and one tiny run leaves a GPU (or a many-core CPU) mostly idle. Each worker is a
-separate process that goes through the same lock-file claims as independent launchers (bench.claims): two
+separate process that goes through the same lock-file claims as independent launchers (bench.store.claims): two
 workers never run the same run, and a pretraining, classifier or feature cache entry is built by one while
 the others wait for it. Run folders, resume, kill -9 safety and the cache are exactly those of a
 sequential run, and so is every number when the thread count is the same: a run's numbers do not depend on
@@ -20,11 +20,13 @@ import queue
 from pathlib import Path
 from typing import Any
 
-from bench import claims, env, locks, store
-from bench.errors import BenchError
-from bench.executors import Callback, execute_one, failed_result
-from bench.result import RunResult
-from bench.spec import RunSpec
+from bench.core import env
+from bench.core.errors import BenchError
+from bench.exec.outcome import Dispatch, execute_one, failed_result
+from bench.store import claims, locks
+from bench.store import runs as store
+from bench.store.result import RunResult
+from bench.suite.spec import RunSpec
 
 
 def check_jobs(jobs: int, executor: str) -> None:
@@ -62,23 +64,12 @@ def _worker(runs: list[RunSpec], suite_dir: str, device: str, cache_dir: str, sn
     )
 
 
-def run_jobs(
-    runs: list[RunSpec],
-    suite_dir: Path,
-    device: str,
-    cache_dir: Path,
-    on_done: Callback,
-    progress: bool = True,
-    *,
-    jobs: int = 2,
-    snap: claims.Snapshot | None = None,
-    force: bool = False,
-    on_other: Callback | None = None,
-) -> None:
-    """Run `runs` on K = `jobs` worker processes; `on_done` is called in this process as each finishes."""
+def run_jobs(runs: list[RunSpec], d: Dispatch, jobs: int = 2) -> None:
+    """Run `runs` on K = `jobs` worker processes; `d.on_done` is called in this process as each finishes."""
     check_jobs(jobs, "local")
-    suite_dir, cache_dir = Path(suite_dir).resolve(), Path(cache_dir).resolve()
-    snap = claims.snapshot(runs, suite_dir) if snap is None else snap
+    suite_dir, cache_dir, device, force = Path(d.suite_dir).resolve(), Path(d.cache_dir).resolve(), d.device, d.force
+    on_done, on_other = d.on_done, d.on_other
+    snap = claims.snapshot(runs, suite_dir) if d.snap is None else d.snap
     threads = worker_threads(jobs)
     runs = [with_threads(r, threads) for r in runs]
     by_id = {r.run_id: r for r in runs}

@@ -9,8 +9,9 @@
 Why a content hash and not the git commit: a commit changes with every README edit (every run would be redone
 for nothing), says nothing in an installed wheel, and "-dirty" does not say *what* is dirty, so two different
 edits would share one identity. A hash of the source files that feed a number changes exactly when they do.
-The report, tables, CLI and this module only present or name numbers, and locks, claims and executors only
-decide which process runs a run, so they stay out of the hash.
+Which files count is decided by layer (`NUMERIC_PACKAGES`): the report, tables, statistics, CLI and this
+module only present or name numbers, and locks, claims and executors only decide which process runs a run,
+so they stay out of the hash.
 """
 
 from __future__ import annotations
@@ -21,25 +22,15 @@ import hashlib
 import inspect
 from pathlib import Path
 
-from bench.spec import RunSpec
+from bench.suite.spec import RunSpec
 
-_HARNESS = Path(__file__).resolve().parent
-# Present or name numbers, or decide which process runs a run (locks, claims, executors, the .stale/ move),
-# never what a run computes: editing them must not redo every run. The thread count a run gets is resolved
-# by stamp() into the spec, so the executors cannot change it.
-_PRESENTATION = (
-    "report/",
-    "aggregate.py",
-    "api.py",
-    "cli.py",
-    "listing.py",
-    "fingerprint.py",
-    "__init__.py",
-    "claims.py",
-    "locks.py",
-    "executors.py",
-    "stale.py",
-)
+_HARNESS = Path(__file__).resolve().parents[1]
+# The harness is hashed by layer, not by a hand-kept list of files: a sub-package counts when its code can change
+# a trained model or a metric's value. The rest (store/, exec/, stats/, report/, the CLI and API, scaffold/)
+# only writes, schedules, summarises or presents numbers, so editing it keeps every run id.
+# tests/test_identity.py checks both sides, and that every sub-package is on one side.
+NUMERIC_PACKAGES = ("core", "suite", "adapter", "data", "runner", "tasks", "metrics")
+PRESENTATION_PACKAGES = ("store", "exec", "stats", "report", "scaffold")
 
 
 def _hash_files(paths: list[Path], root: Path) -> str:
@@ -52,10 +43,15 @@ def _hash_files(paths: list[Path], root: Path) -> str:
 @functools.lru_cache(maxsize=1)
 def harness_fingerprint() -> str:
     """`<version>+<hash16>`: the harness version and a content hash of its number-producing source."""
-    from bench import __version__
+    from bench.core.version import __version__
 
-    files = [p for p in _HARNESS.rglob("*.py") if not p.relative_to(_HARNESS).as_posix().startswith(_PRESENTATION)]
-    return f"{__version__}+{_hash_files(files, _HARNESS)}"
+    return f"{__version__}+{harness_hash(_HARNESS)}"
+
+
+def harness_hash(root: Path) -> str:
+    """hash16 of the number-producing source under a `bench` package folder `root` (NUMERIC_PACKAGES)."""
+    files = [p for pkg in NUMERIC_PACKAGES for p in (root / pkg).rglob("*.py")]
+    return _hash_files(files, root)
 
 
 def adapter_sources(cls: type) -> list[Path]:
@@ -77,7 +73,7 @@ def adapter_sources(cls: type) -> list[Path]:
 @functools.lru_cache(maxsize=64)
 def adapter_fingerprint(key: str) -> str:
     """A content hash of the adapter's own source module(s) (hash16)."""
-    from bench.adapter import get_adapter
+    from bench.adapter.base import get_adapter
 
     cls = get_adapter(key, where=f"adapters.{key}")
     h = hashlib.sha256()
@@ -89,7 +85,7 @@ def adapter_fingerprint(key: str) -> str:
 
 def default_threads(share: int = 1) -> int:
     """`runner.threads: null` resolved on the driver: the usable cores, divided among `share` concurrent runs."""
-    from bench.env import usable_cores
+    from bench.core.env import usable_cores
 
     return max(1, usable_cores() // max(1, share))
 
@@ -124,4 +120,13 @@ def what_changed(old: dict, new: dict) -> list[str]:
     return out or ["run id scheme changed"]
 
 
-__all__ = ["adapter_fingerprint", "adapter_sources", "default_threads", "harness_fingerprint", "stamp", "what_changed"]
+__all__ = [
+    "NUMERIC_PACKAGES",
+    "PRESENTATION_PACKAGES",
+    "adapter_fingerprint",
+    "adapter_sources",
+    "default_threads",
+    "harness_fingerprint",
+    "stamp",
+    "what_changed",
+]

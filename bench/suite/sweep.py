@@ -7,7 +7,7 @@ lists (`classes: [[5, 6], [5, 6, 7, 8, 9]]`); a plain list there is the value it
 
 This module works on the suite's raw dict before schema validation (it splits the lists out and validates
 each element as the scalar would be), and on finished dataclasses for the grid (`replace`). It sits in
-the spec layer and imports only `errors` and `schema`, so bench.spec can use it without a cycle.
+the spec layer and imports only `errors` and `schema`, so bench.suite.spec can use it without a cycle.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import types
 from collections.abc import Iterator
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from bench.errors import ConfigError
-from bench.schema import parse
+from bench.core.errors import ConfigError
+from bench.suite.schema import parse
 
 SWEEPABLE = ("dataset", "budget")  # the suite blocks whose values may be lists
 FIXED = ("eval", "runner")  # blocks whose scalar keys may not be lists (a clear error, not a type error)

@@ -33,10 +33,10 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from bench.batch import Batch, BatchSource, DataInfo, to_uint8  # noqa: F401  (the adapter API, re-exported)
-from bench.errors import ConfigError
-from bench.registry import Registry
-from bench.tokens import from_levels, to_levels  # noqa: F401  (pixel levels: part of the adapter API, bench.from_levels)
+from bench.adapter.batch import Batch, BatchSource, DataInfo, to_uint8  # noqa: F401  (the adapter API, re-exported)
+from bench.adapter.tokens import from_levels, to_levels  # noqa: F401  (pixel levels: part of the adapter API, bench.from_levels)
+from bench.core.errors import ConfigError
+from bench.core.registry import Registry
 
 Role = Literal["encoder", "decoder", "sequence"]
 ROLES: tuple[str, ...] = ("encoder", "decoder", "sequence")
@@ -51,12 +51,12 @@ ROLE_SIZE: dict[str, str] = {"encoder": "features", "decoder": "latent_dim", "se
 class Part:
     """A network piece that pretraining can initialise, with its sizes named by role.
 
-    role and size, and what `module` takes and returns (bench.contract checks it on a tiny batch):
+    role and size, and what `module` takes and returns (bench.adapter.contract checks it on a tiny batch):
     - `encoder`, `features`: module(x: float N×C×H×W in [-1, 1], as Batch.x) → N×features.
     - `decoder`, `latent_dim`: module(z: float N×latent_dim) → image batch N×C'×H×W of the data's H, W.
     - `sequence`, `vocab`: module(tokens: int64 N×T) → logits N×T×vocab. T = C·H·W, raster order with the
       channels interleaved per pixel; the input is the start token (id vocab-1) then the targets shifted
-      right by one; vocab = levels + 1, or fewer grey-level bins + 1 (bench.tokens.PixelTokens).
+      right by one; vocab = levels + 1, or fewer grey-level bins + 1 (bench.adapter.tokens.PixelTokens).
     blocks: the part's blocks in input-to-output order; `freeze: {part: N}` freezes the first N.
     patch_size: for an encoder whose input is cut into patches (a ViT), or a decoder that emits its image patch
     by patch (a transformer generator): masked autoencoding hides whole patches of this size. None (a CNN):
@@ -100,11 +100,11 @@ def _role_of(size: str) -> str:
 class Adapter:
     """Base class for a model under benchmark. Subclass, set `family` and `Config`, register.
 
-    family: one of FAMILIES, set on the class (bench.contract refuses a class that leaves it unset).
+    family: one of FAMILIES, set on the class (bench.adapter.contract refuses a class that leaves it unset).
     train_step(batch, step) → {name: 0-dim float tensor}, never Python floats (they sync every step).
     sample(n, generator) → uint8 n×C×H×W, 0..255 on the data's `levels` grid (bench.to_uint8).
     log_likelihood(batch) → None, or float (N,) log p(x) in nats, ≤ 0.
-    parts() → {name: Part}; see Part for each role's module contract, and bench.batch for Batch and DataInfo.
+    parts() → {name: Part}; see Part for each role's module contract, and bench.adapter.batch for Batch and DataInfo.
     """
 
     key: ClassVar[str] = ""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 # Re-exported: callers of the run layer keep writing through `store.atomic_write_json` and friends.
-from bench.files import (  # noqa: F401
+from bench.store.files import (  # noqa: F401
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
@@ -29,7 +29,7 @@ from bench.files import (  # noqa: F401
     remove_stale_writes,
     umask,
 )
-from bench.result import DONE_STATUSES, STATUSES, InvalidResult, RunResult  # noqa: F401
+from bench.store.result import DONE_STATUSES, STATUSES, InvalidResult, RunResult  # noqa: F401
 
 Warn = Callable[[str], None]
 

@@ -2,7 +2,7 @@
 
 Every process that executes runs (a `bench run`, each `--jobs` worker) goes through `work()`:
 
-- It claims a run with its lock file, `<suite_dir>/.locks/<run_id>.lock` (bench.locks: PID, host, start
+- It claims a run with its lock file, `<suite_dir>/.locks/<run_id>.lock` (bench.store.locks: PID, host, start
   time, heartbeat; a lock whose holder died is taken over, and the run resumes from its checkpoint).
 - A run locked by a live holder is skipped and come back to once the others are tried.
 - A run whose result.json changed since this launcher started (the `snapshot`) was finished by another
@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import locks, store
-from bench.result import RunResult
-from bench.spec import RunSpec
+from bench.store import locks
+from bench.store import runs as store
+from bench.store.result import RunResult
+from bench.suite.spec import RunSpec
 
 Signature = tuple[int, int, int] | None
 Snapshot = dict[str, Signature]
@@ -129,6 +130,6 @@ def wait_for_grid(runs: list[RunSpec], suite_dir: Path, echo: Callable[[str], No
 
 def tidy(suite_dir: Path) -> None:
     """Remove the lock folder once it is empty, so a finished suite folder holds only runs and tables. A
-    launcher that needs it again recreates it (bench.locks retries a lock whose folder vanished)."""
+    launcher that needs it again recreates it (bench.store.locks retries a lock whose folder vanished)."""
     with contextlib.suppress(OSError):  # not empty: another launcher is still at work
         (Path(suite_dir) / LOCKS).rmdir()

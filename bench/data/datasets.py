@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.adapter import DataInfo, from_levels, to_levels
-from bench.errors import ConfigError, DataUnavailable
-from bench.registry import Registry
-from bench.spec import DatasetSpec
+from bench.adapter.base import DataInfo, from_levels, to_levels
+from bench.core.errors import ConfigError, DataUnavailable
+from bench.core.registry import Registry
+from bench.suite.spec import DatasetSpec
 
 SPLIT_SEED = 20240601  # fixed forever: changing it changes every reference statistic
 

@@ -1,5 +1,5 @@
 """Aggregation: result.json files → results.csv (one row per run), summary.csv (per adapter × strategy) and
-comparisons.csv (each strategy against the baseline, paired by seed; see bench.compare)."""
+comparisons.csv (each strategy against the baseline, paired by seed; see bench.stats.compare)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import store
-from bench.result import STATUSES, RunResult
-from bench.sweep import SWEEPABLE, column_value
+from bench.store import runs as store
+from bench.store.result import STATUSES, RunResult
+from bench.suite.sweep import SWEEPABLE, column_value
 
 ID_COLS = ["run_id", "adapter", "family", "strategy", "task", "seed", "status", "error"]
 
@@ -27,7 +27,7 @@ def results_frame(results: list[RunResult]) -> pd.DataFrame:
         row["suite_version"] = r.spec.get("suite_version")
         row["pretrain_cached"] = (r.timings or {}).get("pretrain_cached")
         # The run's point on the suite's sweep, one column per swept key ("dataset.limit"): comparisons and
-        # summaries are made within it (bench.compare.group_columns picks these columns up by their prefix).
+        # summaries are made within it (bench.stats.compare.group_columns picks these columns up by their prefix).
         row.update({k: column_value(v) for k, v in (r.spec.get("swept") or {}).items()})
         row.update(r.metrics)
         rows.append(row)
@@ -150,7 +150,7 @@ def quality_metrics(df: pd.DataFrame) -> list[str]:
 
 def comparisons_of(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     """comparisons.csv for a results table: every strategy against the baseline on every quality metric."""
-    from bench.compare import comparisons_frame
+    from bench.stats.compare import comparisons_frame
 
     metrics = quality_metrics(df) if not df.empty else []
     return comparisons_frame(df, metrics, metric_directions(metrics), baseline)

@@ -1,7 +1,7 @@
 """Suite YAML: reading (with `include:`) and validation against the registries.
 
 The dataclasses and grid expansion live in bench/spec.py (the bottom layer); they are re-exported here so
-`from bench.suite import RunSpec` keeps working. This module sits above the registries it validates against.
+`from bench.suite.load import RunSpec` keeps working. This module sits above the registries it validates against.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from pathlib import Path
 
 import yaml
 
-from bench import limits, sweep, yamlsafe
-from bench.errors import BenchError, ConfigError
-from bench.schema import parse
-from bench.spec import (
+from bench.core.errors import BenchError, ConfigError, did_you_mean
+from bench.suite import limits, sweep, yamlsafe
+from bench.suite.schema import parse
+from bench.suite.spec import (
     PROTOCOL_VERSION,
-    TASKS,
     Budget,
     DatasetSpec,
     EvalSpec,
@@ -86,8 +85,9 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 
 def parse_suite(data: dict, file: str = "<dict>") -> Suite:
     """Validate a suite dict, including each adapter's block against that adapter's Config."""
-    from bench.adapter import get_adapter
+    from bench.adapter.base import get_adapter
     from bench.metrics import METRICS
+    from bench.tasks import BY_NAME
     from bench.tasks.strategy import check_strategy
 
     search = suite_folders(file)
@@ -106,7 +106,9 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
         for i, m in enumerate(suite.eval.metrics + (suite.eval.history_metrics or [])):
             METRICS.get(m, where=f"eval.metrics[{i}]")
         for name, strat in suite.strategies.items():
-            check_strategy(name, strat)
+            if strat.task not in BY_NAME:  # the task table (bench/tasks/__init__.py) is the one list of tasks
+                raise ConfigError(f"unknown task '{strat.task}' ({did_you_mean(strat.task, BY_NAME)})", key=f"strategies.{name}.task")
+            check_strategy(name, strat, trains=BY_NAME[strat.task].train is not None)
         _check_run_id_length(suite)
         limits.check_suite(suite)
         _check_baseline_and_headline(suite)
@@ -131,7 +133,7 @@ def _check_run_id_length(suite: Suite) -> None:
 
 def _check_baseline_and_headline(suite: Suite) -> None:
     """`baseline:` names a strategy of the suite; `headline:` is a registered metric the suite measures."""
-    from bench.errors import did_you_mean
+    from bench.core.errors import did_you_mean
     from bench.metrics import METRICS
     from bench.metrics.info import COST_METRICS
 
@@ -166,10 +168,9 @@ def load_suite(source: str | Path | dict) -> Suite:
     return parse_suite(read_yaml(path), str(path))
 
 
-# The spec names, re-exported: `from bench.suite import RunSpec` keeps working.
+# The spec names, re-exported: `from bench.suite.load import RunSpec` keeps working.
 __all__ = [
     "PROTOCOL_VERSION",
-    "TASKS",
     "Budget",
     "DatasetSpec",
     "EvalSpec",

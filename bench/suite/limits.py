@@ -15,7 +15,7 @@ import math
 import os
 from typing import Any
 
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
 
 ENV = "BENCH_LIMITS"
 CEILINGS: dict[str, int] = {

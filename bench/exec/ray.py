@@ -1,132 +1,20 @@
-"""Executors hand RunSpecs to runners. A crash in one run is recorded as `failed` and never stops the others.
-
-- local: one process, runs in sequence on one device (the default; best for one GPU or a laptop).
-- jobs:  `--jobs K`: K local worker processes on one device (bench.jobs), each claiming runs by lock file.
-- ray:   one Ray task per run, each asking for `num_gpus` (a fraction lets tiny models share a GPU);
-         runs on a local multi-GPU box or a cluster (`ray_address`), writing into the shared run folder.
-"""
+"""The Ray executor: one Ray task per run, each asking for `num_gpus` (a fraction lets tiny models share a GPU);
+on a local multi-GPU box or a cluster (`address`), writing into the shared run folder."""
 
 from __future__ import annotations
 
-import dataclasses
-import gc
 import math
 import os
 import sys
 import time
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from bench import claims, env, store
-from bench.errors import BenchError
-from bench.result import RunResult
-from bench.spec import RunSpec
-
-Callback = Callable[[RunSpec, RunResult], None]
-
-
-def failed_result(run: RunSpec, err: BaseException, device: str) -> RunResult:
-    msg = f"{type(err).__name__}: {err}"
-    if isinstance(err, torch.cuda.OutOfMemoryError):
-        msg = f"CUDA out of memory ({str(err).splitlines()[0][:200]}); lower budget.batch_size or the adapter's size"
-    return RunResult(
-        run_id=run.run_id,
-        suite=run.suite,
-        adapter=run.adapter,
-        strategy=run.strategy,
-        task=run.strategy_spec.task,
-        seed=run.seed,
-        status="failed",
-        error=msg.strip()[:2000],
-        traceback=traceback.format_exc()[-20000:],
-        spec=run.resolved(),
-        env={"versions": env.versions(), "device": device, "git_commit": env.git_commit()},
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    )
-
-
-@dataclasses.dataclass
-class UnrecordedFailure(RunResult):
-    """A failed run whose result.json could not be written either; `unrecorded` says why. The suite
-    reports it once at the end instead of dying of it."""
-
-    unrecorded: str = ""
-
-
-def _minimal_failure(run: RunSpec, err: BaseException, why: BaseException) -> RunResult:
-    """A failed result built from plain fields only (failed_result itself raised `why`)."""
-    return RunResult(
-        run_id=run.run_id,
-        suite=run.suite,
-        adapter=run.adapter,
-        strategy=run.strategy,
-        task=str(run.strategy_spec.task),
-        seed=run.seed,
-        status="failed",
-        error=f"{type(err).__name__}: {str(err)[:1000]} (recording it raised {type(why).__name__})",
-    )
-
-
-def record_failure(run: RunSpec, err: BaseException, device: str, suite_dir: Path) -> RunResult:
-    """Write `err` as the run's failed result.json. If even that fails (a folder in the file's place, a
-    read-only or full disk, a value JSON cannot hold), an UnrecordedFailure says why, for the suite to
-    report once at the end; this never raises."""
-    try:
-        res = failed_result(run, err, device)
-    except Exception as why:
-        res = _minimal_failure(run, err, why)
-    path = Path(suite_dir) / run.run_id / "result.json"
-    try:
-        store.atomic_write_json(path, store.json_safe(res.to_json()))  # json_safe: a NaN in the spec must not stop it
-    except Exception as why:
-        detail = f"{why.strerror} ({why.filename or path})" if isinstance(why, OSError) else f"{type(why).__name__}: {why}"
-        fields = {f.name: getattr(res, f.name) for f in dataclasses.fields(RunResult)}
-        return UnrecordedFailure(**fields, unrecorded=f"could not write {path}: {detail}"[:600])
-    return res
-
-
-def execute_one(run: RunSpec, suite_dir: Path, device_name: str, cache_dir: Path, progress: bool = True) -> RunResult:
-    """Run one spec, turning any exception into a `failed` result.json. Safe to call in a worker process."""
-    from bench.runner import run_one
-
-    device: torch.device | None = None
-    try:
-        device = env.pick_device(device_name)
-        return run_one(run, Path(suite_dir), device, Path(cache_dir), progress)
-    except KeyboardInterrupt:
-        raise
-    except Exception as err:  # isolation: record and carry on
-        return record_failure(run, err, env.device_name(device) if device is not None else device_name, suite_dir)
-    finally:
-        # Free what the run held so that a long suite does not grow (and an OOM does not poison the next run).
-        gc.collect()
-        if device is not None and device.type == "cuda":
-            torch.cuda.empty_cache()
-
-
-def run_local(
-    runs: list[RunSpec],
-    suite_dir: Path,
-    device: str,
-    cache_dir: Path,
-    on_done: Callback,
-    progress: bool = True,
-    *,
-    snap: claims.Snapshot | None = None,
-    force: bool = False,
-    on_other: Callback | None = None,
-) -> None:
-    """One run after another in this process. Runs are claimed with lock files (bench.claims), so other
-    launchers on the same folder split the work with this one instead of repeating it."""
-
-    def execute(run: RunSpec) -> RunResult:
-        return execute_one(run, suite_dir, device, cache_dir, progress)
-
-    claims.work(runs, suite_dir, execute, on_done, snap=snap, force=force, on_other=on_other)
+from bench.core.errors import BenchError
+from bench.exec.outcome import Dispatch, execute_one, record_failure
+from bench.store import claims
+from bench.store.result import RunResult
+from bench.suite.spec import RunSpec
 
 
 def check_gpus_per_run(gpus: float | None) -> None:
@@ -151,9 +39,9 @@ def _shipped_modules(runs: list[RunSpec]) -> list[str]:
     every adapter class the registry resolved for these runs (the bundled baselines, a plugin, a user's
     `module:Class`) and of the classes it derives from, unless installed in site-packages, where the workers
     find it themselves."""
-    from bench.adapter import get_adapter
+    from bench.adapter.base import get_adapter
 
-    shipped = [str(Path(__file__).resolve().parent)]  # the bench package folder
+    shipped = [str(Path(__file__).resolve().parents[1])]  # the bench package folder
     for key in sorted({r.adapter for r in runs}):
         cls = get_adapter(key, where=f"adapters.{key}")  # validated on the driver already: a registry hit
         for base in cls.__mro__:  # a user's adapter may subclass a bundled one: ship that package too
@@ -176,27 +64,16 @@ def _runtime_envs(code: list[str]) -> tuple[dict, dict]:
 
 
 def run_ray(
-    runs: list[RunSpec],
-    suite_dir: Path,
-    device: str,
-    cache_dir: Path,
-    on_done: Callback,
-    progress: bool = True,
-    *,
-    address: str | None = None,
-    num_gpus: float | None = None,
-    num_cpus: float | None = None,
-    snap: claims.Snapshot | None = None,
-    force: bool = False,
-    on_other: Callback | None = None,
+    runs: list[RunSpec], d: Dispatch, address: str | None = None, num_gpus: float | None = None, num_cpus: float | None = None
 ) -> None:
     """One Ray task per run. Joins the cluster at `address` (or an already initialised Ray, or starts a
     local one). Workers write into `suite_dir`, which must be on a file system every node shares.
     Each task asks Ray for as many CPUs as its run's `runner.threads` (resolved on the driver by
-    bench.fingerprint.stamp, the same count a local run uses), unless `num_cpus` says otherwise: the thread
+    bench.store.fingerprint.stamp, the same count a local run uses), unless `num_cpus` says otherwise: the thread
     count is part of the run's identity, and a task that gets fewer cores than threads only oversubscribes.
     The driver claims each run's lock before it submits the run and holds it until the result is back
-    (bench.claims), so other launchers on the same folder, Ray or local, split the runs with it."""
+    (bench.store.claims), so other launchers on the same folder, Ray or local, split the runs with it."""
+    device, on_done, on_other, force = d.device, d.on_done, d.on_other, d.force
     check_gpus_per_run(num_gpus)
     try:
         import ray
@@ -217,7 +94,7 @@ def run_ray(
     if num_gpus > 0 and not cluster_gpus:  # the tasks could never be scheduled: fail now instead of hanging
         raise BenchError(f"--gpus-per-run {num_gpus}: the Ray cluster has no GPUs", fix="drop --gpus-per-run, or join a cluster with GPUs")
     # Absolute paths: a worker's working directory is not the driver's.
-    suite_dir, cache_dir = Path(suite_dir).resolve(), Path(cache_dir).resolve()
+    suite_dir, cache_dir = Path(d.suite_dir).resolve(), Path(d.cache_dir).resolve()
     cluster_cpus = ray.cluster_resources().get("CPU", 1)
     remote = ray.remote(num_gpus=num_gpus, max_retries=0)(execute_one)
 
@@ -226,7 +103,7 @@ def run_ray(
         cpus = num_cpus if num_cpus is not None else min(float(run.runner.threads or 1), cluster_cpus)
         return remote.options(num_cpus=cpus, runtime_env=task_env).remote(run, str(suite_dir), device, str(cache_dir), False)
 
-    snap = claims.snapshot(runs, suite_dir) if snap is None else snap
+    snap = claims.snapshot(runs, suite_dir) if d.snap is None else d.snap
     queue, pending, held = list(runs), {}, {}
 
     def dispatch() -> None:
@@ -267,6 +144,3 @@ def run_ray(
     finally:
         for lock in held.values():
             lock.release()
-
-
-EXECUTORS = {"local": run_local, "ray": run_ray}

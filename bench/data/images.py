@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from bench.files import atomic_write_bytes
+from bench.store.files import atomic_write_bytes
 
 
 def grid(images: torch.Tensor, nrow: int | None = None, min_tile: int = 32, pad: int = 1) -> torch.Tensor:

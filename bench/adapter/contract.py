@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.adapter import FAMILIES, Adapter, Part
-from bench.batch import Batch, BatchSource
-from bench.data import ImageData
-from bench.errors import BenchError
-from bench.tokens import PixelTokens, from_levels, to_levels
+from bench.adapter.base import FAMILIES, Adapter, Part
+from bench.adapter.batch import Batch, BatchSource
+from bench.adapter.tokens import PixelTokens, from_levels, to_levels
+from bench.core.errors import BenchError
+from bench.data.datasets import ImageData
 
 CHECK_BATCH = 4  # tiny on purpose: the check must cost far less than one real step of a large model
 MAX_SHOWN = 80  # an echoed value is cut to this many characters

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 DONE_STATUSES = ("completed", "diverged", "not_applicable")  # a run with one of these is not redone
 STATUSES = (*DONE_STATUSES, "failed")

@@ -1,6 +1,6 @@
 """Runs left from an earlier version of a suite, or of the code, are moved aside: never reused, never mixed in.
 
-The run id hashes everything that can change a number (bench.fingerprint), so an edited adapter, harness or
+The run id hashes everything that can change a number (bench.store.fingerprint), so an edited adapter, harness or
 suite gives new run ids. A run folder whose id is not in the current grid is then stale: `set_aside` moves it
 to `<suite_dir>/.stale/<run_id>` (kept, not deleted: its numbers may still be wanted) and returns one line
 per (adapter, strategy, reason) group saying what changed. results.csv, summary.csv and the report read
@@ -15,9 +15,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import store
-from bench.fingerprint import what_changed
-from bench.spec import RunSpec
+from bench.store import runs as store
+from bench.store.fingerprint import what_changed
+from bench.suite.spec import RunSpec
 
 STALE = ".stale"
 RUN_ID = re.compile(r"-s\d+-[0-9a-f]{8}$")  # how every run id ends: `<adapter>-<strategy>[-<sweep>]-s<seed>-<hash8>`

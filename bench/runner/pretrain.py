@@ -15,8 +15,8 @@ import torch
 from bench.tasks.strategy import PretrainOutcome, StrategyNotApplicable, check_strategy
 
 if TYPE_CHECKING:
-    from bench.adapter import Adapter
-    from bench.spec import RunSpec
+    from bench.adapter.base import Adapter
+    from bench.suite.spec import RunSpec
 
 
 def pretrain(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Path, *, fused_optim: bool = False) -> PretrainOutcome:

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import sweep
-from bench.errors import BenchError, did_you_mean, show
-from bench.schema import parse, to_dict
+from bench.core.errors import BenchError, show
+from bench.core.seeds import derive_seed  # noqa: F401  (re-exported: spec.derive_seed)
+from bench.suite import sweep
+from bench.suite.schema import parse, to_dict
 
 MAX_NAME_BYTES = 128  # suite and strategy names (UTF-8)
 PROTOCOL_VERSION = "2"  # bump whenever evaluation changes; stored in every result, never mixed silently
@@ -25,7 +26,6 @@ PROTOCOL_VERSION = "2"  # bump whenever evaluation changes; stored in every resu
 #    real data's coverage; pretraining seeded per run by default (derive_seed), independent training stream,
 #    identity covers the code.
 # The pretraining task names, defined here once; bench/tasks/__init__.py holds what each one does.
-TASKS = ("scratch", "supervised", "autoencode", "autoregressive", "generative", "external")
 
 
 @dataclass
@@ -102,8 +102,6 @@ class StrategySpec:
             self.pretrain_seed in PRETRAIN_SEEDS or (isinstance(self.pretrain_seed, int) and 0 <= self.pretrain_seed < 2**63)
         ):
             raise ValueError(f"pretrain_seed must be per_run, shared or an integer >= 0, got {self.pretrain_seed!r}")
-        if self.task not in TASKS:
-            raise ValueError(f"unknown task '{self.task}' ({did_you_mean(self.task, TASKS)})")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
         if self.steps < 0:
@@ -154,11 +152,11 @@ class Suite:
     runner: RunnerSpec = field(default_factory=RunnerSpec)
     include: str | None = None  # resolved at load time; kept for provenance
     # The swept values ("dataset.limit" -> [25, 100, 400]; bench/sweep.py): dataset and budget hold the first
-    # value of each, expand() gives every combination. Set by bench.suite after validation, never by YAML.
+    # value of each, expand() gives every combination. Set by bench.suite.load after validation, never by YAML.
     sweep: dict[str, list[Any]] = field(default_factory=dict, init=False)
     # What comparisons.csv measures against (None: `scratch`) and the metric the verdict leads with (None:
     # fid_domain when measured, else the first eval metric). Neither enters a run id: they change no number.
-    # bench.suite checks that they name a strategy and a measured metric.
+    # bench.suite.load checks that they name a strategy and a measured metric.
     baseline: str | None = None
     headline: str | None = None
 
@@ -193,17 +191,6 @@ PRETRAIN_SEEDS = ("per_run", "shared")  # the named forms of StrategySpec.pretra
 SHARED_PRETRAIN_SEED = 0  # `pretrain_seed: shared`: one checkpoint for every seed of every suite
 
 
-def derive_seed(seed: int, purpose: str) -> int:
-    """A seed for one purpose of one run ("pretrain", "train"), independent of every other (seed, purpose).
-
-    sha256 of "bench/<purpose>/<seed>", its first 8 bytes as a 63-bit integer. Run seeds lie in [0, 2^32), and
-    a derived seed does too only with probability 2^-31, so a derived stream is never another run's own
-    stream (unlike `seed + 1`, which is seed+1's initialisation stream), and two purposes never share one.
-    """
-    digest = hashlib.sha256(f"bench/{purpose}/{seed}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
-
-
 def _plain_name(name: str) -> bool:
     """Usable as (part of) a folder name on every OS: short, no separators, no control characters."""
     # Bytes, not characters: 100 emoji are 400 bytes, and folder names are limited to 255 bytes.
@@ -235,7 +222,7 @@ class RunSpec:
     suite_version: int = 1
     protocol_version: str = PROTOCOL_VERSION
     # What the spec alone does not say but the numbers depend on: the device type and the code fingerprint
-    # (bench.fingerprint.stamp fills it on the driver, before any run id is used). Part of the run id.
+    # (bench.store.fingerprint.stamp fills it on the driver, before any run id is used). Part of the run id.
     identity: dict[str, Any] = field(default_factory=dict)
     # This run's point on the suite's sweep ("dataset.limit" -> 25), already inside dataset/budget; kept
     # apart only for the readable run id and the results columns, so it stays out of the hash.
@@ -274,7 +261,7 @@ class RunSpec:
 
 def expand(suite: Suite, only: str | None = None, stamp: Callable[[RunSpec], RunSpec] | None = None) -> list[RunSpec]:
     """The adapter × strategy × seed (× swept value) grid, in a stable order, optionally filtered by a run_id glob.
-    `stamp` (bench.fingerprint.stamp) completes each run's identity before the filter reads its run id."""
+    `stamp` (bench.store.fingerprint.stamp) completes each run's identity before the filter reads its run id."""
     runs = [
         RunSpec(
             suite=suite.name,
@@ -331,7 +318,6 @@ __all__ = [
     "NO_OP_RUNNER_KEYS",
     "PRETRAIN_SEEDS",
     "PROTOCOL_VERSION",
-    "TASKS",
     "Budget",
     "DatasetSpec",
     "EvalSpec",

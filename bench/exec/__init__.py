@@ -1,0 +1,1 @@
+"""Executors: who runs which run (in this process, in worker processes, on Ray)."""

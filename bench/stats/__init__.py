@@ -1,0 +1,1 @@
+"""Statistics over finished runs: tables, summaries and paired comparisons. No torch."""
