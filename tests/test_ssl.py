@@ -8,6 +8,7 @@ protocol's extractor is judged by benchmarks/extractor_stability.py."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -17,14 +18,14 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch.utils.data import Dataset
 
-from bench.data import DATASETS, DatasetSpec, load_dataset
+from bench.data.datasets import DATASETS, DatasetSpec, load_dataset
 from bench.metrics import NotApplicable, evaluate, ssl
 from bench.metrics.context import EvalContext
 from bench.metrics.diversity import MAX_CENTRES, intra_cluster_distance
 from bench.metrics.domain_cache import tensors_sha256
 from bench.metrics.fidelity import fid_from_features
 from bench.metrics.ssl_net import SSLConfig, member_seeds, nt_xent, train
-from bench.suite import EvalSpec
+from bench.suite.load import EvalSpec
 
 TINY = SSLConfig(members=2, steps=4, batch_size=32, width=4, feature_dim=8, proj_dim=4)
 DOMAIN = ["fid_domain", "kid_domain", "precision_domain", "recall_domain", "density_domain", "coverage_domain", "ct_domain"]
@@ -215,10 +216,10 @@ def test_protocol_names_the_label_free_extractor(data, cache_dir):
 # --- diversity ---------------------------------------------------------------------------------------------
 def test_intra_cluster_distance_by_hand():
     centres = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    # cluster 0: unit vectors at 0 and 60 degrees (distance 1); cluster 1: two copies (distance 0)
-    s = torch.tensor([[1.0, 0.0], [0.5, 3**0.5 / 2], [0.0, 2.0], [0.0, 5.0]])
+    # cluster 0: unit vectors at 0 and 30 degrees (distance 2 sin 15°); cluster 1: one direction twice (distance 0)
+    s = torch.tensor([[1.0, 0.0], [3**0.5 / 2, 0.5], [0.0, 2.0], [0.0, 5.0]])
     value, detail = intra_cluster_distance(s, centres)
-    assert value == pytest.approx(0.5) and detail == {"clusters": 2, "clusters_used": 2, "largest_cluster": 2}
+    assert value == pytest.approx(math.sin(math.radians(15))) and detail == {"clusters": 2, "clusters_used": 2, "largest_cluster": 2}
     with pytest.raises(NotApplicable):
         intra_cluster_distance(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), centres)
 

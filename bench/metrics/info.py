@@ -49,7 +49,7 @@ METRIC_INFO: dict[str, MetricInfo] = _rows(
     MetricInfo("params", False, "trainable and frozen parameters of all the adapter's networks", cost=True, bounds=NONNEG),
     # --- likelihood ---
     MetricInfo("bpd", False, "bits per dimension of the test split", "bits/dim", families=LIKELIHOOD_FAMILIES, bounds=NONNEG),
-    # --- fidelity in the domain classifier's feature space ---
+    # --- fidelity in the domain extractor's feature space: the classifier, or the label-free one (no labels) ---
     MetricInfo("fid_domain", False, "Fréchet distance in the domain classifier's feature space", bounds=NONNEG),
     MetricInfo("kid_domain", False, "kernel (MMD²) distance in the domain classifier's feature space"),
     MetricInfo("precision_domain", True, "share of generated samples on the real manifold (k=3)", bounds=UNIT),
@@ -63,6 +63,14 @@ METRIC_INFO: dict[str, MetricInfo] = _rows(
         "data-copying test C_T (Meehan et al. 2020): ~0 like fresh data, < -3 copying, > 0 far from the training set",
         periodic=False,
         flag_below=COPYING_THRESHOLD,  # the verdict flags `memorisation` below it
+    ),
+    # --- few-shot diversity, in the label-free extractor's space ---
+    MetricInfo(
+        "intra_ssl",
+        True,
+        "intra-cluster distance (after intra-LPIPS, Ojha et al. 2021): samples grouped by nearest training image, "
+        "mean pairwise distance of label-free features within groups; 0 = emits its training images; <= 100 training images",
+        bounds=(0.0, 2.0),
     ),
     # --- mode coverage ---
     MetricInfo("modes", True, "classes covered by generated samples (>= 1 sample each)", bounds=NONNEG),

@@ -36,12 +36,12 @@ from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from bench.data import ImageData
-from bench.files import atomic_write_bytes, atomic_write_json, read_json
-from bench.locks import build_once
+from bench.data.datasets import ImageData
 from bench.metrics import domain_cache as dcache
 from bench.metrics.domain_net import one_thread, working_size
 from bench.metrics.ssl_net import ARCH_VERSION, CODE_SHA256, SSLConfig, build, member_seeds, train
+from bench.store.files import atomic_write_bytes, atomic_write_json, read_json
+from bench.store.locks import build_once
 
 FEATURES = ("features",)
 KIND = "self-supervised"
