@@ -274,3 +274,29 @@ def test_standard_metrics_use_the_users_weights(data, cache_dir, tmp_path, monke
     assert values["fid"] == fid_from_features(fake["2048"], real["2048"])
     _, na = evaluate(["precision"], ctx_for(data.test_x, data, cache_dir, 100, weights_path=str(tmp_path)))
     assert na["precision"] == f"not available: place {standard.VGG16_FILE} at {tmp_path / standard.VGG16_FILE} or set eval.weights_path"
+
+
+# --- end to end: a suite on an unlabelled target ------------------------------------------------------------
+@pytest.mark.slow  # end to end (seconds: a 20-step dummy run and the tiny extractor)
+def test_unlabelled_suite_end_to_end(tmp_path):
+    import bench
+
+    suite = {
+        "name": "unlabelled",
+        "dataset": {"name": UNLABELLED, "limit": 10},
+        "budget": {"steps": 20, "eval_every": 20, "batch_size": 8},
+        "eval": {"num_samples": 250, "metrics": ["fid_domain", "kid_domain", "ct_domain", "intra_ssl", "modes"], "history_metrics": []},
+        "seeds": [0],
+        "runner": {"threads": 1},
+        "adapters": {"dummy": {}},
+        "strategies": {"scratch": {}},
+    }
+    df = bench.run_suite(suite, out=tmp_path / "runs", reports=tmp_path / "reports", device="cpu", progress=False)
+    assert len(df) == 1 and df["status"].iloc[0] == "completed"
+    [run_dir] = [p for p in (tmp_path / "runs" / "unlabelled").iterdir() if (p / "result.json").is_file()]
+    result = json.loads((run_dir / "result.json").read_text())
+    assert {"fid_domain", "kid_domain", "ct_domain", "intra_ssl"} <= set(result["metrics"])
+    assert result["protocol"]["extractor"]["name"] == "label-free extractor" and result["protocol"]["modes"] == ssl.NO_LABELS
+    assert result["metric_info"]["domain_classifier"]["kind"] == ssl.KIND and result["not_applicable"]["modes"] == ssl.NO_LABELS
+    html = (tmp_path / "reports" / "unlabelled" / "index.html").read_text()
+    assert "n/a, because the data set has no labels" in html
