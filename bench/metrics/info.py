@@ -50,8 +50,13 @@ METRIC_INFO: dict[str, MetricInfo] = _rows(
     # --- likelihood ---
     MetricInfo("bpd", False, "bits per dimension of the test split", "bits/dim", families=LIKELIHOOD_FAMILIES, bounds=NONNEG),
     # --- fidelity in the domain extractor's feature space: the classifier, or the label-free one (no labels) ---
-    MetricInfo("fid_domain", False, "Fréchet distance in the domain classifier's feature space", bounds=NONNEG),
-    MetricInfo("kid_domain", False, "kernel (MMD²) distance in the domain classifier's feature space"),
+    MetricInfo(
+        "fid_domain",
+        False,
+        "Fréchet distance in the domain extractor's feature space (the classifier; self-supervised without labels)",
+        bounds=NONNEG,
+    ),
+    MetricInfo("kid_domain", False, "kernel (MMD²) distance in the domain extractor's feature space"),
     MetricInfo("precision_domain", True, "share of generated samples on the real manifold (k=3)", bounds=UNIT),
     MetricInfo("recall_domain", True, "share of real samples on the generated manifold (k=3)", bounds=UNIT),
     MetricInfo("density_domain", True, "density (Naeem et al. 2020, k=5); about 1 for real data", bounds=NONNEG),
