@@ -25,6 +25,7 @@ _EXPORTS = {
     "run_suite": "bench.api",
     "load_results": "bench.api",
     "render_report": "bench.api",
+    "plan_seeds": "bench.planning",
 }
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from bench.adapter.batch import BatchSource  # noqa: F401
     from bench.api import load_results, render_report, run_suite  # noqa: F401
     from bench.core.errors import BenchError  # noqa: F401
+    from bench.planning import plan_seeds  # noqa: F401
     from bench.suite.load import load_suite  # noqa: F401
 
 

@@ -41,9 +41,16 @@ def run_suite(
     progress: bool = True,
     echo: Echo = _quiet,
     jobs: int = 1,
+    until_resolved: bool = False,
+    max_seeds: int | None = None,
+    max_runs: int | None = None,
     **executor_options: Any,
 ) -> pd.DataFrame:
     """Run (or resume) a suite and write results.csv, summary.csv and the HTML report.
+
+    Sequential seeds (`seeds: {min, max}` in the suite, or `until_resolved` with at most `max_seeds` per cell
+    and `max_runs` in all): rounds of runs through the same executor; after each, only cells whose headline
+    comparison is undecided get more seeds (bench.exec.rounds, docs/statistics.md).
 
     `jobs`: worker processes sharing the device (local executor only); each gets max(1, cores // jobs)
     threads unless the suite sets `runner.threads`. Several launchers (or `jobs` workers) on one `out`
@@ -54,11 +61,16 @@ def run_suite(
     """
     from bench.exec.outcome import Dispatch
     from bench.exec.table import choose
+    from bench.planning import sequential
+    from bench.store import claims
 
-    suite = _load(source)
+    suite = sequential(_load(source), until_resolved, max_seeds, max_runs)
     row, options = choose(executor, jobs, executor_options)
     plan = _plan(suite, out, reports, device, only, force, jobs)
+    rounds = _first_round(plan, resume=not force)
     echo(f"suite {suite.name}: {len(plan.runs)} runs ({len(plan.runs) - len(plan.todo)} already done), device {plan.device}")
+    if rounds is not None:
+        echo(f"sequential seeds: {rounds.n_min} per cell first, up to {rounds.n_max} where the {rounds.headline} comparison is undecided")
     if dry_run:
         return _dry_run(plan, echo)
     _set_aside(plan, only, jobs, echo)
@@ -70,6 +82,17 @@ def run_suite(
     # Every executor claims each run's lock before running it, and deletes a forced run's folder only then.
     dispatch = Dispatch(plan.suite_dir, dev_name, plan.cache_dir, tally.on_done, progress, plan.snap, force, tally.on_other)
     row.run(plan.todo, dispatch, **options)
+    ran = {r.run_id for r in plan.todo}
+    while rounds is not None:  # the next round: more seeds for the undecided cells, through the same executor
+        claims.wait_for_grid(plan.runs, plan.suite_dir, echo)
+        if not rounds.advance(echo):
+            break
+        plan.runs = rounds.selected()
+        plan.todo = [r for r in plan.runs if r.run_id not in ran and (force or not store.is_done(plan.suite_dir / r.run_id))]
+        ran |= {r.run_id for r in plan.todo}
+        tally.total += len(plan.todo)
+        options = {k: v for k, v in options.items() if k != "address"}  # Ray: joined in round 1, stays joined
+        row.run(plan.todo, dispatch, **options)
     df, summary, report = _finish(plan, tally)
     _print_summary(suite, summary, tally, plan, report, echo)
     df.attrs.update(summary=summary, report=report, failed=tally.failed, problems=tally.problems)
@@ -93,7 +116,7 @@ class _Plan:
     """What one launcher will do: the grid (and the part of it `--only` keeps), what is left, and where."""
 
     suite: Suite
-    runs: list[RunSpec]
+    runs: list[RunSpec]  # this launcher's runs (under sequential seeds: the current round's)
     todo: list[RunSpec]
     identify: Callable[[RunSpec], RunSpec]
     suite_dir: Path
@@ -101,6 +124,20 @@ class _Plan:
     report_dir: Path
     snap: Any  # claims.Snapshot: the folder as this launcher found it
     device: Any  # torch.device
+    grid: list[RunSpec] = dataclasses.field(default_factory=list)  # every run up to the seed cap
+
+
+def _first_round(plan: _Plan, resume: bool) -> Any:
+    """Under sequential seeds, narrow the plan to the first round and return its SeedRounds (else None)."""
+    if plan.suite.seed_range is None:
+        return None
+    from bench.exec.rounds import SeedRounds
+
+    rounds = SeedRounds.of(plan.suite, plan.grid, plan.suite_dir, resume)
+    chosen = {r.run_id for r in rounds.selected()}
+    plan.runs = [r for r in plan.grid if r.run_id in chosen]
+    plan.todo = [r for r in plan.todo if r.run_id in chosen]
+    return rounds
 
 
 def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only: str | None, force: bool, jobs: int) -> _Plan:
@@ -124,7 +161,7 @@ def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only:
     suite_dir = Path(out) / suite.name
     snap = claims.snapshot(runs, suite_dir)  # before anything: a result that changes later is another launcher's
     todo = [r for r in runs if force or not store.is_done(suite_dir / r.run_id)]
-    return _Plan(suite, runs, todo, identify, suite_dir, Path(out) / ".cache", Path(reports) / suite.name, snap, dev)
+    return _Plan(suite, runs, todo, identify, suite_dir, Path(out) / ".cache", Path(reports) / suite.name, snap, dev, list(runs))
 
 
 def _dry_run(plan: _Plan, echo: Echo) -> pd.DataFrame:
@@ -143,7 +180,7 @@ def _set_aside(plan: _Plan, only: str | None, jobs: int, echo: Echo) -> None:
     def busy(run_id: str) -> bool:  # a live launcher (maybe on other code) holds this run
         return locks.is_held(claims.run_lock(plan.suite_dir, run_id))
 
-    grid = expand(plan.suite, stamp=plan.identify) if only else plan.runs
+    grid = expand(plan.suite, stamp=plan.identify) if only else plan.grid
     for line in set_aside(plan.suite_dir, grid, busy):
         echo(line)
 
@@ -210,7 +247,7 @@ def _print_summary(suite: Suite, summary: pd.DataFrame, tally: _Tally, plan: _Pl
     done, here = tally.done, tally.ran_here
     others = f" ({done - here} of them by other launchers)" if done > here else ""
     echo(f"\n{done} runs in {time.perf_counter() - tally.start:.1f}s{others}; results: {plan.suite_dir / 'results.csv'}")
-    echo(f"comparisons against the baseline (paired, Holm-corrected): {plan.suite_dir / 'comparisons.csv'}")
+    echo(f"comparisons against the baseline (paired; decisions within each metric's family): {plan.suite_dir / 'comparisons.csv'}")
     echo(f"report: {report.resolve().as_uri()}")
     for p in tally.problems:
         echo(f"error: {p}"[:800])

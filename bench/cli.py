@@ -59,6 +59,18 @@ def main() -> None:
 @click.option("--only", default=None, metavar="GLOB", help="Run only run ids matching GLOB, e.g. 'cnn_gan-*'.")
 @click.option("--force", is_flag=True, help="Rerun runs that are already done.")
 @click.option("--dry-run", is_flag=True, help="List the runs and whether they are done; train nothing.")
+@click.option(
+    "--until-resolved",
+    is_flag=True,
+    help="Add seeds in rounds, only to cells whose headline comparison is still undecided (anytime-valid; docs/statistics.md).",
+)
+@click.option(
+    "--max-seeds",
+    default=None,
+    type=click.IntRange(min=3),
+    help="Sequential seeds: at most N per cell (default: the suite's seeds.max, else 40).",
+)
+@click.option("--max-runs", default=None, type=click.IntRange(min=1), help="Sequential seeds: at most N runs of compared cells in all.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(
     suite: Path,
@@ -72,6 +84,9 @@ def run(
     only: str | None,
     force: bool,
     dry_run: bool,
+    until_resolved: bool,
+    max_seeds: int | None,
+    max_runs: int | None,
     quiet: bool,
 ) -> None:
     """Train and evaluate every adapter × strategy × seed of SUITE, then write tables and the report."""
@@ -94,6 +109,9 @@ def run(
         progress=not quiet,
         echo=click.echo,
         jobs=jobs,
+        until_resolved=until_resolved,
+        max_seeds=max_seeds,
+        max_runs=max_runs,
         **opts,
     )
     if df.attrs.get("failed"):
@@ -123,9 +141,21 @@ def validate(suite: Path) -> None:
     if violations:
         sys.exit(2)
     axes = "".join(f" × {len(v)} {k} ({', '.join(map(str, v))})" for k, v in s.sweep.items())
+    seeds, most = (f"{s.seed_range.min}-{s.seed_range.max} sequential", " at most") if s.seed_range else (str(len(s.seeds)), "")
     click.echo(
-        f"{suite}: ok — {len(s.adapters)} adapters × {len(s.strategies)} strategies × {len(s.seeds)} seeds{axes} = {n} runs; {checked}"
+        f"{suite}: ok — {len(s.adapters)} adapters × {len(s.strategies)} strategies × {seeds} seeds{axes} = {n} runs{most}; {checked}"
     )
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--out", default="runs", show_default=True, type=click.Path(path_type=Path), help="Where a SUITE's runs folder is.")
+def plan(source: Path, out: Path) -> None:
+    """Print the seeds each headline comparison needs, from a pilot or finished run: SOURCE is a runs/<suite>
+    folder, or a suite file whose runs are under --out."""
+    from bench.planning import plan_seeds, plan_text
+
+    click.echo(plan_text(plan_seeds(source, out)))
 
 
 @main.group()

@@ -14,7 +14,7 @@ Extractors are the harness's own (bench.metrics.domain.get_domain_classifier wit
 cached on disk under --cache, so a rerun only recomputes features.
 
 An ensemble candidate with K members uses disjoint member seeds per extractor seed: extractor seed e has
-members K*e, ..., K*e + K - 1 (bench.metrics.domain.member_seeds), so the 5 extractor seeds share no network.
+members derive_seed(K*e + j, "extractor") for j < K (bench.metrics.domain_net.member_seeds), so the 5 extractor seeds share no network.
 
 Label-free candidates (`ssl10`, `ssl10-dae`, `ssl10-none`: bench.metrics.ssl.get_ssl_extractor, what an
 unlabelled target is measured with) are trained on the same training split's pixels, never its labels: the

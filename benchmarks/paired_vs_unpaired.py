@@ -42,9 +42,10 @@ def main() -> None:
     ap.add_argument("--baseline", default=None, help="default: the suite's baseline: key, else scratch")
     args = ap.parse_args()
     df = results_frame(store.list_results(args.runs_dir))
-    comp = comparisons_of(df, args.baseline or suite_options(args.runs_dir).get("baseline"))
-    n_tests = int(comp["p_value"].notna().sum())
+    options = suite_options(args.runs_dir)
+    comp = comparisons_of(df, {**options, "baseline": args.baseline} if args.baseline else options)
     rows = comp[comp["metric"] == args.metric]
+    n_tests = int(rows["p_value"].notna().sum())  # Holm runs within the metric's family
     print(f"{args.metric}: strategy − {rows['baseline'].iloc[0] if len(rows) else '?'}, Holm over {n_tests} tests\n")
     print(
         "| adapter | strategy | n | Δ | paired 95% CI | width | unpaired (Welch) 95% CI | width | paired/unpaired | p_holm | P(impr.) | MDE | called | n to resolve |"

@@ -54,7 +54,17 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("orchestration", ("bench.exec", "bench.store.claims", "bench.stats", "bench.report")),
     (
         "faces",
-        ("bench.api", "bench.cli", "bench.listing", "bench.scaffold", "bench", "bench.tokens", "bench.batch", "bench.errors"),
+        (
+            "bench.api",
+            "bench.cli",
+            "bench.listing",
+            "bench.planning",
+            "bench.scaffold",
+            "bench",
+            "bench.tokens",
+            "bench.batch",
+            "bench.errors",
+        ),
     ),  # + deprecated re-exports
 ]
 

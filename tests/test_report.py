@@ -272,7 +272,7 @@ def test_large_suite_collapses(tmp_path):
     # one sample grid per adapter × strategy, not one per run
     assert len(re.findall(r'<img src="img/runs/', html)) <= 4 * 10
     assert len(list((tmp_path / "rep" / "runs").glob("*.html"))) == 200
-    assert len(list((tmp_path / "rep" / "img").glob("*.png"))) <= 3 + 4  # bars, compute, verdict, a curve figure per adapter
+    assert len(list((tmp_path / "rep" / "img").glob("*.png"))) <= 4 + 4  # bars, compute, verdict, intervals, a curve figure per adapter
 
 
 # --- a real browser -------------------------------------------------------------------------------

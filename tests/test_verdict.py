@@ -126,3 +126,38 @@ def test_missing_baseline_is_named():
     v = build_verdict(stats.comparisons_for(res, VMETA), "fid_domain", VMETA, res, None)
     assert v is not None and not v.compared and "no run uses the baseline strategy 'scratch'" in v.note
     assert build_verdict(stats.comparisons_for([], VMETA), "fid_domain", VMETA, [], None) is None
+
+
+def test_margin_gives_equivalence_and_every_printed_interval_agrees_with_its_call(tmp_path):
+    """`margin: 10%`: a strategy within ±1% of scratch on every seed is 'equivalent'; in the Markdown table every
+    row's simultaneous interval excludes 0 exactly when the row is called better or worse; the HTML carries
+    the one-line-per-comparison table and the interval-against-seeds figure."""
+    import re
+
+    res = verdict_results()
+    base = [40.0, 44.0, 38.0, 47.0, 41.0]
+    spec = {"eval": {"metrics": ["fid_domain", "modes"]}}
+    res += [
+        make_result("cnn_gan", "same", s, metrics={"fid_domain": b * (1 + 0.002 * (-1) ** s), "modes": 5.0}, spec=spec)
+        for s, b in enumerate(base)
+    ]
+    suite_dir = write_suite(tmp_path, res, suite_yaml="name: t\nheadline: fid_domain\nmargin: 10%\n")
+    written = render_report(suite_dir, tmp_path / "rep", ("html", "md"))
+    md = written["md"].read_text().replace("\\", "")
+    assert "equivalent to the baseline within ±10%:" in md and "same +0.0% [" in md
+    rows = [line for line in md.split("## Results")[0].splitlines() if line.startswith("| cnn_gan |")]
+    assert len(rows) == 4
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        decision, rel = cells[2], cells[3]
+        m = re.search(r"\[([−+]?[\d.]+)%, ([−+]?[\d.]+)%\]", rel)
+        called = decision.startswith(("better", "worse"))
+        if m is None:  # no interval: fewer than 3 pairs
+            assert not called
+            continue
+        lo, hi = (float(x.replace("−", "-")) for x in m.groups())
+        assert (lo > 0 or hi < 0) == called, line
+    assert any(r.split("|")[3].strip().startswith("equivalent") for r in rows)
+    html = written["html"].read_text()
+    assert "One line per comparison" in html and 'src="img/intervals.png"' in html
+    assert (tmp_path / "rep" / "img" / "intervals.png").is_file()

@@ -32,6 +32,7 @@ from bench.adapter.base import FAMILIES, Adapter, Part
 from bench.adapter.batch import Batch, BatchSource
 from bench.adapter.tokens import PixelTokens, from_levels, to_levels
 from bench.core.errors import BenchError
+from bench.core.seeds import derive_seed
 from bench.data.datasets import ImageData
 
 CHECK_BATCH = 4  # tiny on purpose: the check must cost far less than one real step of a large model
@@ -154,7 +155,13 @@ def check_adapter(build: Callable[[], Adapter], data: ImageData, device: torch.d
         adapter = build()
         cls = type(adapter).__name__
         lines = check_family(type(adapter))
-        src = BatchSource(data.train_x, data.train_y, data.levels, CHECK_BATCH, torch.Generator(device=data.train_x.device).manual_seed(0))
+        src = BatchSource(
+            data.train_x,
+            data.train_y,
+            data.levels,
+            CHECK_BATCH,
+            torch.Generator(device=data.train_x.device).manual_seed(derive_seed(0, "contract")),
+        )
         batch = src()
         parts = adapter.parts()
         if not isinstance(parts, dict):
@@ -177,7 +184,7 @@ def check_adapter(build: Callable[[], Adapter], data: ImageData, device: torch.d
 
 
 def _sample(adapter: Adapter, data: ImageData, device: torch.device, cls: str) -> list[str]:
-    gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(0)
+    gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(derive_seed(1, "contract"))
     adapter.train(False)
     try:
         with torch.inference_mode():

@@ -10,6 +10,8 @@ import hashlib
 
 # purpose -> what the stream drives. Adding a purpose changes no existing stream (each is hashed apart).
 PURPOSES: dict[str, str] = {
+    "init": "the global random state before the adapter is built: its initial weights",
+    "data": "the generator that draws the training batches (their order; batch.next() too)",
     "pretrain": "the pretraining stage: initialisation, data order and noise of a strategy's task",
     "train": "initialisation after pretraining, data order and noise of the training loop",
     "eval": "the generator every evaluation samples from (the same latents for every strategy of a seed)",

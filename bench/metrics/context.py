@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from bench.core.seeds import derive_seed
+
 if TYPE_CHECKING:
     from bench.adapter.base import Adapter
     from bench.data.datasets import ImageData
@@ -71,7 +73,7 @@ class EvalContext:
         from bench.adapter.base import validate_sample
 
         gen_device = self.device if self.device.type == "cuda" else torch.device("cpu")
-        gen = torch.Generator(device=gen_device).manual_seed(10_000 + self.seed)
+        gen = torch.Generator(device=gen_device).manual_seed(derive_seed(self.seed, "eval"))
         out, left = [], n
         self.adapter.train(False)
         try:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.core.seeds import derive_seed
 from bench.data.datasets import ImageData
 
 ARCH_VERSION = "domain-cnn-v2-ensemble"  # bump when the network or its preprocessing changes: it re-keys every cache
@@ -30,7 +31,7 @@ ARCH_VERSION = "domain-cnn-v2-ensemble"  # bump when the network or its preproce
 class TrainConfig:
     """Everything about training that changes the weights; it is part of the cache key.
 
-    The extractor is an ensemble of `members` classifiers, member j trained with seed `seed * members + j`
+    The extractor is an ensemble of `members` classifiers, member j trained with seed `derive_seed(seed * members + j, "extractor")`
     (so extractors with different seeds share no network). Its features are the members' features side by
     side and its class log-probabilities the log of the members' averaged probabilities. Why: one classifier's
     feature space moves with its training seed enough to reorder models by fid_domain (14% std/mean on the
@@ -121,7 +122,7 @@ def is_stacked(data: ImageData) -> bool:
 
 
 def member_seeds(cfg: TrainConfig) -> list[int]:
-    return [cfg.seed * cfg.members + j for j in range(cfg.members)]
+    return [derive_seed(cfg.seed * cfg.members + j, "extractor") for j in range(cfg.members)]
 
 
 def build(data: ImageData, cfg: TrainConfig) -> EnsembleNet:

@@ -15,7 +15,7 @@ from bench.report.verdict import to_markdown as verdict_markdown
 from bench.store import runs as store
 
 FILES = {"md": "summary.md", "tex": "summary.tex", "csv": "summary.csv"}
-STARS_NOTE = f"{SIG_MARK} p_holm < 0.05 with >= 3 paired seeds, Holm-Bonferroni across the suite's comparisons"
+STARS_NOTE = f"{SIG_MARK} called better or worse: p_holm < 0.05 with >= 3 paired seeds, Holm within the metric's family"
 
 
 def runs_text(r: Row) -> str:

@@ -18,6 +18,8 @@ import jinja2
 
 from bench.report import export, folder, plots, runpage
 from bench.report.heatmap import verdict_heatmap
+from bench.report.seqplot import interval_vs_seeds
+from bench.report.seqplot import traces as seq_traces
 from bench.report.stats import (
     Cell,
     MetricMeta,
@@ -34,8 +36,8 @@ from bench.report.stats import (
     saturated,
 )
 from bench.report.sweep_plot import delta_vs_sweep, sweep_axes
-from bench.report.verdict import Verdict, build_verdict, interval, mde_legend, pct
-from bench.stats.aggregate import suite_options
+from bench.report.verdict import Verdict, build_verdict, interval, interval_legend, mde_legend, pct, still_needed
+from bench.stats.aggregate import results_frame, suite_options
 from bench.store import runs as store
 from bench.store.result import RunResult
 
@@ -253,12 +255,17 @@ def render_report(suite_dir: Path, out_dir: Path, formats: tuple[str, ...] = ("h
     cost = [m for m in metrics if meta[m].cost]
     options = suite_options(suite_dir)
     baseline = options.get("baseline") if isinstance(options.get("baseline"), str) else None
-    by_value = comparisons_for(results, meta, baseline)  # one row per swept value: the sweep figure's data
-    results = _fold_sweep(results)  # tables, verdict and plots show each swept value as its own row
-    comparisons = comparisons_for(results, meta, baseline)
-    rows = build_rows(results, metrics, meta, comparisons, baseline)
     headline = headline_metric(options, quality)
+    options = {**options, "headline": headline}  # the confirmatory family is the verdict's metric
+    by_value = comparisons_for(results, meta, baseline, options)  # one row per swept value: the sweep figure's data
+    results = _fold_sweep(results)  # tables, verdict and plots show each swept value as its own row
+    comparisons = comparisons_for(results, meta, baseline, options)
+    rows = build_rows(results, metrics, meta, comparisons, baseline)
     verdict = build_verdict(comparisons, headline, meta, results, baseline)
+    if verdict is not None and verdict.compared:  # each comparison's interval as the seeds arrived
+        verdict.traces = seq_traces(
+            results_frame(results), comparisons, headline, meta[headline].higher_is_better if headline in meta else None
+        )
     suite = _suite_name(results, suite_dir)
     if "html" not in formats:  # exports only: each file is replaced atomically, beside an existing report
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -307,9 +314,18 @@ def _verdict_view(v: Verdict | None, img_dir: Path) -> dict[str, Any] | None:
     if v is None:
         return None
     heat = "img/verdict.png" if verdict_heatmap(v, img_dir / "verdict.png") else None
-    cells = [{"c": c, "interval": interval(c).strip()} for _, c in sorted(v.cells.items())]
+    seq = "img/intervals.png" if v.traces and interval_vs_seeds(v.traces, v.metric, img_dir / "intervals.png") else None
+    cells = [{"c": c, "interval": interval(c).strip(), "needed": still_needed(c)} for _, c in sorted(v.cells.items())]
     by_adapter = [(a, v.sentences[a], v.mde[a]) for a in v.adapters]
-    return {"v": v, "heatmap": heat, "cells": cells, "by_adapter": by_adapter, "mde_legend": mde_legend(v)}
+    return {
+        "v": v,
+        "heatmap": heat,
+        "seqplot": seq,
+        "cells": cells,
+        "by_adapter": by_adapter,
+        "mde_legend": mde_legend(v),
+        "interval_legend": interval_legend(v),
+    }
 
 
 def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cost, meta, t0, verdict=None, sweep=None) -> Path:

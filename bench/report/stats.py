@@ -20,7 +20,7 @@ from bench.stats.aggregate import seed_stats
 from bench.store.result import RunResult
 
 BASELINE = "scratch"
-SIG_MARK = "*"  # significant after Holm correction across the suite, with >= 3 paired seeds
+SIG_MARK = "*"  # called better or worse: Holm within the metric's family (headline: confirmatory), >= 3 paired seeds
 STATUS_ORDER = ("completed", "diverged", "failed", "not_applicable")
 
 
@@ -222,14 +222,18 @@ def build_rows(
     return rows
 
 
-def comparisons_for(results: list[RunResult], meta: Mapping[str, MetricMeta], baseline: str | None = None) -> pd.DataFrame:
-    """comparisons.csv's frame for these results: quality metrics only (cost metrics are not compared)."""
-    from bench.stats.aggregate import results_frame
+def comparisons_for(
+    results: list[RunResult], meta: Mapping[str, MetricMeta], baseline: str | None = None, options: dict | None = None
+) -> pd.DataFrame:
+    """comparisons.csv's frame for these results: quality metrics only (cost metrics are not compared), with
+    the calls the suite's options ask for (the resolved suite.yaml: headline, margin, seeds; see aggregate)."""
+    from bench.stats.aggregate import analysis_of, results_frame
     from bench.stats.compare import comparisons_frame
 
     df = results_frame(results)
     names = [m for m, mm in meta.items() if not mm.cost and m in df.columns]
-    return comparisons_frame(df, names, {m: meta[m].higher_is_better for m in names}, baseline)
+    opts = {**(options or {}), **({"baseline": baseline} if baseline else {})}
+    return comparisons_frame(df, names, {m: meta[m].higher_is_better for m in names}, **analysis_of(opts, names))
 
 
 def mark_best(rows: list[Row], meta: dict[str, MetricMeta]) -> None:

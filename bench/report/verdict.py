@@ -1,8 +1,10 @@
 """The Verdict: the answer the report opens with, drawn from comparisons.csv.
 
-For the suite's headline metric: per adapter × strategy, the relative paired Δ against the baseline with its
-interval, Holm-adjusted p and P(improvement); one plain sentence per adapter; the minimum detectable effect
-at the suite's n; and the flags a reader must see before believing a number (diverged runs, samples that
+For the suite's headline metric (the confirmatory family): per adapter × strategy, the decision (better /
+worse / equivalent / inconclusive) with the test that made it, the relative paired Δ with the simultaneous
+interval that agrees with the decision, Holm-adjusted p, P(improvement), the seeds used and, when undecided,
+the seeds that would decide it; one plain sentence per adapter; the minimum detectable effect at the suite's
+n; and the flags a reader must see before believing a number (diverged runs, samples that
 cover fewer modes than the real data, and any metric whose metadata carries a flag threshold, such as a
 data-copying test). Pure data for the template, the Markdown export and the heatmap.
 """
@@ -27,8 +29,13 @@ class VerdictCell:
     strategy: str
     n_pairs: int = 0
     rel: float = math.nan  # relative Δ (Δ / |baseline mean|)
-    rel_low: float = math.nan
+    rel_low: float = math.nan  # the simultaneous interval (level `level`): excludes 0 exactly when called
     rel_high: float = math.nan
+    decision: str = "inconclusive"  # better | worse | equivalent | inconclusive (higher | lower: no direction)
+    by: str = ""  # the test that decided it
+    level: float = math.nan  # the family's interval level, α / max(1, m − R)
+    margin_rel: float = math.nan  # the equivalence margin relative to the baseline mean (NaN: none)
+    needed: int | None = None  # paired seeds that would decide it (plug-in), when undecided
     delta: float = math.nan
     p_holm: float = math.nan
     prob: float = math.nan
@@ -62,9 +69,12 @@ class Verdict:
     sentences: dict[str, str]
     mde: dict[str, str]
     flags: list[Flag] = field(default_factory=list)
-    n_tests: int = 0
+    n_tests: int = 0  # the headline family's testable comparisons (Holm's m)
+    n_called: int = 0
+    sequential: bool = False
     max_pairs: int = 0
     note: str = ""  # why nothing is compared (cells empty): the report says so instead of staying silent
+    traces: list = field(default_factory=list)  # seqplot.Trace per comparison: its interval as the seeds arrived
 
     @property
     def compared(self) -> bool:
@@ -92,8 +102,28 @@ def p_is(p: float) -> str:
 
 
 def interval(c: VerdictCell) -> str:
-    """' [−25%, −10%]', or nothing when there is no interval (fewer than 2 pairs)."""
-    return f" [{pct(c.rel_low)}, {pct(c.rel_high)}]" if math.isfinite(c.rel_low) and math.isfinite(c.rel_high) else ""
+    """' [−25%, −10%]' (the simultaneous interval), ' [−∞, …]' halves for a sequence still unbounded, or
+    nothing when there is no interval (no test: fewer than 3 pairs or zero spread)."""
+    if math.isnan(c.rel_low) or math.isnan(c.rel_high):
+        return ""
+    lo = pct(c.rel_low) if math.isfinite(c.rel_low) else "−∞"
+    hi = pct(c.rel_high) if math.isfinite(c.rel_high) else "+∞"
+    return f" [{lo}, {hi}]"
+
+
+def _num(rec: dict[str, Any], key: str) -> float:
+    v = rec.get(key)
+    try:
+        return float(v) if v is not None and v != "" else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def still_needed(c: VerdictCell) -> str:
+    """'~12 seeds' for an undecided comparison, '> 1000' when the plug-in never decides, '' when decided."""
+    if c.decision != "inconclusive" or c.why.startswith(("n = ", "untestable", "zero")):
+        return ""
+    return f"~{c.needed}" if c.needed is not None else "out of reach"
 
 
 def _cell(rec: dict[str, Any], hib: bool | None) -> VerdictCell:
@@ -102,8 +132,13 @@ def _cell(rec: dict[str, Any], hib: bool | None) -> VerdictCell:
         strategy=str(rec["strategy"]),
         n_pairs=int(rec["n_pairs"]),
         rel=float(rec["rel_delta"]),
-        rel_low=float(rec["rel_ci_low"]),
-        rel_high=float(rec["rel_ci_high"]),
+        rel_low=_num(rec, "rel_sim_low"),
+        rel_high=_num(rec, "rel_sim_high"),
+        decision=str(rec.get("decision") or "inconclusive"),
+        by=str(rec.get("decided_by") or "") if str(rec.get("decided_by")) != "nan" else "",
+        level=_num(rec, "sim_level"),
+        margin_rel=_num(rec, "margin") / abs(float(rec["baseline_mean"])) if float(rec["baseline_mean"] or 0) else math.nan,
+        needed=int(n) if (n := _num(rec, "seeds_needed")) == n else None,
         delta=float(rec["delta"]),
         p_holm=float(rec["p_holm"]),
         prob=float(rec["prob_improvement"]),
@@ -120,15 +155,26 @@ def _cell(rec: dict[str, Any], hib: bool | None) -> VerdictCell:
         c.why = f"n = {c.n_pairs} paired seed(s): at least {MIN_PAIRS} are needed to call a difference"
     elif not math.isfinite(c.p_holm):
         c.why = note or "untestable"
+    elif c.decision == "equivalent":
+        c.why = f"within ±{pct(c.margin_rel, signed=False)}"
     elif not c.significant:
-        c.why = f"{p_is(c.p_holm)} ≥ {ALPHA}"
-    extra = [part for part in note.split("; ") if part and not part.startswith("untestable") and part not in c.why]
+        c.why = f"{p_is(c.p_holm)} > {ALPHA}"
+    # Under sequential seeds a baseline with more seeds than a stopped strategy is the design, not a loss.
+    sequential = c.by == "confidence sequence" or math.isfinite(_num(rec, "p_anytime"))
+    extra = [
+        part
+        for part in note.split("; ")
+        if part and not part.startswith("untestable") and part not in c.why and not (sequential and "unmatched" in part)
+    ]
     c.why = "; ".join([c.why, *extra] if c.why else extra)
     return c
 
 
 def _sentence(adapter: str, metric: str, cells: list[VerdictCell], n: int) -> str:
-    """One plain sentence: what resolves, by how much, and what does not."""
+    """One plain sentence: what resolves, by how much (with the interval that agrees with the call), what is
+    equivalent within the margin, and what does not resolve."""
+    if not cells:
+        return f"{adapter}: no strategy has a {metric} to compare with the baseline."
     sig = sorted((c for c in cells if c.significant), key=lambda c: -abs(c.rel))
     parts = []
     for c in sig:
@@ -138,18 +184,18 @@ def _sentence(adapter: str, metric: str, cells: list[VerdictCell], n: int) -> st
             f"{c.strategy} {verb} {adapter}'s {metric} by {pct(abs(c.rel), signed=False)}"
             f"{interval(c)}{f' ({judged})' if judged else ''}, {p_is(c.p_holm)}, P(improvement) = {c.prob:.2f}"
         )
-    rest = [c for c in cells if not c.significant]
-    if not cells:
-        return f"{adapter}: no strategy has a {metric} to compare with the baseline."
-    if not sig:
+    same = [c for c in cells if c.decision == "equivalent"]
+    if same:
+        names = ", ".join(f"{c.strategy} {pct(c.rel)}{interval(c)}" for c in same)
+        parts.append(f"equivalent to the baseline within ±{pct(same[0].margin_rel, signed=False)}: {names}")
+    rest = [c for c in cells if c.decision == "inconclusive"]
+    if not parts:
         best = max((c for c in cells if c.has_value), key=lambda c: abs(c.rel), default=None)
         text = f"No strategy changes {adapter}'s {metric} detectably at n = {n}"
         if best is not None:
             text += f" (largest estimate: {best.strategy}, {pct(best.rel)}{interval(best)})"
         return text + "."
-    tail = ""
-    if rest:
-        tail = f"; no other strategy resolves at n = {n}"
+    tail = f"; no other strategy resolves at n = {n}" if rest else ""
     return "; ".join(parts) + tail + "."
 
 
@@ -167,7 +213,19 @@ def _mde_text(cells: list[VerdictCell]) -> str:
 def mde_legend(v: Verdict) -> str:
     return (
         f"median minimum detectable effect on {v.metric} relative to {v.baseline}'s mean: {POWER:.0%} power, paired t at level "
-        f"{ALPHA}/{v.n_tests} (Holm's strictest step), from the observed SD of the per-seed differences"
+        f"{ALPHA}/{v.n_tests} (Holm's strictest step in the headline family), from the observed SD of the per-seed differences"
+    )
+
+
+def interval_legend(v: Verdict) -> str:
+    """What the interval beside each call is, in one sentence."""
+    seq = any(c.by == "confidence sequence" for c in v.cells.values()) or v.sequential
+    how = "anytime-valid confidence sequences (valid however many rounds of seeds ran)" if seq else "paired t intervals"
+    return (
+        f"The {v.metric} comparisons are the confirmatory family ({v.n_tests} tests, Holm); every other metric is secondary, "
+        f"in its own family (comparisons.csv). Intervals are simultaneous {how} at level {ALPHA}/{max(1, v.n_tests - v.n_called)} "
+        f"(α / (tests − calls)), so an interval excludes 0 exactly when its comparison is called; the unadjusted 95% "
+        f"intervals are in comparisons.csv."
     )
 
 
@@ -188,7 +246,8 @@ def build_verdict(
     cells = {(c.adapter, c.strategy): c for c in (_cell(rec, hib) for rec in comp.to_dict("records"))}
     adapters = sorted({a for a, _ in cells})
     strategies = sorted({s for _, s in cells})
-    n_tests = int(pd.to_numeric(comparisons["p_value"], errors="coerce").notna().sum())
+    n_tests = int(((pd.to_numeric(comp["p_value"], errors="coerce").notna()) & (comp["n_pairs"] >= MIN_PAIRS)).sum())
+    seq = "p_anytime" in comp.columns and pd.to_numeric(comp["p_anytime"], errors="coerce").notna().any()
     per = {a: [c for (aa, _), c in cells.items() if aa == a] for a in adapters}
     mde = {a: _mde_text(per[a]) for a in adapters}
     sentences = {a: _sentence(a, metric, per[a], max((c.n_pairs for c in per[a]), default=0)) for a in adapters}
@@ -204,6 +263,8 @@ def build_verdict(
         mde=mde,
         flags=flags(results, meta),
         n_tests=n_tests,
+        n_called=sum(c.significant for c in cells.values()),
+        sequential=bool(seq),
         max_pairs=max((c.n_pairs for c in cells.values()), default=0),
     )
 
@@ -280,14 +341,15 @@ def to_markdown(v: Verdict) -> str:
     )
     lines += [
         "",
-        "| adapter | strategy | n | relative Δ [95% CI] | p_holm | P(improvement) | significant |",
-        "|---|---|--:|--:|--:|--:|---|",
+        "| adapter | strategy | decision | relative Δ [simultaneous CI] | seeds | seeds to decide | p_holm | P(improvement) |",
+        "|---|---|---|--:|--:|--:|--:|--:|",
     ]
     for (a, s), c in sorted(v.cells.items()):
-        mark = "yes" if c.significant else esc(f"no: {c.why}" if c.why else "no")
+        mark = esc(f"{c.decision}" + (f" ({c.by})" if c.by else (f": {c.why}" if c.why else "")))
         rel = f"{pct(c.rel)}{interval(c)}"
         prob = f"{c.prob:.2f}" if math.isfinite(c.prob) else "–"
-        lines.append(f"| {esc(a)} | {esc(s)} | {c.n_pairs} | {rel} | {fmt_p(c.p_holm)} | {prob} | {mark} |")
+        lines.append(f"| {esc(a)} | {esc(s)} | {mark} | {rel} | {c.n_pairs} | {still_needed(c) or '–'} | {fmt_p(c.p_holm)} | {prob} |")
+    lines += ["", esc(interval_legend(v))]
     if v.flags:
         lines += flag_lines
     return "\n".join(lines) + "\n"

@@ -51,7 +51,7 @@ class Runner:
         self.dir.mkdir(parents=True, exist_ok=True)
         store.remove_partial_writes(self.dir)  # a run is only ever written by one process at a time
         env.configure_threads(run.runner.threads)
-        env.seed_everything(run.seed)
+        env.seed_everything(run.init_seed)
         self.memory.reset()
         data = load_dataset(run.dataset).to(self.device)
         self._check_contract(data)
@@ -102,16 +102,16 @@ class Runner:
         """A fresh adapter, loop state and batch generator, or those of the checkpoint when one fits."""
         run = self.spec
         adapter = build_adapter(run, data, self.device, self.fast)
-        gen = torch.Generator(device=self.device).manual_seed(run.seed)  # draws the batch indices
+        gen = torch.Generator(device=self.device).manual_seed(run.data_seed)  # draws the batch indices
         try:
             state = checkpoint.resume(self.ckpt_path, adapter, gen)
         except Exception:
             # It unpickled safely but does not fit this run: never trusted. Start over exactly as a fresh
             # run would, from a fresh seed and adapter.
             self.ckpt_path.unlink(missing_ok=True)
-            env.seed_everything(run.seed)
+            env.seed_everything(run.init_seed)
             adapter = build_adapter(run, data, self.device, self.fast)
-            return adapter, LoopState(), torch.Generator(device=self.device).manual_seed(run.seed)
+            return adapter, LoopState(), torch.Generator(device=self.device).manual_seed(run.data_seed)
         if state is None:
             return adapter, LoopState(), gen
         # The optimisers' param groups came back from the checkpoint: the run's own switches apply again.

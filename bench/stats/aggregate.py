@@ -118,7 +118,7 @@ def write_tables(suite_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     summary = summary_frame(df)
     store.atomic_write_text(Path(suite_dir) / "results.csv", store.csv_text(df))
     store.atomic_write_text(Path(suite_dir) / "summary.csv", store.csv_text(summary))
-    comparisons = comparisons_of(df, suite_options(suite_dir).get("baseline"))
+    comparisons = comparisons_of(df, suite_options(suite_dir))
     store.atomic_write_text(Path(suite_dir) / "comparisons.csv", store.csv_text(comparisons))
     return df, summary
 
@@ -148,12 +148,42 @@ def quality_metrics(df: pd.DataFrame) -> list[str]:
     return [m for m in metric_columns(df) if m not in COST_METRICS]
 
 
-def comparisons_of(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
-    """comparisons.csv for a results table: every strategy against the baseline on every quality metric."""
+def comparisons_of(df: pd.DataFrame, options: dict | None = None) -> pd.DataFrame:
+    """comparisons.csv for a results table: every strategy against the baseline on every quality metric, with
+    the calls the suite's options (the resolved suite.yaml: baseline, headline, margin, seeds) ask for."""
     from bench.stats.compare import comparisons_frame
 
     metrics = quality_metrics(df) if not df.empty else []
-    return comparisons_frame(df, metrics, metric_directions(metrics), baseline)
+    return comparisons_frame(df, metrics, metric_directions(metrics), **analysis_of(options or {}, metrics))
+
+
+def headline_of(options: dict, metrics: list[str]) -> str | None:
+    """The confirmatory metric: the suite's `headline:`, else fid_domain when measured, else the first of the
+    suite's eval metrics that was measured, else the first metric."""
+    named = options.get("headline")
+    if isinstance(named, str) and named in metrics:
+        return named
+    if "fid_domain" in metrics:
+        return "fid_domain"
+    listed = (options.get("eval") or {}).get("metrics") if isinstance(options.get("eval"), dict) else None
+    return next((m for m in listed or [] if m in metrics), metrics[0] if metrics else None)
+
+
+def analysis_of(options: dict, metrics: list[str]) -> dict:
+    """comparisons_frame's keywords from a resolved suite.yaml: baseline, headline, margin, sequential."""
+    from bench.suite.spec import parse_margin
+
+    baseline = options.get("baseline") if isinstance(options.get("baseline"), str) else None
+    try:
+        margin = parse_margin(options.get("margin"))
+    except ValueError:  # a hand-edited suite.yaml: the tables still get written, without equivalence
+        margin = None
+    return {
+        "baseline": baseline,
+        "headline": headline_of(options, metrics),
+        "margin": margin,
+        "sequential": isinstance(options.get("seeds"), dict),
+    }
 
 
 def fmt(mean: float, ci: float, digits: int = 3) -> str:

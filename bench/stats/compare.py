@@ -3,11 +3,12 @@
 Every strategy of an adapter sees, for a given seed, the same initial weights, training-data order,
 training noise and evaluation latents (common random numbers; tests/test_compare.py checks it), so
 strategy − baseline is measured seed by seed and the seed-to-seed noise they share cancels. Per
-(group, strategy ≠ baseline, metric) this module gives the mean paired difference with its 95% t-interval,
-the paired t-test (scipy.stats.ttest_rel), Holm–Bonferroni across every comparison of the suite, the
-probability of improvement of Agarwal et al. 2021 (Mann–Whitney U / (n·m), oriented by the metric's
-direction), the unpaired (Welch) interval on the same seeds for contrast, and the minimum detectable
-effect at this n.
+(group, strategy ≠ baseline, metric) this module gives the mean paired difference with its unadjusted 95%
+t-interval, the paired t-test (scipy.stats.ttest_rel), the probability of improvement of Agarwal et al. 2021
+(Mann–Whitney U / (n·m), oriented by the metric's direction), the unpaired (Welch) interval on the same seeds
+for contrast, and the minimum detectable effect at this n. The call itself (Holm within the headline family,
+each other metric a secondary family; better / worse / equivalent / inconclusive; the simultaneous interval
+that agrees with it; anytime-valid under sequential seeds) is bench.stats.calls' (docs/statistics.md).
 
 Pure pandas/scipy over the results table (aggregate.results_frame); torch is never imported here. A
 "group" is every identity column that can vary besides strategy and seed: the adapter, plus any swept
@@ -23,8 +24,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from bench.stats.calls import CALL_COLUMNS, Margin, add_calls
+from bench.stats.sequential import holm
+
 ALPHA = 0.05
-MIN_PAIRS = 3  # fewer paired seeds are never called significant, whatever the p-value
+MIN_PAIRS = 3  # fewer paired seeds are never called significant, whatever the p-value (stats.sequential's too)
 POWER = 0.8
 DEFAULT_BASELINE = "scratch"
 AXIS_PREFIXES = ("dataset.", "budget.")  # results columns that are swept suite values (the sweep's hook)
@@ -51,6 +55,8 @@ COLUMNS = [
     "unpaired_ci_high",
     "n_unmatched",
     "higher_is_better",
+    "p_anytime",
+    *CALL_COLUMNS,
     "note",
 ]
 
@@ -58,22 +64,6 @@ COLUMNS = [
 def group_columns(df: pd.DataFrame) -> list[str]:
     """The identity columns a comparison is made within: adapter, then swept values in column order."""
     return ["adapter", *(c for c in df.columns if isinstance(c, str) and c.startswith(AXIS_PREFIXES))]
-
-
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm–Bonferroni step-down adjusted p-values; NaN entries stay NaN and do not count towards m.
-
-    Sorted ascending, p_(i) is scaled by (m − i + 1), made monotone with a running maximum and capped at 1."""
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = len(ok)
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    scaled = p[order] * (m - np.arange(m))
-    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
-    return out
 
 
 def prob_improvement(strategy: Sequence[float], baseline: Sequence[float], higher_is_better: bool | None) -> float:
@@ -166,9 +156,10 @@ def _by_seed(done: pd.DataFrame, strategy: str, metric: str) -> pd.Series:
     return pd.Series(vals[keep], index=part["seed"].to_numpy()[keep])
 
 
-def _one(base: pd.Series, other: pd.Series, hib: bool | None) -> dict:
-    """One comparison from two seed-indexed series of a metric (NaNs already dropped)."""
-    seeds = base.index.intersection(other.index)
+def _one(base: pd.Series, other: pd.Series, hib: bool | None) -> tuple[dict, np.ndarray]:
+    """One comparison from two seed-indexed series of a metric (NaNs already dropped), and its per-seed
+    differences in ascending seed order (the order the confidence sequence reads them in: fixed in advance)."""
+    seeds = base.index.intersection(other.index).sort_values()
     unmatched = len(base.index.symmetric_difference(other.index))
     b, s = base.loc[seeds].to_numpy(float), other.loc[seeds].to_numpy(float)
     d = s - b
@@ -199,28 +190,22 @@ def _one(base: pd.Series, other: pd.Series, hib: bool | None) -> dict:
         "n_unmatched": unmatched,
         "higher_is_better": hib,
         "note": note,
-    }
+    }, d
 
 
-def comparisons_frame(
-    df: pd.DataFrame,
-    metrics: Sequence[str],
-    directions: Mapping[str, bool | None],
-    baseline: str | None = None,
-) -> pd.DataFrame:
-    """comparisons.csv as a frame: one row per (group, strategy ≠ baseline, metric) with a baseline to pair with.
-
-    `df` is the results table (one row per run); only completed runs with a finite value enter. `baseline`
-    is the suite's `baseline:` key (None: scratch). Holm runs over every testable row of the frame."""
+def paired(
+    df: pd.DataFrame, metrics: Sequence[str], directions: Mapping[str, bool | None], baseline: str | None = None
+) -> tuple[list[dict], list[np.ndarray], list[str]]:
+    """Every comparison's row (without the family's columns) and its per-seed differences, and the group columns."""
     if df.empty or "strategy" not in df.columns:
-        return pd.DataFrame(columns=COLUMNS)
+        return [], [], ["adapter"]
     tasks = dict(zip(df["strategy"], df["task"], strict=False)) if "task" in df.columns else {}
     base_name = pick_baseline(list(df["strategy"].dropna().unique()), baseline, tasks)
-    if base_name is None:
-        return pd.DataFrame(columns=COLUMNS)
     groups = group_columns(df)
+    if base_name is None:
+        return [], [], groups
     done = _completed(df)
-    rows = []
+    rows, diffs = [], []
     for key, g in df.groupby(groups, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         ident = dict(zip(groups, key, strict=True))
@@ -236,16 +221,36 @@ def comparisons_frame(
                 base, other = _by_seed(gd, base_name, m), _by_seed(gd, strategy, m)
                 if base.empty and other.empty:
                     continue  # the metric does not exist for this group (e.g. bpd of a GAN): nothing to compare
-                row = {**ident, "strategy": strategy, "metric": m, "baseline": base_name}
-                row.update(_one(base, other, directions.get(m)))
-                rows.append(row)
-    out = pd.DataFrame(rows)
-    if out.empty:
+                row, d = _one(base, other, directions.get(m))
+                rows.append({**ident, "strategy": strategy, "metric": m, "baseline": base_name, **row})
+                diffs.append(d)
+    return rows, diffs, groups
+
+
+def comparisons_frame(
+    df: pd.DataFrame,
+    metrics: Sequence[str],
+    directions: Mapping[str, bool | None],
+    baseline: str | None = None,
+    headline: str | None = None,
+    margin: Margin | None = None,
+    sequential: bool = False,
+) -> pd.DataFrame:
+    """comparisons.csv as a frame: one row per (group, strategy ≠ baseline, metric) with a baseline to pair with.
+
+    `df` is the results table (one row per run); only completed runs with a finite value enter. `baseline`
+    is the suite's `baseline:` key (None: scratch); `headline` the confirmatory metric (None: the first of
+    `metrics`); `margin` the suite's equivalence margin; `sequential` whether seeds were added after looking
+    (then the calls use the confidence sequence)."""
+    rows, diffs, groups = paired(df, metrics, directions, baseline)
+    if not rows:
         return pd.DataFrame(columns=[*groups, *COLUMNS[1:]])
-    out["p_holm"] = holm(out["p_value"].to_numpy(float))
-    out["significant"] = (out["p_holm"] < ALPHA) & (out["n_pairs"] >= MIN_PAIRS)
-    m_tests = int(np.isfinite(out["p_value"].to_numpy(float)).sum())
-    out["mde"] = [mde(sd, n, max(1, m_tests)) for sd, n in zip(out["sd_diff"], out["n_pairs"], strict=True)]
+    out = add_calls(pd.DataFrame(rows), diffs, directions, headline or metrics[0], margin, sequential)
+    if "p_anytime" not in out.columns:
+        out["p_anytime"] = math.nan
+    testable = np.isfinite(out["p_value"].to_numpy(float)) & (out["n_pairs"].to_numpy() >= MIN_PAIRS)
+    fam = out.assign(_t=testable).groupby("metric")["_t"].transform("sum").to_numpy()  # the family's m
+    out["mde"] = [mde(sd, n, max(1, int(m))) for sd, n, m in zip(out["sd_diff"], out["n_pairs"], fam, strict=True)]
     cols = [*groups, *(c for c in COLUMNS if c not in groups)]
     return out[cols].reset_index(drop=True)
 
@@ -255,6 +260,7 @@ __all__ = [
     "group_columns",
     "holm",
     "mde",
+    "paired",
     "paired_test",
     "pick_baseline",
     "prob_improvement",

@@ -22,11 +22,14 @@ from bench.suite.spec import (
     EvalSpec,
     RunnerSpec,
     RunSpec,
+    SeedRange,
     StrategySpec,
     Suite,
     expand,
+    parse_margin,
     runspec_from_dict,
     suite_to_dict,
+    with_seed_range,
 )
 
 MAX_RUN_ID_BYTES = 200  # a run folder's name; file systems allow 255 bytes, temp and page names add a few
@@ -143,6 +146,10 @@ def _check_baseline_and_headline(suite: Suite) -> None:
             key="baseline",
             fix=did_you_mean(suite.baseline, suite.strategies),
         )
+    try:
+        parse_margin(suite.margin)
+    except ValueError as err:
+        raise ConfigError(str(err), key="margin", fix="write e.g. margin: 10% (of the baseline's mean) or margin: 2.5") from None
     if suite.headline is None:
         return
     METRICS.get(suite.headline, where="headline")
@@ -176,6 +183,7 @@ __all__ = [
     "EvalSpec",
     "RunSpec",
     "RunnerSpec",
+    "SeedRange",
     "StrategySpec",
     "Suite",
     "expand",
@@ -184,4 +192,5 @@ __all__ = [
     "read_yaml",
     "runspec_from_dict",
     "suite_to_dict",
+    "with_seed_range",
 ]

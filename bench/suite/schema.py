@@ -42,6 +42,16 @@ def _show(value: Any, limit: int = 60) -> str:
     return show(value, limit)
 
 
+def _fits_shape(value: Any, tp: Any) -> bool:
+    """Whether `value` has the outer shape of `tp` (a mapping for a dataclass or dict, a list for a list)."""
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp) or origin is dict:
+        return isinstance(value, dict)
+    if origin in (list, tuple):
+        return isinstance(value, list)
+    return False
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
@@ -60,6 +70,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 errors.append(err)
         if len(errors) == 1:
             raise errors[0]
+        shaped = [e for e, a in zip(errors, (a for a in args if a is not type(None)), strict=True) if _fits_shape(value, a)]
+        if len(shaped) == 1:  # e.g. a mapping given for `list | SomeDataclass`: the dataclass's own message
+            raise shaped[0]
         raise ConfigError(f"expected {_type_name(tp)}, got {_show(value)}", key=key)
     if origin is Literal:
         choices = get_args(tp)

@@ -11,6 +11,7 @@ import fnmatch
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from bench.suite import sweep
 from bench.suite.schema import parse, to_dict
 
 MAX_NAME_BYTES = 128  # suite and strategy names (UTF-8)
-PROTOCOL_VERSION = "2"  # bump whenever evaluation changes; stored in every result, never mixed silently
+PROTOCOL_VERSION = "3"  # bump whenever evaluation changes; stored in every result, never mixed silently
 # 2: the domain extractor is an ensemble (its own variance recorded), data-copying test ct_domain, modes against the
 #    real data's coverage; pretraining seeded per run by default (derive_seed), independent training stream,
 #    identity covers the code.
@@ -139,6 +140,59 @@ class RunnerSpec:
 
 
 @dataclass
+class SeedRange:
+    """`seeds: {min: 3, max: 40}`: sequential seeds. Every cell starts with `min`; after each round only cells
+    whose headline comparison is undecided get more, up to `max` (bench.stats.rounds), and at most `max_runs`
+    runs of compared cells in all. Seeds are 0, 1, 2, … in that order."""
+
+    min: int = 3
+    max: int = 40
+    max_runs: int | None = None
+
+    def __post_init__(self) -> None:
+        # 3: a difference is never called with fewer paired seeds (bench.stats.sequential.MIN_PAIRS)
+        if not 3 <= self.min <= self.max:
+            raise ValueError(f"seeds: need 3 <= min <= max (a call needs 3 paired seeds), got min {self.min}, max {self.max}")
+        if self.max_runs is not None and self.max_runs < 1:
+            raise ValueError(f"seeds.max_runs must be >= 1, got {self.max_runs}")
+
+
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+@dataclass(frozen=True)
+class Margin:
+    """An equivalence margin: a share of the baseline mean (relative) or a number in the headline's units."""
+
+    value: float
+    relative: bool
+
+    def on(self, metric: str, headline: str, baseline_mean: float) -> float:
+        """The margin in the metric's units for one comparison (NaN: none applies)."""
+        if self.relative:
+            return self.value * abs(baseline_mean) if math.isfinite(baseline_mean) else math.nan
+        return self.value if metric == headline else math.nan
+
+    def __str__(self) -> str:
+        return f"{100 * self.value:g}%" if self.relative else f"{self.value:g}"
+
+
+def parse_margin(value: object) -> Margin | None:
+    """`10%` → 10% of the baseline mean; a positive number → that many units of the headline metric; None → none.
+    Raises ValueError with the reason (the suite loader turns it into a one-line error naming `margin`)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        m = _PERCENT.match(value)
+        if not m or not 0 < float(m.group(1)) < 100:
+            raise ValueError(f"margin must be a percentage of the baseline mean between 0% and 100% (e.g. 10%), got {value[:40]!r}")
+        return Margin(float(m.group(1)) / 100, relative=True)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"margin must be a positive number in the headline metric's units, or a percentage like 10%, got {value!r}")
+    return Margin(float(value), relative=False)
+
+
+@dataclass
 class Suite:
     name: str
     dataset: DatasetSpec
@@ -146,7 +200,7 @@ class Suite:
     description: str = ""
     budget: Budget = field(default_factory=Budget)
     eval: EvalSpec = field(default_factory=EvalSpec)
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] | SeedRange = field(default_factory=lambda: [0])  # a SeedRange becomes 0..max-1 and `seed_range`
     adapters: dict[str, dict[str, Any]] = field(default_factory=dict)
     strategies: dict[str, StrategySpec] = field(default_factory=lambda: {"scratch": StrategySpec()})
     runner: RunnerSpec = field(default_factory=RunnerSpec)
@@ -159,6 +213,12 @@ class Suite:
     # bench.suite.load checks that they name a strategy and a measured metric.
     baseline: str | None = None
     headline: str | None = None
+    # Equivalence margin of the comparisons: "10%" of the baseline's mean, or a number in the headline's units
+    # (docs/statistics.md). Like baseline and headline, it changes no run.
+    margin: str | float | None = None
+    # Set from `seeds: {min, max}` (or `bench run --until-resolved`): seeds are added in rounds; `seeds` is then
+    # every seed up to the cap, the grid the rounds choose from.
+    seed_range: SeedRange | None = field(default=None, init=False)
 
     @property
     def headline_metric(self) -> str:
@@ -172,6 +232,8 @@ class Suite:
             raise ValueError(f"name must be a plain folder name, got {self.name[:80]!r}")
         if not self.adapters:
             raise ValueError("adapters: at least one adapter is needed")
+        if isinstance(self.seeds, SeedRange):
+            self.seed_range, self.seeds = self.seeds, list(range(self.seeds.max))
         if not self.seeds:
             raise ValueError("seeds: at least one seed is needed")
         # Seeds feed numpy (32-bit) and torch; a repeated seed would be the same run twice.
@@ -240,6 +302,16 @@ class RunSpec:
         return SHARED_PRETRAIN_SEED if ps == "shared" else int(ps)
 
     @property
+    def init_seed(self) -> int:
+        """The global random state the adapter is built under: its initial weights (the same for every strategy)."""
+        return derive_seed(self.seed, "init")
+
+    @property
+    def data_seed(self) -> int:
+        """The batch generator's seed: the training data order (the same for every strategy)."""
+        return derive_seed(self.seed, "data")
+
+    @property
     def train_seed(self) -> int:
         """The seed of the training stream after pretraining: independent of every run's initialisation."""
         return derive_seed(self.seed, "train")
@@ -257,6 +329,15 @@ class RunSpec:
         safe = self.adapter.replace(":", "_").replace(".", "_")
         point = sweep.label(self.swept)
         return f"{safe}-{self.strategy}-{point + '-' if point else ''}s{self.seed}-{digest}"
+
+
+def with_seed_range(suite: Suite, plan: SeedRange) -> Suite:
+    """The suite run sequentially (`bench run --until-resolved`): seeds 0..plan.max-1, added in rounds."""
+    import copy
+
+    out = copy.copy(suite)
+    out.seed_range, out.seeds = plan, list(range(plan.max))
+    return out
 
 
 def expand(suite: Suite, only: str | None = None, stamp: Callable[[RunSpec], RunSpec] | None = None) -> list[RunSpec]:
@@ -300,6 +381,9 @@ def suite_to_dict(suite: Suite) -> dict:
     """The suite as YAML-ready data; swept keys are written back as their lists, so the copy loads again."""
     data = to_dict(suite)
     data.pop("sweep", None)
+    plan = data.pop("seed_range", None)
+    if plan is not None:  # written back in the form it was given, so the copy loads (and reports) as sequential
+        data["seeds"] = {k: v for k, v in plan.items() if v is not None}
     return sweep.merge_back(data, suite.sweep)
 
 
@@ -322,11 +406,15 @@ __all__ = [
     "DatasetSpec",
     "EvalSpec",
     "RunSpec",
+    "Margin",
     "RunnerSpec",
+    "SeedRange",
     "StrategySpec",
     "Suite",
     "derive_seed",
     "expand",
+    "parse_margin",
     "runspec_from_dict",
     "suite_to_dict",
+    "with_seed_range",
 ]

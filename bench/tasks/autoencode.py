@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.adapter.base import Batch
+from bench.core.seeds import derive_seed
 from bench.tasks.common import Context, as_input, encode_all, eval_mode, fit, linear_probe
 from bench.tasks.strategy import StrategyNotApplicable
 from bench.tasks.weights import part_tensors
@@ -89,7 +90,7 @@ def train(ctx: Context) -> tuple[dict, dict[str, Any], float]:
     parts = ctx.fresh.parts()
     shape = ctx.info.shape
     ratio = ctx.spec.mask_ratio
-    gen = torch.Generator(device=ctx.device).manual_seed(0)
+    gen = torch.Generator(device=ctx.device).manual_seed(derive_seed(ctx.seed, "mask"))
     info: dict[str, Any] = {}
     seconds = 0.0
     for name in ctx.parts:
