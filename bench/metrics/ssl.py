@@ -209,8 +209,14 @@ def describe_config(data: ImageData, cfg: SSLConfig | None = None) -> dict[str, 
 # Measured by benchmarks/extractor_stability.py (README, "Unlabelled targets"): fid_domain of fixed samples under
 # 5 extractor seeds of this extractor, on digits with its labels hidden.
 SEED_VARIANCE = {
-    "measured_by": "benchmarks/extractor_stability.py --candidates ens10,ssl10 (see README)",
-    "fid_domain_std_over_mean": "TBD",
+    "measured_by": "benchmarks/extractor_stability.py --seeds 0,1 --references --candidates ssl10-none,ssl10,ens10 "
+    "(9 fixed sample sets: smoke dummy s0/s1, cnn_gan s0/s1, transformer_gan s0, vae s0, 3 graded noisy real sets; extractor seeds 0-4)",
+    "fid_domain_std_over_mean": {
+        "ssl10 (this extractor)": "max 6.7%, mean 5.0%",
+        "untrained ensemble": "max 16.1%",
+        "ens10 classifier": "max 5.1%",
+    },
+    "kendall_tau_min": {"ssl10 runs": 0.89, "ssl10 adapters": 0.90, "vs ens10 at seed 0": 0.94},
 }
 
 
