@@ -40,7 +40,7 @@ def run_suite(
     dry_run: bool = False,
     progress: bool = True,
     echo: Echo = _quiet,
-    jobs: int = 1,
+    jobs: int | str | None = None,
     until_resolved: bool = False,
     max_seeds: int | None = None,
     max_runs: int | None = None,
@@ -52,23 +52,30 @@ def run_suite(
     and `max_runs` in all): rounds of runs through the same executor; after each, only cells whose headline
     comparison is undecided get more seeds (bench.exec.rounds, docs/statistics.md).
 
-    `jobs`: worker processes sharing the device (local executor only); each gets max(1, cores // jobs)
-    threads unless the suite sets `runner.threads`. Several launchers (or `jobs` workers) on one `out`
+    `jobs`: worker processes sharing the device (local executor only): "auto" (one per usable core, divided by
+    the runs' `runner.threads`; 1 on a GPU), a number (1: in this process, in sequence), or None: $BENCH_JOBS,
+    else "auto". A run's threads and id never depend on it. Several launchers (or `jobs` workers) on one `out`
     folder split the runs through lock files; each waits for the others' runs before writing the tables.
 
     Returns the results table (one row per run); `.attrs` holds `summary`, `report` (the index.html path)
     and `failed` (number of runs that raised). Invalid input raises BenchError before anything runs.
     """
+    from bench.exec.jobs import parse_jobs, resolve_jobs
     from bench.exec.outcome import Dispatch
     from bench.exec.table import choose
     from bench.planning import sequential
     from bench.store import claims
 
     suite = sequential(_load(source), until_resolved, max_seeds, max_runs)
-    row, options = choose(executor, jobs, executor_options)
+    jobs = parse_jobs(jobs)
+    choose(executor, jobs, executor_options)  # bad input fails before anything is read
     plan = _plan(suite, out, reports, device, only, force, jobs)
     rounds = _first_round(plan, resume=not force)
-    echo(f"suite {suite.name}: {len(plan.runs)} runs ({len(plan.runs) - len(plan.todo)} already done), device {plan.device}")
+    todo = plan.grid if rounds is not None else plan.todo  # under sequential seeds, later rounds reuse the row
+    workers = resolve_jobs(jobs, executor, plan.device, len(todo), max((r.runner.threads or 1 for r in todo), default=1))
+    row, options = choose(executor, workers, executor_options)
+    packed = f", {workers} worker processes (--jobs {jobs})" if workers > 1 else ""
+    echo(f"suite {suite.name}: {len(plan.runs)} runs ({len(plan.runs) - len(plan.todo)} already done), device {plan.device}{packed}")
     if rounds is not None:
         echo(f"sequential seeds: {rounds.n_min} per cell first, up to {rounds.n_max} where the {rounds.headline} comparison is undecided")
     if dry_run:
@@ -140,7 +147,7 @@ def _first_round(plan: _Plan, resume: bool) -> Any:
     return rounds
 
 
-def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only: str | None, force: bool, jobs: int) -> _Plan:
+def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only: str | None, force: bool, jobs: int | str) -> _Plan:
     from bench.core.env import pick_device
     from bench.data.datasets import load_dataset
     from bench.store import claims
@@ -150,7 +157,7 @@ def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only:
     dev = pick_device(device)
 
     def identify(run: RunSpec) -> RunSpec:  # threads resolved and code fingerprinted before any run id is read
-        return stamp(run, dev.type, share=jobs)  # --jobs K: the cores are shared by K runs
+        return stamp(run, dev.type)  # never from --jobs: launchers with different --jobs share the ids
 
     runs = expand(suite, only, stamp=identify)
     checked: list = []
@@ -171,7 +178,7 @@ def _dry_run(plan: _Plan, echo: Echo) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _set_aside(plan: _Plan, only: str | None, jobs: int, echo: Echo) -> None:
+def _set_aside(plan: _Plan, only: str | None, jobs: int | str, echo: Echo) -> None:
     """Runs of an earlier version of the suite or of the code (ids not in the whole grid) go aside, said aloud."""
     from bench.store import claims
     from bench.store.stale import set_aside

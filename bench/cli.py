@@ -29,6 +29,20 @@ class _Group(click.Group):
             _fail(fs_error(err))
 
 
+class _Jobs(click.ParamType):
+    """`--jobs auto` or a whole number >= 1 (a bad value is a usage error: exit 2, naming --jobs)."""
+
+    name = "auto|K"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        text = str(value).strip()
+        if text == "auto" or (text.isdigit() and int(text) >= 1):
+            return text if text == "auto" else int(text)
+        self.fail(f"{value!r} is not auto or a whole number >= 1", param, ctx)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bench-pretrain", prog_name="bench")
 def main() -> None:
@@ -51,10 +65,11 @@ def main() -> None:
 @click.option("--gpus-per-run", default=None, type=float, help="Ray: GPUs per run; a fraction lets tiny models share a GPU.")
 @click.option(
     "--jobs",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Worker processes on one device (local executor); each gets cores // JOBS threads unless runner.threads is set.",
+    default=None,
+    type=_Jobs(),
+    show_default="auto, or $BENCH_JOBS",
+    help="Worker processes on one device (local executor): auto = the usable cores (affinity, cgroup quota) divided by "
+    "runner.threads, 1 on a GPU; 1 = in this process, one run after another. Run ids never depend on it.",
 )
 @click.option("--only", default=None, metavar="GLOB", help="Run only run ids matching GLOB, e.g. 'cnn_gan-*'.")
 @click.option("--force", is_flag=True, help="Rerun runs that are already done.")
@@ -80,7 +95,7 @@ def run(
     executor: str,
     ray_address: str | None,
     gpus_per_run: float | None,
-    jobs: int,
+    jobs: int | str | None,
     only: str | None,
     force: bool,
     dry_run: bool,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+# `bench run` and run_suite pack runs into worker processes by default (--jobs auto); the tests run them in
+# their own process, in sequence, unless a test passes jobs itself (in-process patches must reach the runs).
+os.environ["BENCH_JOBS"] = "1"
 
 
 @pytest.fixture

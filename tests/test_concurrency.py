@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from bench.api import run_suite
 from bench.cli import main
 from bench.core.errors import BenchError
-from bench.exec.jobs import check_jobs, worker_threads
+from bench.exec.jobs import check_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -102,11 +102,9 @@ def test_concurrent_launchers_split_the_work(tmp_path: Path, reference, launcher
 
 
 def test_jobs_match_sequential_runs_at_the_same_threads(tmp_path: Path, reference) -> None:
-    """--jobs K gives each worker max(1, cores // K) threads when the suite leaves threads null. With K >= the
-    usable cores that is 1, the sequential reference's pinned count, so every run's numbers must be identical
-    to the run alone. Through the Python API (bench.run_suite(..., jobs=K))."""
+    """With threads left null every run gets one thread, whatever K, the sequential reference's pinned count, so
+    every run's numbers must be identical to the run alone. Through the Python API (bench.run_suite(..., jobs=K))."""
     k = max(2, len(os.sched_getaffinity(0)))
-    assert worker_threads(k) == 1
     lines: list[str] = []
     df = run_suite(
         suite("conc", threads=None), out=tmp_path, reports=tmp_path / "rep", device="cpu", progress=False, jobs=k, echo=lines.append
@@ -116,10 +114,6 @@ def test_jobs_match_sequential_runs_at_the_same_threads(tmp_path: Path, referenc
     assert len(done) == 6 and not any("another launcher" in ln for ln in done)  # siblings are not other launchers
     assert table(tmp_path / "conc" / "results.csv") == reference
     assert not any(tmp_path.rglob("*.lock"))
-
-
-def test_worker_threads_split_the_cores() -> None:
-    assert [worker_threads(k, cores=16) for k in (1, 2, 3, 4, 32)] == [16, 8, 5, 4, 1]
 
 
 @pytest.mark.parametrize("jobs, executor", [(0, "local"), (-1, "local"), (2, "ray")])

@@ -43,33 +43,55 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# Intra-op threads per run when the suite does not say (`runner.threads: null`). Measured with
-# benchmarks/runner_overhead.py on the 2-core CI/dev box: the smoke models (8×8 digits, batch 64) train
-# 8-20x slower with 2 threads than with 1 whenever the box is shared, because every op's OpenMP barrier waits
-# for a descheduled thread, and their ops are too small to gain much from a second thread on an idle box.
-# A fixed default also keeps CPU numbers independent of the core count (conv results change with it in
-# the last bits). Many short runs parallelise better across runs (`--executor ray`) than within one.
-DEFAULT_THREADS = None  # None: every core this process may use (runner.threads pins a count)
+# Threads per run when the suite does not say (`runner.threads: null`): one, on every machine. Measured with
+# benchmarks/contention.py on the 2-core box: with every core per run, one busy process beside the smoke suite
+# made its cnn_gan runs 6.9x slower (150 s against 22 s alone), because every op's OpenMP barrier waits for a
+# descheduled thread; with one thread they slowed 1.1x. One thread also keeps CPU numbers independent of the
+# core count (conv results change with it in the last bits) and keeps the run id the same on every machine and
+# for every `--jobs`. A suite's runs use the cores side by side instead (`bench run --jobs auto`, the default).
+DEFAULT_THREADS = 1
+
+# What BLAS and OpenMP runtimes read when they load: a library loaded after configure_threads (scikit-learn's
+# OpenMP runtime at the first k-means, scipy's BLAS) starts with the run's count too.
+POOL_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+CGROUP = Path("/sys/fs/cgroup")
 
 
-def usable_cores() -> int:
-    """CPUs this process may use: its affinity set, capped by a cgroup v2 CPU quota (containers, CI)."""
+def usable_cores(cgroup: Path = CGROUP) -> int:
+    """CPUs this process may use: its affinity set, capped by a cgroup CPU quota (containers, CI, Slurm):
+    v2 `cpu.max`, or v1 `cpu/cpu.cfs_quota_us` over `cpu.cfs_period_us`. A fractional quota rounds down."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     with contextlib.suppress(OSError, ValueError):
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
         if quota != "max":
             n = min(n, max(1, int(quota) // int(period)))
+    with contextlib.suppress(OSError, ValueError):
+        quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        if quota > 0:
+            n = min(n, max(1, quota // int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())))
     return max(1, n)
 
 
+def bound_pools(n: int) -> None:
+    """Every BLAS and OpenMP thread pool of the process at `n` threads, not only torch's: evaluation's numpy
+    and scipy (FID's eigenvalues, KID's kernels) and scikit-learn (k-means) otherwise run one thread per core
+    whatever the run's count, which made evaluation 3-10x slower on a shared machine (benchmarks/eval_stages.py
+    --pools). Those loaded now are set through threadpoolctl; those loaded later read the variables."""
+    from threadpoolctl import threadpool_limits
+
+    for var in POOL_VARIABLES:
+        os.environ[var] = str(n)
+    threadpool_limits(limits=n)
+
+
 def configure_threads(threads: int | None) -> int:
-    """Set torch's intra-op threads for a run: `threads` capped at the usable cores (more only oversubscribes
-    them), or all usable cores. On an idle 2-core machine 2 threads trained the smoke models 1.2-1.8x faster
-    than 1 (transformer_gan 112 vs 138 ms/step, cnn_gan 33 vs 54); on a machine shared with other jobs 1
-    thread can be faster, so busy hosts should set `runner.threads: 1`. Returns the number set."""
-    n = min(threads, usable_cores()) if threads else (DEFAULT_THREADS or usable_cores())
+    """Set a run's threads: torch's intra-op pool and every BLAS/OpenMP pool (bound_pools), `threads` capped at
+    the usable cores (more only oversubscribes them), or DEFAULT_THREADS. On an idle 2-core machine 2 threads
+    trained the smoke models 1.2-1.8x faster than 1, but beside one busy process 6.9x slower. Returns the number set."""
+    n = min(threads, usable_cores()) if threads else DEFAULT_THREADS
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+    bound_pools(n)
     # The harness never runs ops concurrently (no torch.jit.fork), so the inter-op pool would only add idle
     # threads. PyTorch allows setting it once, before any inter-op work, and raises after; torch's own count
     # says whether it is done, so no flag of ours has to remember it (reading the count starts no pool).

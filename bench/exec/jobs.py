@@ -7,15 +7,17 @@ the others wait for it. Run folders, resume, kill -9 safety and the cache are ex
 sequential run, and so is every number when the thread count is the same: a run's numbers do not depend on
 which process runs it or what runs beside it.
 
-Each worker's runs use `runner.threads = max(1, cores // K)` when the suite leaves it null, so K workers do
-not oversubscribe the cores. On CPU the thread count changes the last bits of some ops, so compare a
-`--jobs K` run with a sequential one pinned to the same `runner.threads`.
+A run's thread count never depends on K: `runner.threads: null` is one thread (bench.core.env), resolved into
+the run id before K is read, so launchers with different `--jobs` on one folder share their run ids and split
+the runs. `--jobs auto` (the default) is one worker per usable core (CPU affinity and cgroup quota) divided by
+the runs' threads, never more workers than runs; on a GPU, and with Ray, it is 1.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
+import os
 import queue
 from pathlib import Path
 from typing import Any
@@ -28,17 +30,39 @@ from bench.store import runs as store
 from bench.store.result import RunResult
 from bench.suite.spec import RunSpec
 
+JOBS_VARIABLE = "BENCH_JOBS"  # the default of `--jobs` and of run_suite's `jobs` when set (the tests set 1)
 
-def check_jobs(jobs: int, executor: str) -> None:
+
+def check_jobs(jobs: int | str, executor: str) -> None:
+    """`jobs`: "auto" or a whole number >= 1; a number above 1 needs the local executor."""
+    if jobs == "auto":
+        return
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise BenchError(f"--jobs {jobs}: not a number of worker processes", fix="use a whole number >= 1, e.g. --jobs 2")
+        raise BenchError(f"--jobs {jobs}: not a number of worker processes", fix="use auto, or a whole number >= 1, e.g. --jobs 2")
     if jobs > 1 and executor != "local":
         raise BenchError(f"--jobs {jobs} only applies to the local executor", fix="drop --jobs, or use --executor local")
 
 
-def worker_threads(jobs: int, cores: int | None = None) -> int:
-    """Threads per worker when the suite does not pin them: the usable cores split evenly, at least one."""
-    return max(1, (cores if cores is not None else env.usable_cores()) // jobs)
+def parse_jobs(value: int | str | None) -> int | str:
+    """`jobs` as given (None: $BENCH_JOBS, else "auto"); a string of digits becomes its number."""
+    if value is None:
+        value = os.environ.get(JOBS_VARIABLE) or "auto"
+    if isinstance(value, str):
+        value = value.strip()
+        return int(value) if value.isdigit() else value
+    return value
+
+
+def resolve_jobs(jobs: int | str, executor: str, device: Any, runs: int, threads: int | None = None) -> int:
+    """Worker processes for `runs` runs: `jobs`, or for "auto" the usable cores // the runs' threads on the CPU
+    (1 on a GPU, where the runs share one device, and with Ray, which places runs itself); never more than
+    the runs, and 1 means this process, in sequence."""
+    check_jobs(jobs, executor)
+    if jobs == "auto":
+        if executor != "local" or str(device).split(":")[0] != "cpu":
+            return 1
+        jobs = env.usable_cores() // max(1, threads or env.DEFAULT_THREADS)
+    return max(1, min(int(jobs), runs))
 
 
 def with_threads(run: RunSpec, threads: int) -> RunSpec:
@@ -70,8 +94,7 @@ def run_jobs(runs: list[RunSpec], d: Dispatch, jobs: int = 2) -> None:
     suite_dir, cache_dir, device, force = Path(d.suite_dir).resolve(), Path(d.cache_dir).resolve(), d.device, d.force
     on_done, on_other = d.on_done, d.on_other
     snap = claims.snapshot(runs, suite_dir) if d.snap is None else d.snap
-    threads = worker_threads(jobs)
-    runs = [with_threads(r, threads) for r in runs]
+    runs = [with_threads(r, env.DEFAULT_THREADS) for r in runs]  # as stamp() resolves them: never K-dependent
     by_id = {r.run_id: r for r in runs}
     ctx = mp.get_context("spawn")  # never fork a process that may hold CUDA or OpenMP state
     out = ctx.Queue()

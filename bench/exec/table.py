@@ -38,12 +38,14 @@ EXECUTORS: dict[str, Executor] = {
 CLI_CHOICES = ("local", "ray")  # `jobs` is chosen by --jobs K > 1 with the local executor
 
 
-def choose(executor: str, jobs: int, options: dict[str, Any]) -> tuple[Executor, dict[str, Any]]:
-    """The row and its options for `--executor NAME --jobs K [options]`; a bad combination is exit 2."""
+def choose(executor: str, jobs: int | str, options: dict[str, Any]) -> tuple[Executor, dict[str, Any]]:
+    """The row and its options for `--executor NAME --jobs K [options]` (K resolved by jobs.resolve_jobs; "auto"
+    only validates); a bad combination is exit 2."""
     if executor not in CLI_CHOICES:
         raise BenchError(f"--executor {executor}: unknown executor", fix=f"use one of {', '.join(CLI_CHOICES)}")
     check_jobs(jobs, executor)
-    row = EXECUTORS["jobs" if executor == "local" and jobs > 1 else executor]
+    packed = isinstance(jobs, int) and jobs > 1
+    row = EXECUTORS["jobs" if executor == "local" and packed else executor]
     opts = {**options, **({"jobs": jobs} if row.name == "jobs" else {})}
     unknown = sorted(set(opts) - set(row.options))
     if unknown:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,10 @@ class EvalContext:
         self.num_samples = num_samples or spec.num_samples
         self.info: dict[str, Any] = {}  # provenance metrics add (e.g. the domain classifier's accuracy)
         self.cache: dict[str, Any] = {}  # intermediate results metrics share (e.g. precision and recall together)
+        # Seconds spent obtaining the domain extractor and the real splits' features: training them the first time
+        # on a data set, loading them from the cache after. One-time costs of the data set, not of this evaluation,
+        # so the runner reports them apart (timings.extractor), never as this run's evaluation time.
+        self.setup_seconds = 0.0
 
     @property
     def family(self) -> str:
@@ -94,14 +99,29 @@ class EvalContext:
         classifier when the target has labels, else the label-free (self-supervised) extractor (metrics/ssl.py)."""
         from bench.metrics.ssl import get_extractor
 
-        clf = get_extractor(self.data, self.device, self.cache_dir)
+        clf = self._setup(lambda: get_extractor(self.data, self.device, self.cache_dir))
         self.info["domain_classifier"] = clf.describe()
         return clf
+
+    def _setup(self, fn: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.setup_seconds += time.perf_counter() - t
 
     @cached_property
     def real_features(self) -> dict[str, torch.Tensor]:
         """Domain features and logits of the real test split (cached on disk by content hash)."""
-        return self.domain.real_features(self.data.test_x, self.cache_dir, self.spec.batch_size)
+        domain = self.domain
+        return self._setup(lambda: domain.real_features(self.data.test_x, self.cache_dir, self.spec.batch_size))
+
+    @cached_property
+    def train_features(self) -> dict[str, torch.Tensor]:
+        """Domain features and logits of the training split the model saw (the limited one in a few-shot suite),
+        cached on disk like the test split's: the same for every run on the data set."""
+        domain = self.domain
+        return self._setup(lambda: domain.real_features(self.data.train_x, self.cache_dir, self.spec.batch_size))
 
     @cached_property
     def fake_features(self) -> dict[str, torch.Tensor]:

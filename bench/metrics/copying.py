@@ -29,7 +29,9 @@ The training set is the one the model saw: in a few-shot suite (`limit`), the li
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,11 +64,22 @@ class CopyingTest:
         return self.ct < COPYING_THRESHOLD
 
 
+# The cells of recent training splits, by their features' bytes: every run on a data set fits the same k-means.
+_CELLS: OrderedDict[str, Any] = OrderedDict()
+_CELLS_MAX = 4
+
+
 def _cells(train: np.ndarray) -> Any:
     from sklearn.cluster import KMeans  # imported here: scikit-learn is heavy and only this metric needs it
 
-    k = max(1, min(CELLS, len(train) // 2))
-    return KMeans(n_clusters=k, n_init=10, random_state=KMEANS_SEED).fit(train)
+    key = hashlib.sha256(str(train.shape).encode() + np.ascontiguousarray(train).tobytes()).hexdigest()
+    if key not in _CELLS:
+        k = max(1, min(CELLS, len(train) // 2))
+        _CELLS[key] = KMeans(n_clusters=k, n_init=10, random_state=KMEANS_SEED).fit(train)
+        while len(_CELLS) > _CELLS_MAX:
+            _CELLS.popitem(last=False)
+    _CELLS.move_to_end(key)
+    return _CELLS[key]
 
 
 def _nearest(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -102,9 +115,7 @@ def data_copying(generated: torch.Tensor, test: torch.Tensor, train: torch.Tenso
 
 def train_features(ctx: EvalContext) -> torch.Tensor:
     """Domain features of the training split the model saw (the limited one in a few-shot suite)."""
-    if "train_features" not in ctx.cache:
-        ctx.cache["train_features"] = ctx.domain.features(ctx.data.train_x, ctx.spec.batch_size)["features"]
-    return ctx.cache["train_features"]
+    return ctx.train_features["features"]
 
 
 @register_metric("ct_domain")

@@ -45,22 +45,24 @@ class Evaluator:
         ev = self.run.eval
         return ev.history_metrics if ev.history_metrics is not None else [m for m in ev.metrics if METRICS.get(m).periodic]
 
-    def periodic(self, adapter: Adapter, data: ImageData, state: LoopState) -> None:
+    def _evaluate(self, names: list[str], ctx: EvalContext, state: LoopState) -> tuple[dict[str, float], dict[str, str]]:
+        """`names` on `ctx`, timed: the data set's one-time extractor costs apart from this evaluation's."""
         t = time.perf_counter()
         with env.preserved_rng():
-            values, _ = evaluate(self.periodic_names(), self._context(adapter, data))
+            values, na = evaluate(names, ctx)
         sync(self.device)
-        state.eval_seconds += time.perf_counter() - t
+        state.extractor_seconds += ctx.setup_seconds
+        state.eval_seconds += time.perf_counter() - t - ctx.setup_seconds
+        return values, na
+
+    def periodic(self, adapter: Adapter, data: ImageData, state: LoopState) -> None:
+        values, _ = self._evaluate(self.periodic_names(), self._context(adapter, data), state)
         state.log(values)
 
     def final(self, adapter: Adapter, data: ImageData, state: LoopState, memory: env.PeakMemory) -> FinalEval:
-        t = time.perf_counter()
         ctx = self._context(adapter, data)
-        with env.preserved_rng():
-            values, na = evaluate(self.run.eval.metrics, ctx)
+        values, na = self._evaluate(self.run.eval.metrics, ctx, state)
         samples = ctx.samples[:64]
-        sync(self.device)
-        state.eval_seconds += time.perf_counter() - t
         state.log(values)
         values.update(cost_values(run_cost(self.run, state, memory, adapter)))
         return FinalEval(values, na, ctx.info, samples)

@@ -53,6 +53,7 @@ def assemble(
             "pretrain_cached": bool(state.pretrain.get("cached", False)),
             "train": state.train_seconds,
             "eval": state.eval_seconds,
+            "extractor": state.extractor_seconds,  # the data set's one-time extractor cost, when this run paid it
             "compile": state.compile_seconds,
         },
         steps_done=state.step,

@@ -13,6 +13,7 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+    extractor_seconds: float = 0.0  # obtaining the domain extractor and real features (trained once per data set)
     compile_seconds: float = 0.0  # the first step after each compile(): tracing and code generation
     compile_steps: int = 0  # steps timed as compile_seconds, so not in train_seconds
     extra_images: int = 0  # images drawn with batch.next() in timed steps: counted in images/s

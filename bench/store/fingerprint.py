@@ -1,8 +1,8 @@
 """The code and environment part of a run's identity: what the suite does not say but the numbers depend on.
 
 `stamp(run, device_type)` returns the run with
-- `runner.threads` resolved to one number (null: the usable cores of the driver, divided by the number of
-  runs that share them), so the local and the Ray executor train with the same count and the run id names it;
+- `runner.threads` resolved to one number (null: DEFAULT_THREADS, one, on every machine and for every
+  `--jobs`), so the local and the Ray executor train with the same count and the run id names it;
 - `identity`: the device type, the harness version and a content hash of the harness source that can change
   a number, and a content hash of the adapter's own source module(s).
 
@@ -83,18 +83,18 @@ def adapter_fingerprint(key: str) -> str:
     return h.hexdigest()[:16]
 
 
-def default_threads(share: int = 1) -> int:
-    """`runner.threads: null` resolved on the driver: the usable cores, divided among `share` concurrent runs."""
-    from bench.core.env import usable_cores
+def default_threads() -> int:
+    """`runner.threads: null` resolved on the driver: one thread, whatever the cores or `--jobs` (bench.core.env)."""
+    from bench.core.env import DEFAULT_THREADS
 
-    return max(1, usable_cores() // max(1, share))
+    return DEFAULT_THREADS
 
 
-def stamp(run: RunSpec, device_type: str, share: int = 1) -> RunSpec:
+def stamp(run: RunSpec, device_type: str) -> RunSpec:
     """`run` with its threads resolved and its identity filled (see the module docstring)."""
     runner = run.runner
     if runner.threads is None:
-        runner = dataclasses.replace(runner, threads=default_threads(share))
+        runner = dataclasses.replace(runner, threads=default_threads())
     identity = {"device_type": device_type, "harness": harness_fingerprint(), "adapter_code": adapter_fingerprint(run.adapter)}
     return dataclasses.replace(run, runner=runner, identity=identity)
 

@@ -127,12 +127,12 @@ class RunnerSpec:
     fused_optim: bool = True
     log_every: int = 25  # steps between host syncs for losses and divergence checks
     checkpoint_every: int = 0  # 0: only at eval points
-    threads: int | None = None  # CPU threads; None: every usable core. Pin it (e.g. 1) on a shared host or for cross-machine repeatability
+    threads: int | None = None  # CPU threads of the run and of every BLAS/OpenMP pool; None: one (bench.core.env.DEFAULT_THREADS)
     diverge_threshold: float | None = None  # |loss| above this counts as diverged
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
-            raise ValueError("threads must be >= 1 (or null for every usable core)")
+            raise ValueError("threads must be >= 1 (or null for one)")
         if self.log_every < 1 or self.checkpoint_every < 0:
             raise ValueError("log_every must be >= 1 and checkpoint_every >= 0")
         if self.diverge_threshold is not None and not self.diverge_threshold > 0:
