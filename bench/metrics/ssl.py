@@ -213,7 +213,7 @@ SEED_VARIANCE = {
     "(9 fixed sample sets: smoke dummy s0/s1, cnn_gan s0/s1, transformer_gan s0, vae s0, 3 graded noisy real sets; extractor seeds 0-4)",
     "fid_domain_std_over_mean": {
         "ssl10 (this extractor)": "max 6.7%, mean 5.0%",
-        "untrained ensemble": "max 16.1%",
+        "untrained ensemble": "max 11.3%",
         "ens10 classifier": "max 5.1%",
     },
     "kendall_tau_min": {"ssl10 runs": 0.89, "ssl10 adapters": 0.90, "vs ens10 at seed 0": 0.94},
