@@ -60,6 +60,8 @@ def run_suite(
     Returns the results table (one row per run); `.attrs` holds `summary`, `report` (the index.html path)
     and `failed` (number of runs that raised). Invalid input raises BenchError before anything runs.
     """
+    from bench.api_eval import describe as describe_evaluations
+    from bench.api_eval import reevaluate_runs
     from bench.exec.jobs import parse_jobs, resolve_jobs
     from bench.exec.outcome import Dispatch
     from bench.exec.table import choose
@@ -75,7 +77,9 @@ def run_suite(
     workers = resolve_jobs(jobs, executor, plan.device, len(todo), max((r.runner.threads or 1 for r in todo), default=1))
     row, options = choose(executor, workers, executor_options)
     packed = f", {workers} worker processes (--jobs {jobs})" if workers > 1 else ""
-    echo(f"suite {suite.name}: {len(plan.runs)} runs ({len(plan.runs) - len(plan.todo)} already done), device {plan.device}{packed}")
+    to_eval = describe_evaluations(plan.reeval, plan.suite_dir)  # the whole grid's, before any round
+    done_note = f"{len(plan.runs) - len(plan.todo)} already done{'; ' + to_eval if to_eval else ''}"
+    echo(f"suite {suite.name}: {len(plan.runs)} runs ({done_note}), device {plan.device}{packed}")
     if rounds is not None:
         echo(f"sequential seeds: {rounds.n_min} per cell first, up to {rounds.n_max} where the {rounds.headline} comparison is undecided")
     if dry_run:
@@ -88,6 +92,7 @@ def run_suite(
     dev_name = str(plan.device) if device != "auto" else "auto"
     # Every executor claims each run's lock before running it, and deletes a forced run's folder only then.
     dispatch = Dispatch(plan.suite_dir, dev_name, plan.cache_dir, tally.on_done, progress, plan.snap, force, tally.on_other)
+    tally.failed += len(plan.reeval) - len(reevaluate_runs(plan.reeval, plan.suite_dir, plan.device, plan.cache_dir, echo))
     row.run(plan.todo, dispatch, **options)
     ran = {r.run_id for r in plan.todo}
     while rounds is not None:  # the next round: more seeds for the undecided cells, through the same executor
@@ -132,6 +137,7 @@ class _Plan:
     snap: Any  # claims.Snapshot: the folder as this launcher found it
     device: Any  # torch.device
     grid: list[RunSpec] = dataclasses.field(default_factory=list)  # every run up to the seed cap
+    reeval: list[RunSpec] = dataclasses.field(default_factory=list)  # done, kept weights, another eval id
 
 
 def _first_round(plan: _Plan, resume: bool) -> Any:
@@ -148,6 +154,7 @@ def _first_round(plan: _Plan, resume: bool) -> Any:
 
 
 def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only: str | None, force: bool, jobs: int | str) -> _Plan:
+    from bench.api_eval import split_done
     from bench.core.env import pick_device
     from bench.data.datasets import load_dataset
     from bench.store import claims
@@ -168,12 +175,14 @@ def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only:
     suite_dir = Path(out) / suite.name
     snap = claims.snapshot(runs, suite_dir)  # before anything: a result that changes later is another launcher's
     todo = [r for r in runs if force or not store.is_done(suite_dir / r.run_id)]
-    return _Plan(suite, runs, todo, identify, suite_dir, Path(out) / ".cache", Path(reports) / suite.name, snap, dev, list(runs))
+    reeval, retrain = split_done(runs, suite_dir, todo)  # another eval block: re-evaluate, or retrain if no weights
+    todo += retrain
+    return _Plan(suite, runs, todo, identify, suite_dir, Path(out) / ".cache", Path(reports) / suite.name, snap, dev, list(runs), reeval)
 
 
 def _dry_run(plan: _Plan, echo: Echo) -> pd.DataFrame:
     for r in plan.runs:
-        echo(f"  {'run ' if r in plan.todo else 'done'}  {r.run_id}")
+        echo(f"  {'run ' if r in plan.todo else 'eval' if r in plan.reeval else 'done'}  {r.run_id}")
     rows = [{"run_id": r.run_id, "adapter": r.adapter, "strategy": r.strategy, "seed": r.seed, "todo": r in plan.todo} for r in plan.runs]
     return pd.DataFrame(rows)
 

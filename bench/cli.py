@@ -162,6 +162,69 @@ def validate(suite: Path) -> None:
     )
 
 
+def _names(value: str | None) -> list[str] | None:
+    """`--metrics a,b c`: comma- or space-separated metric names."""
+    return [m for m in value.replace(",", " ").split() if m] if value else None
+
+
+@main.command(name="eval")
+@click.argument("runs_dir", type=click.Path(path_type=Path))
+@click.option("--metrics", default=None, metavar="NAMES", help="Metrics to measure (comma-separated); default: each run's own.")
+@click.option("--num-samples", default=None, type=int, help="Generated samples per run; default: each run's own.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@click.option(
+    "--reports", default="reports", show_default=True, type=click.Path(path_type=Path), help="The report goes to REPORTS/<suite>/."
+)
+def eval_(runs_dir: Path, metrics: str | None, num_samples: int | None, device: str, reports: Path) -> None:
+    """Re-evaluate the kept weights of every completed run in RUNS_DIR (runs/<suite>); train nothing."""
+    from bench.api_eval import eval_runs
+
+    df = eval_runs(runs_dir, _names(metrics), num_samples, device=device, reports=reports, echo=click.echo)
+    if df.attrs.get("failed"):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("samples", type=click.Path(path_type=Path))
+@click.option("--reference", required=True, help="A data set name, an inline block '{name: digits, image_size: 8}', or a folder.")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["test", "train"]), help="The reference split.")
+@click.option("--metrics", default=None, metavar="NAMES", help="Comma-separated; default: every sample metric needing no download.")
+@click.option(
+    "--cache",
+    default="runs/.cache",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Domain extractor cache (bench run's OUT/.cache).",
+)
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@click.option("--json", "json_out", default=None, type=click.Path(path_type=Path), help="Also write the scores to this JSON file.")
+def score(samples: Path, reference: str, split: str, metrics: str | None, cache: Path, device: str, json_out: Path | None) -> None:
+    """Score SAMPLES (a folder of PNG files, or an .npz) from any model with the harness's metrics."""
+    from bench.api_score import score_samples
+    from bench.store.files import atomic_write_json
+
+    out = score_samples(samples, reference, split, _names(metrics), device=device, cache_dir=cache)
+    click.echo(f"{out['samples']}: {out['n']} images against {out['reference']['name']} ({out['split']} split)")
+    for name, value in out["metrics"].items():
+        click.echo(f"  {name:<18} {value:.6g}")
+    for name, why in out["not_applicable"].items():
+        click.echo(f"  {name:<18} n/a: {why}")
+    if json_out is not None:
+        atomic_write_json(json_out, out)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="An .npz file, or a folder for PNG files.")
+@click.option("--num", default=None, type=click.IntRange(min=2), help="How many (default: the run's eval.num_samples).")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+def sample(run_dir: Path, out: Path, num: int | None, device: str) -> None:
+    """Write the samples RUN_DIR's final evaluation measured, drawn again from its kept weights."""
+    from bench.api_score import export_samples
+
+    click.echo(f"wrote {export_samples(run_dir, out, num, device)}")
+
+
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--out", default="runs", show_default=True, type=click.Path(path_type=Path), help="Where a SUITE's runs folder is.")
@@ -181,12 +244,19 @@ def new() -> None:
 @new.command(name="adapter")
 @click.argument("name")
 @click.option("--dir", "folder", default=".", show_default=True, type=click.Path(path_type=Path), help="Folder to write into.")
-def new_adapter(name: str, folder: Path) -> None:
-    """Write NAME.py (an adapter that runs as written, the contract in its comments) and NAME.yaml (a suite
-    that runs it). Never overwrites a file."""
+@click.option(
+    "--family",
+    default="gan",
+    show_default=True,
+    type=click.Choice(["gan", "vae", "autoregressive", "diffusion", "flow"]),
+    help="Which kind of model the template is: each runs as written.",
+)
+def new_adapter(name: str, folder: Path, family: str) -> None:
+    """Write NAME.py (an adapter of the chosen family that runs as written, the contract in its comments) and
+    NAME.yaml (a suite that runs it). Never overwrites a file."""
     from bench.scaffold import new_adapter as write
 
-    code, suite = write(name, folder)
+    code, suite = write(name, folder, family)
     click.echo(f"wrote {code} and {suite}; next: bench validate {suite}, then bench run {suite}")
 
 

@@ -97,14 +97,16 @@ def test_pretrain_seed_yaml_forms() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("key", NO_OP_RUNNER_KEYS)
 def test_settings_kept_out_of_the_identity_change_no_number(key: str, tmp_path: Path) -> None:
-    """log_every and checkpoint_every only move host syncs and file writes: same id, same losses, same samples."""
+    """log_every, checkpoint_every and keep_weights only move host syncs and file writes: same id, same losses,
+    same samples."""
     runs = {}
-    for value in (1, 7):
+    values = (True, False) if key == "keep_weights" else (1, 7)
+    for value in values:
         s = suite(runner={**suite()["runner"], key: value})
         run_suite(s, out=tmp_path / str(value), reports=tmp_path / "rep", device="cpu", progress=False)
         (res,) = store.list_results(tmp_path / str(value) / s["name"])
         runs[value] = (res, (tmp_path / str(value) / s["name"] / res.run_id / "samples.png").read_bytes())
-    (a, png_a), (b, png_b) = runs[1], runs[7]
+    (a, png_a), (b, png_b) = (runs[v] for v in values)
     assert a.status == b.status == "completed" and a.run_id == b.run_id
     assert a.first_losses == b.first_losses and a.metrics.get("params") == b.metrics.get("params")
     assert png_a == png_b  # every sample metric is a function of these samples
@@ -190,18 +192,23 @@ def _copy_of_the_harness(tmp_path: Path) -> Path:
 
 def test_the_harness_hash_is_chosen_by_layer(tmp_path: Path) -> None:
     """Statistics, report, executors, locks and the CLI never change a trained model: editing them keeps every
-    run id (a finished suite is not redone). Editing the training loop or a metric changes them."""
+    run id (a finished suite is not redone). Editing the training loop changes them; editing a metric changes
+    the evaluation id instead (the kept weights are re-evaluated)."""
     copy = _copy_of_the_harness(tmp_path)
     before = fingerprint.harness_hash(copy)
     for presentation in ("stats/compare.py", "report/verdict.py", "exec/local.py", "store/locks.py", "cli.py", "api.py"):
         (copy / presentation).write_text((copy / presentation).read_text() + "\n# an edit\n")
     assert fingerprint.harness_hash(copy) == before
-    for numeric in ("runner/loop.py", "metrics/fidelity.py", "suite/spec.py", "data/datasets.py", "tasks/supervised.py"):
+    for numeric in ("runner/loop.py", "suite/spec.py", "data/datasets.py", "tasks/supervised.py"):
         edited = copy / numeric
         original = edited.read_text()
         edited.write_text(original + "\n# an edit\n")
         assert fingerprint.harness_hash(copy) != before, numeric
         edited.write_text(original)
+    # A metric is the evaluation id's: editing one keeps the run ids and changes the evaluation's code hash.
+    metrics_before = fingerprint.harness_hash(copy, fingerprint.EVAL_PACKAGES)
+    (copy / "metrics" / "fidelity.py").write_text((copy / "metrics" / "fidelity.py").read_text() + "\n# an edit\n")
+    assert fingerprint.harness_hash(copy) == before and fingerprint.harness_hash(copy, fingerprint.EVAL_PACKAGES) != metrics_before
 
 
 def test_every_sub_package_is_on_one_side_of_the_hash() -> None:
@@ -214,11 +221,12 @@ def test_every_sub_package_is_on_one_side_of_the_hash() -> None:
 def test_a_statistics_edit_keeps_the_run_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """End to end through `stamp`: the run ids of a suite computed over an edited compare.py equal today's."""
     copy = _copy_of_the_harness(tmp_path)
-    ids = [r.run_id for r in stamped(suite())]
-    (copy / "stats" / "compare.py").write_text((copy / "stats" / "compare.py").read_text() + "\n# edited\n")
-    monkeypatch.setattr(fingerprint, "_HARNESS", copy)
+    monkeypatch.setattr(fingerprint, "_HARNESS", copy)  # the copy, so an edit of the live tree cannot race the test
     fingerprint.harness_fingerprint.cache_clear()
     try:
+        ids = [r.run_id for r in stamped(suite())]
+        (copy / "stats" / "compare.py").write_text((copy / "stats" / "compare.py").read_text() + "\n# edited\n")
+        fingerprint.harness_fingerprint.cache_clear()
         assert [r.run_id for r in stamped(suite())] == ids
         (copy / "runner" / "loop.py").write_text((copy / "runner" / "loop.py").read_text() + "\n# edited\n")
         fingerprint.harness_fingerprint.cache_clear()

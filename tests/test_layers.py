@@ -56,6 +56,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "faces",
         (
             "bench.api",
+            "bench.api_eval",
+            "bench.api_score",
             "bench.cli",
             "bench.listing",
             "bench.planning",

@@ -34,6 +34,8 @@ TINY = {
     "lstm_seq": {"emb": 16, "hidden": 32, "layers": 1},
     "transformer_seq": {"dim": 32, "depth": 1, "heads": 2},
     "dummy": {},
+    "ddpm": {"width": 8, "time_dim": 16, "steps": 100, "bound_steps": 8, "sample_steps": 4},
+    "realnvp": {"hidden": 16, "scales": 1, "iw_samples": 2},
 }
 DIGITS = {"name": "digits"}
 
@@ -71,8 +73,12 @@ def step0_losses(adapter: Adapter, run: RunSpec) -> dict[str, float]:
     data = load_dataset(run.dataset)
     # A seeded source, as the runner gives, so adapters that draw more per step (batch.next()) work too.
     source = BatchSource(data.train_x, data.train_y, data.levels, 32, torch.Generator().manual_seed(run.seed))
-    losses = adapter.train_step(source(), 0)
-    return {k: float(v) for k, v in losses.items()}
+    # Two steps: a network whose output layer starts at zero (ddpm's U-Net, as in Ho et al.) gives the same first
+    # loss whatever its other weights are; the second step's loss sees them.
+    out = {}
+    for step in (0, 1):
+        out.update({f"{k}@{step}": float(v) for k, v in adapter.train_step(source(), step).items()})
+    return out
 
 
 def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -43,11 +43,19 @@ def test_one_run_loads_its_data_once_and_describes_the_protocol_once(tmp_path: P
 
 def test_cost_metrics_are_measured_and_registered_from_one_table(tmp_path: Path, tiny_suite: dict) -> None:
     cost = RunCost(
-        pretrain_seconds=2.0, train_seconds=4.0, eval_seconds=1.0, compile_seconds=0.5, timed_images=640, peak_memory_mb=9.0, params=7
+        pretrain_seconds=2.0,
+        train_seconds=4.0,
+        eval_seconds=1.0,
+        compile_seconds=0.5,
+        timed_images=640,
+        peak_memory_mb=9.0,
+        params=7,
+        weights_bytes=96,
     )
     values = cost_values(cost)
     assert list(values) == list(COST_METRICS)
     assert values["total_seconds"] == 6.5 and values["images_per_second"] == 160.0 and values["params"] == 7.0
+    assert values["weights_bytes"] == 96.0
     for name in COST_METRICS:  # registered from the torch-free table, which the report reads
         entry = METRICS.get(name)
         assert entry.fn is None and entry.info is metric_info(name) and entry.info.cost

@@ -24,6 +24,7 @@ import importlib
 import math
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -38,12 +39,13 @@ from bench.adapter.tokens import from_levels, to_levels  # noqa: F401  (pixel le
 from bench.core.errors import ConfigError
 from bench.core.registry import Registry
 
-Role = Literal["encoder", "decoder", "sequence"]
-ROLES: tuple[str, ...] = ("encoder", "decoder", "sequence")
+Role = Literal["encoder", "decoder", "sequence", "denoiser"]
+ROLES: tuple[str, ...] = ("encoder", "decoder", "sequence", "denoiser")
 FAMILIES: tuple[str, ...] = ("gan", "vae", "autoregressive", "flow", "diffusion", "other")
 
 
 # The size each role must declare: what a generic pretraining partner needs to fit the part.
+# A denoiser maps an image to an image of the same shape: it has no size to declare.
 ROLE_SIZE: dict[str, str] = {"encoder": "features", "decoder": "latent_dim", "sequence": "vocab"}
 
 
@@ -57,6 +59,11 @@ class Part:
     - `sequence`, `vocab`: module(tokens: int64 N×T) → logits N×T×vocab. T = C·H·W, raster order with the
       channels interleaved per pixel; the input is the start token (id vocab-1) then the targets shifted
       right by one; vocab = levels + 1, or fewer grey-level bins + 1 (bench.adapter.tokens.PixelTokens).
+    - `denoiser`, no size: module(x_t: float N×C×H×W, t: float N in [0, 1]) → the predicted noise ε, N×C×H×W.
+      The time convention: t = 0 is data, t = 1 pure noise (step i of T discrete steps is t = i / T; a model
+      built on integer steps converts, round(t·T)); x_t = sqrt(ᾱ(t))·x_0 + sqrt(1 - ᾱ(t))·ε with x_0 in [-1, 1]
+      (Batch.x) and ε ~ N(0, I). `alpha_bar`: the part's schedule t → ᾱ(t) (a tensor function), which generic
+      tasks (denoise) noise with; None means the cosine schedule of Nichol & Dhariwal 2021.
     blocks: the part's blocks in input-to-output order; `freeze: {part: N}` freezes the first N.
     patch_size: for an encoder whose input is cut into patches (a ViT), or a decoder that emits its image patch
     by patch (a transformer generator): masked autoencoding hides whole patches of this size. None (a CNN):
@@ -70,11 +77,23 @@ class Part:
     vocab: int | None = None
     blocks: list[nn.Module] = field(default_factory=list)
     patch_size: int | None = None
+    alpha_bar: Callable[[torch.Tensor], torch.Tensor] | None = None  # a denoiser's schedule ᾱ(t)
     dim: dataclasses.InitVar[int | None] = None  # deprecated: the role's size under its old, shared name
 
     def __post_init__(self, dim: int | None) -> None:
         if self.role not in ROLES:
-            raise ValueError(f"Part role must be one of {ROLES}, got {self.role!r}")
+            raise ValueError(f"Part role must be one of {', '.join(ROLES)}, got {self.role!r}")
+        if self.alpha_bar is not None and (self.role != "denoiser" or not callable(self.alpha_bar)):
+            raise ValueError(f"alpha_bar= (a function t -> ᾱ(t)) belongs on a denoiser part, got {self.alpha_bar!r} on a {self.role} part")
+        if self.role == "denoiser":
+            given = [n for n in ROLE_SIZE.values() if getattr(self, n) is not None]
+            if given or dim is not None:
+                raise ValueError(f"a denoiser part takes no size (it maps an image to an image), got {', '.join(given) or 'dim'}=")
+            if self.patch_size is not None:
+                raise ValueError(
+                    f"patch_size must be a positive int on an encoder or decoder part, got {self.patch_size!r} on a denoiser part"
+                )
+            return
         size = ROLE_SIZE[self.role]
         if dim is not None:
             warnings.warn(f"Part(dim=...) is deprecated: a {self.role} part takes {size}=", DeprecationWarning, stacklevel=3)

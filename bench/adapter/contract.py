@@ -15,7 +15,10 @@ What is checked (the README's "Add a baseline" states the same contract):
 - `train_step(batch, 0)`: a non-empty dict of name → 0-dim float tensor (a Python float forces a host sync
   on every step, which the harness avoids);
 - `sample(n, generator)`: uint8 n×C×H×W with every value on the data's `levels` grid;
-- `log_likelihood(batch)`: None, or finite float N values ≤ 0 (nats).
+- `log_likelihood(batch)`: None, or finite float N values ≤ 0 (nats), on a batch of data and on a batch of the
+  model's own samples, where a continuous density (a flow or diffusion model that forgot the bins' volume,
+  D·log(levels)) is most likely to show a value above 0: caught here, not at the first evaluation;
+- a `denoiser` part maps (x_t N×C×H×W, t float N in [0, 1]) to N×C×H×W, the data's shape.
 """
 
 from __future__ import annotations
@@ -79,7 +82,14 @@ def _probe_part(name: str, part: Any, data: ImageData, batch: Batch, cls: str) -
     dev = next((p.device for p in part.module.parameters()), batch.u8.device)
     try:
         with torch.no_grad():
-            if part.role == "encoder":
+            if part.role == "denoiser":
+                t = torch.linspace(0.05, 0.95, n, device=dev)
+                x_t = torch.randn(batch.x.shape, generator=torch.Generator().manual_seed(derive_seed(2, "contract"))).to(dev)
+                out = part.module(x_t, t)
+                ok = isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(x_t.shape)
+                want = f"the predicted noise, the shape of x_t = {tuple(x_t.shape)}"
+                given = f"x_t float {tuple(x_t.shape)}, t float ({n},) in [0, 1]"
+            elif part.role == "encoder":
                 out = part.module(batch.x.to(dev))
                 ok = isinstance(out, torch.Tensor) and out.shape[0] == n and out[0].numel() == part.features
                 want = f"N×features = ({n}, {part.features})"
@@ -144,7 +154,10 @@ def _check_likelihood(ll: Any, n: int, cls: str) -> list[str]:
     if not isinstance(ll, torch.Tensor) or tuple(ll.shape) != (n,) or not ll.is_floating_point():
         return [f"{where} returned {_show(ll)}; expected None or a float tensor of shape ({n},): log p(x) per example, in nats"]
     if not torch.isfinite(ll).all() or (ll > 1e-4).any():
-        return [f"{where} returned values outside (-inf, 0]; expected finite log p(x) ≤ 0 nats (a discrete likelihood)"]
+        return [
+            f"{where} returned values outside (-inf, 0]; expected finite log p(x) ≤ 0 nats (a discrete likelihood: a continuous "
+            "density must subtract C·H·W·log(levels) for the bins' volume)"
+        ]
     return []
 
 
@@ -163,16 +176,28 @@ def check_adapter(build: Callable[[], Adapter], data: ImageData, device: torch.d
             torch.Generator(device=data.train_x.device).manual_seed(derive_seed(0, "contract")),
         )
         batch = src()
-        parts = adapter.parts()
+        try:
+            parts = adapter.parts()
+        except (torch.cuda.OutOfMemoryError, MemoryError):
+            raise
+        except Exception as err:  # e.g. Part(role="denoizer"): one line naming the method, not a traceback
+            lines.append(f"{cls}.parts() raised {type(err).__name__}: {' '.join(str(err).split())[:200]}")
+            parts = {}
         if not isinstance(parts, dict):
             lines.append(f"{cls}.parts() returned {_show(parts)}; expected a dict of name -> bench.Part")
             parts = {}
         lines += [msg for name, part in parts.items() if (msg := _probe_part(str(name), part, data, batch, cls))]
         calls: list[tuple[str, Callable[[], list[str]]]] = [
             ("train_step(batch, step)", lambda: _check_losses(adapter.train_step(batch, 0), cls)),
-            (f"sample({CHECK_BATCH}, generator)", lambda: _sample(adapter, data, device, cls)),
+            (f"sample({CHECK_BATCH}, generator)", lambda: _sample(adapter, data, device, cls, drawn)),
             ("log_likelihood(batch)", lambda: _check_likelihood(adapter.log_likelihood(batch), CHECK_BATCH, cls)),
+            # One line per fault: a likelihood already refused on data is not refused again on samples.
+            (
+                "log_likelihood(samples)",
+                lambda: [] if any(".log_likelihood(" in x for x in lines) else _score_samples(adapter, drawn, data, cls),
+            ),
         ]
+        drawn: list[torch.Tensor] = []
         for name, call in calls:
             try:
                 lines += call()
@@ -183,14 +208,41 @@ def check_adapter(build: Callable[[], Adapter], data: ImageData, device: torch.d
     return lines
 
 
-def _sample(adapter: Adapter, data: ImageData, device: torch.device, cls: str) -> list[str]:
+def _sample(adapter: Adapter, data: ImageData, device: torch.device, cls: str, drawn: list[torch.Tensor]) -> list[str]:
     gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(derive_seed(1, "contract"))
     adapter.train(False)
     try:
         with torch.inference_mode():
-            return _check_sample(adapter.sample(CHECK_BATCH, gen), CHECK_BATCH, data, cls)
+            x = adapter.sample(CHECK_BATCH, gen)
+            lines = _check_sample(x, CHECK_BATCH, data, cls)
     finally:
         adapter.train(True)
+    if not lines:
+        drawn.append(x.clone())  # a valid batch: scored next
+    return lines
+
+
+def _score_samples(adapter: Adapter, drawn: list[torch.Tensor], data: ImageData, cls: str) -> list[str]:
+    """Score the model's own samples, as the bpd metric scores data (eval mode, no grad). Where a model puts
+    its mass, a continuous log-density is largest: a value above 0 there names the likely cause."""
+    if not drawn:
+        return []
+    x = drawn[0]
+    adapter.train(False)
+    try:
+        with torch.inference_mode():
+            ll = adapter.log_likelihood(Batch(x, torch.full((len(x),), -1, dtype=torch.long, device=x.device), data.levels))
+    finally:
+        adapter.train(True)
+    if ll is None:
+        return []
+    lines = _check_likelihood(ll, len(x), cls)
+    if lines and isinstance(ll, torch.Tensor) and ll.shape == (len(x),) and bool((ll > 1e-4).any()):
+        return [
+            f"{cls}.log_likelihood(batch) on its own samples returned {float(ll.max()):.4g} > 0 nats; a discrete log P(x) is <= 0: "
+            f"a continuous density (a flow or a diffusion model on dequantised pixels) must subtract C·H·W·log(levels) for the bins' volume"
+        ]
+    return lines
 
 
 def require(build: Callable[[], Adapter], data: ImageData, device: torch.device) -> None:

@@ -18,6 +18,7 @@ PURPOSES: dict[str, str] = {
     "contract": "the throwaway adapter and batch of the contract check (never the run's own streams)",
     "extractor": "one member of the domain extractor ensemble (its seed is the member index)",
     "mask": "the masks of the autoencode task",
+    "denoise": "the times and noise of the denoise task (its fixed before/after probe draws from `eval`)",
 }
 
 

@@ -28,6 +28,7 @@ class RunCost:
     timed_images: int  # training images processed in the steps counted by train_seconds
     peak_memory_mb: float
     params: int
+    weights_bytes: int  # the final weights as a safetensors file, kept or not (runner.keep_weights)
 
 
 def _images_per_second(c: RunCost) -> float:
@@ -42,6 +43,7 @@ VALUES: dict[str, Callable[[RunCost], float]] = {
     "images_per_second": _images_per_second,
     "peak_memory_mb": lambda c: c.peak_memory_mb,
     "params": lambda c: float(c.params),
+    "weights_bytes": lambda c: float(c.weights_bytes),
 }
 if set(VALUES) != set(COST_METRICS):  # a programming error, caught on import by every test
     raise RuntimeError(f"cost metrics out of step: table {sorted(COST_METRICS)} vs values {sorted(VALUES)}")

@@ -47,6 +47,14 @@ METRIC_INFO: dict[str, MetricInfo] = _rows(
     MetricInfo("images_per_second", True, "training images processed per second", "img/s", cost=True, bounds=NONNEG),
     MetricInfo("peak_memory_mb", False, "peak CPU RSS, or CUDA max allocated on GPU", "MB", cost=True, bounds=NONNEG),
     MetricInfo("params", False, "trainable and frozen parameters of all the adapter's networks", cost=True, bounds=NONNEG),
+    MetricInfo(
+        "weights_bytes",
+        False,
+        "size of the final weights as safetensors (weights.safetensors in the run folder)",
+        "B",
+        cost=True,
+        bounds=NONNEG,
+    ),
     # --- likelihood ---
     MetricInfo("bpd", False, "bits per dimension of the test split", "bits/dim", families=LIKELIHOOD_FAMILIES, bounds=NONNEG),
     # --- fidelity in the domain extractor's feature space: the classifier, or the label-free one (no labels) ---

@@ -50,6 +50,7 @@ def _md_cell(c, notes: Footnotes) -> str:
     ci = f" ± {fmt_num(c.ci95, 2)}" if math.isfinite(c.ci95) else ""
     text = f"{fmt_num(c.mean)}{ci}"
     text = f"**{text}**" if c.best else text
+    text += "†" if c.bound else ""
     text += f" (n={c.n})"
     if c.delta is not None:
         text += f" Δ{fmt_delta(c.delta)}{c.stars.replace('*', chr(92) + '*')}"
@@ -71,7 +72,7 @@ def to_markdown(suite: str, rows: list[Row], quality: list[str], cost: list[str]
         f"# {_md_escape(suite)}: results",
         "",
         *([verdict_md, "## Results", ""] if verdict_md else []),
-        "Mean ± 95% CI over completed seeds (n). **Bold**: best strategy for the adapter. "
+        "Mean ± 95% CI over completed seeds (n). **Bold**: best strategy for the adapter. †: a likelihood bound, not exact. "
         f"Δ: mean paired difference to the baseline over matched seeds ({STARS_NOTE}; see comparisons.csv). "
         "↑ higher is better, ↓ lower is better.",
         "",
@@ -115,7 +116,7 @@ def _tex_cell(c) -> str:
         return "n/a"
     body = _tex_num(c.mean) + (rf" \pm {_tex_num(c.ci95, 2)}" if math.isfinite(c.ci95) else "")
     body = rf"\mathbf{{{body}}}" if c.best else body
-    stars = rf"^{{{c.stars}}}" if c.stars else ""
+    stars = rf"^{{{c.stars}{chr(92) + 'dagger' if c.bound else ''}}}" if c.stars or c.bound else ""
     return f"${body}{stars}$"
 
 

@@ -70,6 +70,7 @@ def _cell_view(c: Cell, notes: export.Footnotes) -> dict[str, Any]:
         "ci": fmt_num(c.ci95, 2) if c.ci95 == c.ci95 else "",
         "n": c.n,
         "best": c.best,
+        "bound": c.bound,
         "baseline": c.baseline,
         "delta": fmt_delta(c.delta) if c.delta is not None else "",
         "stars": c.stars,

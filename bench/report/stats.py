@@ -65,6 +65,7 @@ class Cell:
     note: str = ""  # why a Δ has no test, or how many seeds were unmatched
     baseline: bool = False
     na: str | None = None  # why there is no number
+    bound: bool = False  # a likelihood bound (`<metric>_exact` False in the runs' metric_info), marked, never ranked against exact
 
     @property
     def stars(self) -> str:
@@ -211,6 +212,7 @@ def build_rows(
             ]
             st = seed_stats(vals)  # the same numbers as summary.csv: one implementation, in aggregate
             c = Cell(mean=st.mean, ci95=st.ci95, std=st.std, n=st.n, values=vals)
+            c.bound = any((r.metric_info or {}).get(f"{m}_exact") is False for r in group if r.status == "completed")
             if not vals:
                 c.na = _na_reason(m, group)
             cells[m] = c
@@ -246,8 +248,8 @@ def mark_best(rows: list[Row], meta: dict[str, MetricMeta]) -> None:
             if mm.higher_is_better is None:
                 continue
             have = [r for r in mine if m in r.cells and r.cells[m].has_value and r.cells[m].n >= 2]
-            if len(have) < 2:
-                continue
+            if len(have) < 2 or len({r.cells[m].bound for r in have}) > 1:
+                continue  # a bound is never 'best' against an exact value (nor the reverse)
             pick = max if mm.higher_is_better else min
             best = pick(r.cells[m].mean for r in have)
             if all(math.isclose(r.cells[m].mean, best, rel_tol=1e-12) for r in have):

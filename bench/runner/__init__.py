@@ -8,6 +8,9 @@ One concern per module:
     evaluation  periodic and final evaluation, the protocol description, cost metrics
     checkpoint  saving and resuming a run's full state
     result      assembling and writing result.json
+    weights     the final weights kept as safetensors, and loading them back
+    reevaluate  a finished run's kept weights under another eval block (nothing trained)
+    score       images from elsewhere through the same metrics; a kept model's evaluation samples
     state       `LoopState`, the data all of them share
 """
 

@@ -3,7 +3,8 @@
 A checkpoint holds the adapter (models and optimisers), the loop state with its history, every global RNG
 state and the batch generator's state, so a resumed run ends bit-identical to one never interrupted. It is
 written atomically at every evaluation and every `runner.checkpoint_every` steps, loaded with
-`weights_only=True`, and removed when the run's result is written.
+`weights_only=True`, and removed when the run's result is written (the final weights stay, as safetensors:
+bench.runner.weights).
 """
 
 from __future__ import annotations

@@ -85,4 +85,5 @@ def run_cost(run: RunSpec, state: LoopState, memory: env.PeakMemory, adapter: Ad
         timed_images=(b.steps - state.compile_steps) * b.batch_size + state.extra_images,  # compile steps are timed apart
         peak_memory_mb=memory.peak_mb(),
         params=adapter.num_params(),
+        weights_bytes=state.weights_bytes,
     )

@@ -59,6 +59,7 @@ def assemble(
         steps_done=state.step,
         resumed_from=state.resumed_from,
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        eval_id=run.eval_id if status == "completed" else None,
     )
 
 

@@ -17,7 +17,7 @@ from bench.adapter.base import Adapter
 from bench.core import env
 from bench.data.datasets import ImageData, load_dataset
 from bench.data.images import save_grid
-from bench.runner import checkpoint, result
+from bench.runner import checkpoint, result, weights
 from bench.runner.build import build_adapter
 from bench.runner.evaluation import Evaluator
 from bench.runner.fastpath import apply_fast_path, fast_path
@@ -73,6 +73,9 @@ class Runner:
             self.train(adapter, data, state, gen)
         except Diverged as d:
             return self._finish(adapter, data, state, status="diverged", error=d.reason, extra={"diverged_at": d.step})
+        # Kept before the final evaluation (its cost table names their size), written before result.json:
+        # a done run has its weights, so a later eval block re-evaluates them instead of retraining.
+        state.weights_bytes = weights.keep(self.dir, adapter, run.runner.keep_weights)
         final = self.evaluator.final(adapter, data, state, self.memory)
         save_grid(final.samples, self.dir / "samples.png")
         return self._finish(

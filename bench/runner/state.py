@@ -20,6 +20,7 @@ class LoopState:
     first_losses: dict[str, float] = field(default_factory=dict)
     pretrain: dict[str, Any] = field(default_factory=dict)
     resumed_from: list[int] = field(default_factory=list)  # the step of each resume, for provenance
+    weights_bytes: int = 0  # size of the final weights as safetensors (bench.runner.weights)
 
     def log(self, values: dict[str, Any]) -> None:
         """A history row at the current step (losses or metrics), stamped with the training clock so far."""

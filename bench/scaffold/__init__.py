@@ -1,5 +1,7 @@
-"""`bench new adapter NAME`: a ready-to-edit adapter file (the contract in its comments) and a suite that
-runs it, written from the templates beside this module. Nothing is ever overwritten."""
+"""`bench new adapter NAME [--family F]`: a ready-to-edit adapter file of that family (the contract in its
+comments) and a suite that runs it, written from the templates beside this module (families/F.py.tmpl, the
+shared contract.txt, suite.yaml.tmpl). Each template runs as written and passes the contract unmodified
+(tests/test_diffusion_flow.py checks every family). Nothing is ever overwritten."""
 
 from __future__ import annotations
 
@@ -29,15 +31,28 @@ def check_name(name: str) -> None:
         raise BenchError(f"a module named '{name}' is already importable", key="NAME", fix="choose another name, e.g. my_" + name)
 
 
-def new_adapter(name: str, folder: str | Path = ".") -> tuple[Path, Path]:
-    """Write `folder/NAME.py` and `folder/NAME.yaml`; refuse (BenchError) if either exists."""
+# family -> what its suite measures beside the sample metrics (a likelihood model gets bpd).
+FAMILIES: dict[str, list[str]] = {
+    "gan": ["fid_domain", "modes", "precision_domain", "recall_domain"],
+    "vae": ["fid_domain", "modes", "precision_domain", "recall_domain", "bpd"],
+    "autoregressive": ["fid_domain", "modes", "precision_domain", "recall_domain", "bpd"],
+    "diffusion": ["fid_domain", "modes", "precision_domain", "recall_domain"],
+    "flow": ["fid_domain", "modes", "precision_domain", "recall_domain", "bpd"],
+}
+
+
+def new_adapter(name: str, folder: str | Path = ".", family: str = "gan") -> tuple[Path, Path]:
+    """Write `folder/NAME.py` (a runnable `family` adapter) and `folder/NAME.yaml`; refuse (BenchError) if either exists."""
     check_name(name)
+    if family not in FAMILIES:
+        raise BenchError(f"unknown family '{family[:40]}'", key="--family", fix=f"use one of {', '.join(FAMILIES)}")
     folder = Path(folder)
-    files = {folder / f"{name}.py": "adapter.py.tmpl", folder / f"{name}.yaml": "suite.yaml.tmpl"}
+    files = {folder / f"{name}.py": f"families/{family}.py.tmpl", folder / f"{name}.yaml": "suite.yaml.tmpl"}
     for path in files:
         if path.exists() or path.is_symlink():
             raise BenchError("already exists; nothing was written", file=str(path), fix="choose another NAME or --dir, or move the file")
-    values = {"name": name, "cls": class_name(name)}
+    values = {"name": name, "cls": class_name(name), "family": family, "metrics": ", ".join(FAMILIES[family])}
+    values["contract"] = Template((HERE / "contract.txt").read_text(encoding="utf-8")).substitute(values)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for path, tmpl in files.items():

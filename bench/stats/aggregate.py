@@ -30,6 +30,12 @@ def results_frame(results: list[RunResult]) -> pd.DataFrame:
         # summaries are made within it (bench.stats.compare.group_columns picks these columns up by their prefix).
         row.update({k: column_value(v) for k, v in (r.spec.get("swept") or {}).items()})
         row.update(r.metrics)
+        # Exact or bound, for each likelihood metric the run measured (bpd: `bpd_exact` in metric_info): a
+        # text column, so it is never averaged, and tables mark a bound rather than rank it against exact values.
+        for m, v in r.metrics.items():
+            exact = (r.metric_info or {}).get(f"{m}_exact")
+            if v is not None and isinstance(exact, bool):
+                row[f"{m}_kind"] = "exact" if exact else "bound"
         rows.append(row)
     df = pd.DataFrame(rows, columns=None if rows else ID_COLS)
     order = ["adapter", "strategy", *axis_columns(df), "seed"]
@@ -39,6 +45,15 @@ def results_frame(results: list[RunResult]) -> pd.DataFrame:
 def axis_columns(df: pd.DataFrame) -> list[str]:
     """The swept suite values that the results table carries as columns, e.g. `dataset.limit`."""
     return [c for c in df.columns if isinstance(c, str) and c.split(".", 1)[0] in SWEEPABLE and "." in c]
+
+
+def kind_columns(df: pd.DataFrame) -> list[str]:
+    """`<metric>_kind` columns: exact or bound, per run (results.csv) and per adapter × strategy (summary.csv)."""
+    return [c for c in df.columns if isinstance(c, str) and c.endswith("_kind") and c[: -len("_kind")] in df.columns]
+
+
+BOUND_MARK = "†"  # a likelihood metric that is a bound (bpd: an upper bound on the model's bpd), not exact
+BOUND_NOTE = f"{BOUND_MARK} a bound, not exact (bpd: an upper bound on the model's bpd); bounds and exact values are never ranked together"
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
@@ -103,6 +118,8 @@ def summary_frame(df: pd.DataFrame) -> pd.DataFrame:
         for s in STATUSES:
             row[f"n_{s}"] = int((g["status"] == s).sum())
         done = g[g["status"] == "completed"]
+        for col in kind_columns(df):
+            row[col] = "/".join(sorted(set(done[col].dropna()))) or None
         for m in metrics:
             st = seed_stats(done[m].dropna().astype(float).to_numpy())
             row[f"{m}_mean"] = st.mean
@@ -208,9 +225,16 @@ def terminal_table(summary: pd.DataFrame, metrics: list[str]) -> str:
         extra = [f"{r[f'n_{s}']} {s}" for s in ("diverged", "failed", "not_applicable") if r.get(f"n_{s}", 0)]
         if extra:
             status += " (" + ", ".join(extra) + ")"
-        rows.append([str(r["adapter"]), str(r["strategy"]), status, *[fmt(r[f"{m}_mean"], r[f"{m}_ci95"]) for m in cols]])
+        cells = [fmt(r[f"{m}_mean"], r[f"{m}_ci95"]) + (BOUND_MARK if _is_bound(r, m) else "") for m in cols]
+        rows.append([str(r["adapter"]), str(r["strategy"]), status, *cells])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     sep = "  ".join("-" * w for w in widths)
     body = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join([line, sep, *body])
+    marked = any(BOUND_MARK in c for row in rows for c in row[3:])
+    return "\n".join([line, sep, *body, *([BOUND_NOTE] if marked else [])])
+
+
+def _is_bound(r: pd.Series, metric: str) -> bool:
+    kind = r.get(f"{metric}_kind")
+    return isinstance(kind, str) and "bound" in kind

@@ -31,6 +31,11 @@ _HARNESS = Path(__file__).resolve().parents[1]
 # tests/test_identity.py checks both sides, and that every sub-package is on one side.
 NUMERIC_PACKAGES = ("core", "suite", "adapter", "data", "runner", "tasks", "metrics")
 PRESENTATION_PACKAGES = ("store", "exec", "stats", "report", "scaffold")
+# Of the numeric ones, the metrics change what is measured, never what is trained (periodic evaluation runs
+# under env.preserved_rng()): their hash is the evaluation id's (`eval_code`), so a new or fixed metric
+# re-evaluates the kept weights instead of retraining every run.
+EVAL_PACKAGES = ("metrics",)
+TRAINING_PACKAGES = tuple(p for p in NUMERIC_PACKAGES if p not in EVAL_PACKAGES)
 
 
 def _hash_files(paths: list[Path], root: Path) -> str:
@@ -42,15 +47,21 @@ def _hash_files(paths: list[Path], root: Path) -> str:
 
 @functools.lru_cache(maxsize=1)
 def harness_fingerprint() -> str:
-    """`<version>+<hash16>`: the harness version and a content hash of its number-producing source."""
+    """`<version>+<hash16>`: the harness version and a content hash of its training source."""
     from bench.core.version import __version__
 
     return f"{__version__}+{harness_hash(_HARNESS)}"
 
 
-def harness_hash(root: Path) -> str:
-    """hash16 of the number-producing source under a `bench` package folder `root` (NUMERIC_PACKAGES)."""
-    files = [p for pkg in NUMERIC_PACKAGES for p in (root / pkg).rglob("*.py")]
+@functools.lru_cache(maxsize=1)
+def eval_fingerprint() -> str:
+    """hash16 of the metrics' source (EVAL_PACKAGES): part of the evaluation id, not of the run id."""
+    return harness_hash(_HARNESS, EVAL_PACKAGES)
+
+
+def harness_hash(root: Path, packages: tuple[str, ...] = TRAINING_PACKAGES) -> str:
+    """hash16 of the source of `packages` under a `bench` package folder `root` (default: what trains)."""
+    files = [p for pkg in packages for p in (root / pkg).rglob("*.py")]
     return _hash_files(files, root)
 
 
@@ -95,7 +106,12 @@ def stamp(run: RunSpec, device_type: str) -> RunSpec:
     runner = run.runner
     if runner.threads is None:
         runner = dataclasses.replace(runner, threads=default_threads())
-    identity = {"device_type": device_type, "harness": harness_fingerprint(), "adapter_code": adapter_fingerprint(run.adapter)}
+    identity = {
+        "device_type": device_type,
+        "harness": harness_fingerprint(),
+        "adapter_code": adapter_fingerprint(run.adapter),
+        "eval_code": eval_fingerprint(),  # the evaluation id's, not the run id's (RunSpec.identity_fields)
+    }
     return dataclasses.replace(run, runner=runner, identity=identity)
 
 
@@ -110,7 +126,8 @@ def what_changed(old: dict, new: dict) -> list[str]:
     if oid.get("device_type") != nid.get("device_type"):
         out.append(f"device {oid.get('device_type') or 'unrecorded'} -> {nid.get('device_type')}")
     for key in sorted(set(old) | set(new)):
-        if key in ("identity", "suite") or old.get(key) == new.get(key):
+        # The eval block and protocol are the evaluation id's: a change there re-evaluates, never sets aside.
+        if key in ("identity", "suite", "eval", "protocol_version") or old.get(key) == new.get(key):
             continue
         if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
             sub = sorted(k for k in set(old[key]) | set(new[key]) if old[key].get(k) != new[key].get(k))
@@ -121,11 +138,14 @@ def what_changed(old: dict, new: dict) -> list[str]:
 
 
 __all__ = [
+    "EVAL_PACKAGES",
     "NUMERIC_PACKAGES",
+    "TRAINING_PACKAGES",
     "PRESENTATION_PACKAGES",
     "adapter_fingerprint",
     "adapter_sources",
     "default_threads",
+    "eval_fingerprint",
     "harness_fingerprint",
     "stamp",
     "what_changed",

@@ -51,6 +51,10 @@ class RunResult:
     finished_at: str | None = None
     traceback: str | None = None  # failed runs only
     synthetic: bool = False  # rendering fixtures (benchmarks/synthetic_runs.py): nothing was trained
+    # The evaluation id its metrics were measured under (RunSpec.eval_id); another one in the suite means the
+    # kept weights are re-evaluated. `evaluations`: one entry per re-evaluation (eval_id, metrics, seconds, at).
+    eval_id: str | None = None
+    evaluations: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -136,6 +140,8 @@ _CHECKS = {
     "finished_at": _optional(_is_str),
     "traceback": _optional(_is_str),
     "synthetic": lambda v: isinstance(v, bool),
+    "eval_id": _optional(_is_str),
+    "evaluations": _optional(lambda v: isinstance(v, list) and all(map(_is_dict, v))),
 }
 _EXPECTED = {
     "seed": "an integer",
@@ -146,11 +152,12 @@ _EXPECTED = {
     "first_losses": "a mapping of loss -> number, or null",
     "timings": "a mapping of name -> seconds, or null",
     "resumed_from": "a list of integers, or null",
+    "evaluations": "a list of mappings, or null",
     "synthetic": "true or false",
     **{k: "a mapping" for k in ("spec", "env")},
     **{k: "a mapping or null" for k in ("protocol", "metric_info", "pretrain")},
     **{k: "a string" for k in ("run_id", "suite", "adapter", "strategy", "task", "status")},
-    **{k: "a string or null" for k in ("error", "family", "finished_at", "traceback")},
+    **{k: "a string or null" for k in ("error", "family", "finished_at", "traceback", "eval_id")},
 }
 # The key order of the files the runner wrote before this type existed (identity, then outcome).
 _ORDER = (
@@ -178,6 +185,8 @@ _ORDER = (
     "resumed_from",
     "finished_at",
     "synthetic",
+    "eval_id",
+    "evaluations",
 )
 _REQUIRED = {"run_id", "suite", "adapter", "strategy", "task", "seed", "status"}
 _OMIT_WHEN_UNSET = {
@@ -192,6 +201,8 @@ _OMIT_WHEN_UNSET = {
     "resumed_from",
     "traceback",
     "synthetic",
+    "eval_id",
+    "evaluations",
 }
 
 __all__ = ["DONE_STATUSES", "STATUSES", "InvalidResult", "RunResult"]

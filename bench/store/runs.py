@@ -6,6 +6,7 @@ Layout (the run folder is the unit of resume and of distribution):
     <out>/<suite>/<run_id>/history.csv
     <out>/<suite>/<run_id>/samples.png
     <out>/<suite>/<run_id>/checkpoint.pt    while running (weights_only-loadable), removed when done
+    <out>/<suite>/<run_id>/weights.safetensors  the final weights, kept (runner.keep_weights), for re-evaluation
     <out>/<suite>/results.csv, summary.csv
 """
 

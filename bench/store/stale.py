@@ -1,7 +1,8 @@
 """Runs left from an earlier version of a suite, or of the code, are moved aside: never reused, never mixed in.
 
-The run id hashes everything that can change a number (bench.store.fingerprint), so an edited adapter, harness or
-suite gives new run ids. A run folder whose id is not in the current grid is then stale: `set_aside` moves it
+The run id hashes everything that can change a trained model (bench.store.fingerprint), so an edited adapter,
+training code or suite gives new run ids. The eval block is not in it (it is the evaluation id's): a run
+measured under another eval block keeps its id and is re-evaluated from its kept weights, never set aside. A run folder whose id is not in the current grid is then stale: `set_aside` moves it
 to `<suite_dir>/.stale/<run_id>` (kept, not deleted: its numbers may still be wanted) and returns one line
 per (adapter, strategy, reason) group saying what changed. results.csv, summary.csv and the report read
 only `<suite_dir>/*/result.json`, so they cover exactly the current grid.

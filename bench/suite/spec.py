@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from bench.core.errors import BenchError, show
 from bench.core.seeds import derive_seed  # noqa: F401  (re-exported: spec.derive_seed)
@@ -86,7 +86,9 @@ class StrategySpec:
     source: DatasetSpec | None = None
     parts: list[str] | None = None  # None: every part the task applies to
     steps: int = 0
-    freeze: dict[str, int] = field(default_factory=dict)
+    # part -> N: the first N blocks stay fixed (FreezeD); part -> "difffit": only its biases, norm weights and
+    # scale parameters train (DiffFit, Xie et al. 2023), every other weight of the part stays fixed.
+    freeze: dict[str, int | Literal["difffit"]] = field(default_factory=dict)
     batch_size: int | None = None
     lr: float = 1e-3
     mask_ratio: float = 0.0
@@ -111,7 +113,7 @@ class StrategySpec:
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        bad = {k: n for k, n in self.freeze.items() if n < 0}
+        bad = {k: n for k, n in self.freeze.items() if isinstance(n, int) and n < 0}
         if bad:
             raise ValueError(f"freeze counts must be >= 0, got {show(bad)}")
 
@@ -129,6 +131,7 @@ class RunnerSpec:
     checkpoint_every: int = 0  # 0: only at eval points
     threads: int | None = None  # CPU threads of the run and of every BLAS/OpenMP pool; None: one (bench.core.env.DEFAULT_THREADS)
     diverge_threshold: float | None = None  # |loss| above this counts as diverged
+    keep_weights: bool = True  # the final weights stay in the run folder (weights.safetensors), for re-evaluation
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -264,7 +267,27 @@ def _plain_name(name: str) -> bool:
 
 
 # Runner settings that only change when the host syncs or writes, never a number (tests/test_identity.py).
-NO_OP_RUNNER_KEYS = ("log_every", "checkpoint_every")
+NO_OP_RUNNER_KEYS = ("log_every", "checkpoint_every", "keep_weights")
+# Eval settings that change no number (batch_size: features in chunks; bench/metrics/context.py), or only
+# the learning curve drawn during training, which a re-evaluation of the final weights cannot redraw.
+NO_OP_EVAL_KEYS = ("batch_size", "history_metrics")
+# `identity` entries that belong to the evaluation id, not the run id: the code of the metrics.
+EVAL_IDENTITY_KEYS = ("eval_code",)
+
+
+def eval_fields(ev: EvalSpec | dict[str, Any], identity: dict[str, Any], protocol: str = PROTOCOL_VERSION) -> dict[str, Any]:
+    """What an evaluation id hashes: the eval block (metrics as a set, less NO_OP_EVAL_KEYS), the protocol
+    version and the metrics' code. Also read from an old result's spec, to see whether only metrics were added."""
+    d = dict(ev) if isinstance(ev, dict) else to_dict(ev)
+    out = {k: v for k, v in d.items() if k not in NO_OP_EVAL_KEYS}
+    out["metrics"] = sorted(set(out.get("metrics") or []))
+    out["protocol_version"] = protocol
+    out.update({k: identity.get(k) for k in EVAL_IDENTITY_KEYS})
+    return out
+
+
+def short_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 @dataclass
@@ -317,15 +340,26 @@ class RunSpec:
         return derive_seed(self.seed, "train")
 
     def identity_fields(self) -> dict[str, Any]:
-        """Everything that can change a number: the resolved spec, less the suite's name and the runner
-        settings proven not to change one (NO_OP_RUNNER_KEYS, each with a test in tests/test_identity.py)."""
-        ident = {k: v for k, v in self.resolved().items() if k not in ("suite", "swept")}
+        """Everything that can change the trained model: the resolved spec, less the suite's name, the runner
+        settings proven not to change a number (NO_OP_RUNNER_KEYS, each with a test in tests/test_identity.py)
+        and the evaluation (the `eval` block, the protocol version and the metrics' code: the evaluation id;
+        code that trains is in the harness hash, `identity["harness"]`). Evaluation cannot
+        change training: every periodic evaluation runs under env.preserved_rng() and samples from its own
+        generator (tests/test_reevaluate.py trains with and without periodic evaluations: same weights)."""
+        ident = {k: v for k, v in self.resolved().items() if k not in ("suite", "swept", "eval", "protocol_version")}
         ident["runner"] = {k: v for k, v in ident["runner"].items() if k not in NO_OP_RUNNER_KEYS}
+        ident["identity"] = {k: v for k, v in ident["identity"].items() if k not in EVAL_IDENTITY_KEYS}
         return ident
 
     @property
+    def eval_id(self) -> str:
+        """The evaluation's identity (eval_fields): a finished run whose result has another one is re-evaluated
+        from its kept weights, never retrained."""
+        return short_hash(eval_fields(self.eval, self.identity, self.protocol_version))
+
+    @property
     def run_id(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.identity_fields(), sort_keys=True, default=str).encode()).hexdigest()[:8]
+        digest = short_hash(self.identity_fields())
         safe = self.adapter.replace(":", "_").replace(".", "_")
         point = sweep.label(self.swept)
         return f"{safe}-{self.strategy}-{point + '-' if point else ''}s{self.seed}-{digest}"
@@ -399,6 +433,8 @@ def runspec_from_dict(d: dict) -> RunSpec:
 
 
 __all__ = [
+    "EVAL_IDENTITY_KEYS",
+    "NO_OP_EVAL_KEYS",
     "NO_OP_RUNNER_KEYS",
     "PRETRAIN_SEEDS",
     "PROTOCOL_VERSION",
@@ -412,6 +448,7 @@ __all__ = [
     "StrategySpec",
     "Suite",
     "derive_seed",
+    "eval_fields",
     "expand",
     "parse_margin",
     "runspec_from_dict",

@@ -1,6 +1,6 @@
 """Pretraining tasks: the registry, `run_task` (what bench.runner.pretrain.pretrain calls) and `describe_tasks`.
 
-One flow for every training task (supervised, autoencode, autoregressive, generative):
+One flow for every training task (supervised, autoencode, autoregressive, denoise, generative):
   1. resolve `parts:` against the adapter (StrategyNotApplicable, recorded as n/a, when nothing fits);
   2. load the source converted to the target's size, channels and levels (common.source_spec);
   3. hash everything that determines the result (`cache_fields`) and look it up in the cache;
@@ -30,8 +30,8 @@ import torch
 from bench.adapter.base import Adapter, set_fused_optim
 from bench.store import locks
 from bench.suite.schema import to_dict
-from bench.suite.spec import NO_OP_RUNNER_KEYS, RunSpec
-from bench.tasks import autoencode, autoregressive, cache, external, generative, supervised
+from bench.suite.spec import EVAL_IDENTITY_KEYS, NO_OP_RUNNER_KEYS, RunSpec
+from bench.tasks import autoencode, autoregressive, cache, denoise, external, generative, supervised
 from bench.tasks.common import ALL_PARTS, Context, load_source, precision, select_parts
 from bench.tasks.strategy import PretrainOutcome, StrategyNotApplicable, check_strategy
 from bench.tasks.weights import load_weights
@@ -74,6 +74,12 @@ BY_NAME: dict[str, Task] = {
             autoregressive.train,
         ),
         Task(
+            "denoise",
+            "denoiser part trained on the diffusion objective (ε-prediction, the part's alpha_bar) over the source",
+            denoise.ROLES,
+            denoise.train,
+        ),
+        Task(
             "generative",
             "whole adapter trained on the source with its own objective, then fine-tuned (Transferring GANs)",
             generative.ROLES,
@@ -89,7 +95,8 @@ def describe_tasks() -> list[tuple[str, str]]:
     """(name, description) rows for `bench list strategies`, plus the options that combine with any task."""
     rows = [(t.name, t.description) for t in BY_NAME.values()]
     rows.append(("freeze: {part: N}", "option: keep the first N blocks of a part fixed during training (FreezeD)"))
-    rows.append(("parts: [...]", "option: what is initialised: part names, roles (encoder/decoder/sequence) or all/both"))
+    rows.append(("freeze: {part: difffit}", "option: train only the part's biases, norms and scales (DiffFit), the rest fixed"))
+    rows.append(("parts: [...]", "option: what is initialised: part names, roles (encoder/decoder/sequence/denoiser) or all/both"))
     return rows
 
 
@@ -119,7 +126,7 @@ def cache_fields(
         # the code fingerprint (harness and adapter source) changes them outright: all of the run's identity
         # except the target data, budget and eval, which pretraining never reads.
         "runner": {k: v for k, v in to_dict(run.runner).items() if k not in NO_OP_RUNNER_KEYS},
-        "code": {k: v for k, v in run.identity.items() if k != "device_type"},
+        "code": {k: v for k, v in run.identity.items() if k != "device_type" and k not in EVAL_IDENTITY_KEYS},  # not the metrics' code
     }
 
 

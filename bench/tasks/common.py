@@ -29,7 +29,8 @@ ALL_PARTS = ("all", "both")  # `parts: [both]` (a GAN's generator and discrimina
 
 
 def describe_parts(adapter: Adapter) -> str:
-    return ", ".join(f"{n} ({p.role})" for n, p in adapter.parts().items()) or "none"
+    # An adapter with no part (a flow: no generic role fits a coupling net) can still be transferred whole.
+    return ", ".join(f"{n} ({p.role})" for n, p in adapter.parts().items()) or "none; only whole-model transfer, task generative, applies"
 
 
 def select_parts(adapter: Adapter, requested: list[str] | None, roles: tuple[str, ...], task: str) -> list[str]:

@@ -23,7 +23,7 @@ import torch
 from bench.tasks.common import Context, _sync
 from bench.tasks.weights import module_tensors
 
-ROLES = ("encoder", "decoder", "sequence")
+ROLES = ("encoder", "decoder", "sequence", "denoiser")
 
 
 def train(ctx: Context) -> tuple[dict, dict[str, Any], float]:

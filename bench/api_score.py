@@ -1,0 +1,127 @@
+"""`bench score` and `bench sample`: images from any model measured like a run, and a kept model's samples.
+
+`score_samples(SAMPLES, reference)` reads a folder of PNG files or an .npz (bench.data.samples) and measures it
+against a data set's test split (or, with split="train", its training split: scoring the real test split
+that way gives the real-vs-real floor) with the metric functions and the cached domain extractor that runs
+use. `export_samples(RUN_DIR, OUT)` writes the exact samples a run's final evaluation measured, from its kept
+weights: scoring them gives the run's own numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.core.errors import BenchError
+
+SPLITS = ("test", "train")
+COPYING = "ct_domain"  # the data-copying test compares against the training split: no meaning when it is the reference
+
+
+def default_metrics() -> list[str]:
+    """Every sample metric that needs no downloaded weights (the standard Inception/VGG ones are asked by name)."""
+    from bench.metrics.info import METRIC_INFO
+
+    standard = {"fid", "kid", "isc", "precision", "recall"}
+    return [m for m, i in METRIC_INFO.items() if not i.cost and m not in standard]
+
+
+def reference_spec(reference: str) -> Any:
+    """A data set name (`digits`), an inline mapping (`{name: digits, image_size: 8}`) or a folder of images."""
+    from bench.data.datasets import DATASETS
+    from bench.suite.schema import parse
+    from bench.suite.spec import DatasetSpec
+
+    if Path(reference).is_dir():
+        if "folder" not in DATASETS:
+            raise BenchError(
+                "a folder reference needs the `folder` data set, which this version lacks", key="--reference", fix="pass a data set name"
+            )
+        block: Any = {"name": "folder", "root": reference}
+    elif reference.lstrip().startswith("{"):
+        try:
+            block = yaml.safe_load(reference)
+        except yaml.YAMLError:
+            block = None
+        if not isinstance(block, dict):
+            raise BenchError("not a mapping", key="--reference", fix="write it like '{name: digits, image_size: 8}'")
+    else:
+        block = {"name": reference}
+    return parse(DatasetSpec, block, "--reference")
+
+
+def _as_reference(data: Any, split: str) -> Any:
+    """The data with its `split` as the reference (the metrics read `test_x`); train: the full training split."""
+    if split == "test":
+        return data
+    full = data.reference()
+    return dataclasses.replace(full, test_x=full.train_x, test_y=full.train_y)
+
+
+def score_samples(
+    samples: str | Path,
+    reference: str,
+    split: str = "test",
+    metrics: list[str] | None = None,
+    device: str = "auto",
+    cache_dir: str | Path = "runs/.cache",
+    kid_subset_size: int = 1000,
+) -> dict[str, Any]:
+    """Measure the images at `samples` against `reference`; returns {metrics, not_applicable, n, reference,
+    split, info}. Invalid input (unreadable images, an unknown metric or data set, mismatched sizes) raises
+    BenchError before any metric runs."""
+    from bench.core.env import pick_device
+    from bench.data.datasets import load_dataset
+    from bench.data.samples import read_samples
+    from bench.metrics import METRICS
+    from bench.runner.score import score
+    from bench.suite.spec import EvalSpec
+
+    if split not in SPLITS:
+        raise BenchError(f"unknown split {split!r}", key="--split", fix="use test or train")
+    names = list(metrics) if metrics else default_metrics()
+    for m in names:
+        METRICS.get(m, where="--metrics")
+    images = read_samples(samples)
+    spec = reference_spec(reference)
+    data = _as_reference(load_dataset(spec, where="--reference"), split)
+    measured = [m for m in names if not (split == "train" and m == COPYING)]
+    ev = EvalSpec(num_samples=max(2, len(images)), metrics=measured, kid_subset_size=kid_subset_size)
+    values, na, info = score(images, data, ev, pick_device(device), Path(cache_dir), str(samples))
+    if len(measured) < len(names):
+        na[COPYING] = "the reference is the training split; the copying test needs a held-out split (--split test)"
+    order = {m: i for i, m in enumerate(names)}
+    return {
+        "samples": str(samples),
+        "n": len(images),
+        "reference": dataclasses.asdict(spec),
+        "split": split,
+        "metrics": dict(sorted(values.items(), key=lambda kv: order[kv[0]])),
+        "not_applicable": dict(sorted(na.items(), key=lambda kv: order[kv[0]])),
+        "info": info,
+    }
+
+
+def export_samples(run_dir: str | Path, out: str | Path, num: int | None = None, device: str = "auto") -> Path:
+    """Write the samples a finished run's final evaluation measured (from its kept weights) to `out`: an .npz
+    file, or else a folder of PNG files. `num`: how many (default the run's eval.num_samples)."""
+    from bench.core.env import pick_device
+    from bench.data.samples import write_samples
+    from bench.runner.score import draw
+    from bench.store import runs as store
+    from bench.suite.spec import runspec_from_dict
+
+    run_dir = Path(run_dir)
+    res = store.read_result(run_dir)
+    if res is None or res.status != "completed":
+        raise BenchError("no completed run here", file=str(run_dir), fix="pass a run folder, runs/<suite>/<run_id>")
+    try:
+        images = draw(runspec_from_dict(res.spec), run_dir, pick_device(device), run_dir.parent.parent / ".cache", num)
+    except (FileNotFoundError, ValueError) as err:
+        raise BenchError(
+            " ".join(str(err).split())[:300], file=str(run_dir), fix="rerun the suite with runner.keep_weights: true"
+        ) from None
+    return write_samples(images, out)
