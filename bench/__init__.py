@@ -21,6 +21,8 @@ _EXPORTS = {
     "from_levels": "bench.adapter.tokens",
     "to_levels": "bench.adapter.tokens",
     "BenchError": "bench.core.errors",
+    "Splits": "bench.data.splits",  # what a `module:function` data set returns
+    "DatasetSpec": "bench.suite.spec",  # what it is given
     "load_suite": "bench.suite.load",
     "run_suite": "bench.api",
     "load_results": "bench.api",
@@ -33,8 +35,10 @@ if TYPE_CHECKING:
     from bench.adapter.batch import BatchSource  # noqa: F401
     from bench.api import load_results, render_report, run_suite  # noqa: F401
     from bench.core.errors import BenchError  # noqa: F401
+    from bench.data.splits import Splits  # noqa: F401
     from bench.planning import plan_seeds  # noqa: F401
     from bench.suite.load import load_suite  # noqa: F401
+    from bench.suite.spec import DatasetSpec  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -71,7 +71,7 @@ def run_suite(
     suite = sequential(_load(source), until_resolved, max_seeds, max_runs)
     jobs = parse_jobs(jobs)
     choose(executor, jobs, executor_options)  # bad input fails before anything is read
-    plan = _plan(suite, out, reports, device, only, force, jobs)
+    plan = _plan(suite, out, reports, device, only, force, jobs, dry_run)
     rounds = _first_round(plan, resume=not force)
     todo = plan.grid if rounds is not None else plan.todo  # under sequential seeds, later rounds reuse the row
     workers = resolve_jobs(jobs, executor, plan.device, len(todo), max((r.runner.threads or 1 for r in todo), default=1))
@@ -153,25 +153,30 @@ def _first_round(plan: _Plan, resume: bool) -> Any:
     return rounds
 
 
-def _plan(suite: Suite, out: str | Path, reports: str | Path, device: str, only: str | None, force: bool, jobs: int | str) -> _Plan:
+def _plan(
+    suite: Suite, out: str | Path, reports: str | Path, device: str, only: str | None, force: bool, jobs: int | str, dry_run: bool = False
+) -> _Plan:
     from bench.api_eval import split_done
     from bench.core.env import pick_device
-    from bench.data.datasets import load_dataset
+    from bench.core.errors import DataUnavailable
     from bench.store import claims
     from bench.store.fingerprint import stamp
     from bench.suite.load import expand
 
     dev = pick_device(device)
 
-    def identify(run: RunSpec) -> RunSpec:  # threads resolved and code fingerprinted before any run id is read
-        return stamp(run, dev.type)  # never from --jobs: launchers with different --jobs share the ids
+    def identify(run: RunSpec) -> RunSpec:  # threads resolved, code and data fingerprinted before any run id is read
+        # Never from --jobs: launchers with different --jobs share the ids. Stamping loads every data set (fail
+        # fast, exit 2, before any run starts) and hashes its pixels; a dry run never downloads one.
+        return stamp(run, dev.type, download=not dry_run)
 
-    runs = expand(suite, only, stamp=identify)
-    checked: list = []
-    for r in runs:  # fail fast (exit 2) on missing data, before any run starts; a sweep may name several
-        if r.dataset not in checked:
-            load_dataset(r.dataset)
-            checked.append(r.dataset)
+    try:
+        runs = expand(suite, only, stamp=identify)
+    except DataUnavailable as err:
+        if not dry_run:
+            raise
+        fix = "--dry-run never downloads: run `bench run` without it once (with dataset.download: true), or place the files"
+        raise DataUnavailable(err.message, file=err.file, key=err.key, fix=fix) from None
     suite_dir = Path(out) / suite.name
     snap = claims.snapshot(runs, suite_dir)  # before anything: a result that changes later is another launcher's
     todo = [r for r in runs if force or not store.is_done(suite_dir / r.run_id)]

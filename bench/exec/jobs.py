@@ -19,6 +19,7 @@ import dataclasses
 import multiprocessing as mp
 import os
 import queue
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,44 @@ def with_threads(run: RunSpec, threads: int) -> RunSpec:
     return dataclasses.replace(run, runner=dataclasses.replace(run.runner, threads=threads))
 
 
-def _worker(runs: list[RunSpec], suite_dir: str, device: str, cache_dir: str, snap: claims.Snapshot, force: bool, out: Any) -> None:
+def user_modules(runs: list[RunSpec]) -> list[tuple[str, str]]:
+    """(module, folder) of every `module:Class` adapter and `module:function` data set the runs name, as this
+    process imported them (validation looks next to the suite file first). A spawned worker starts with a fresh
+    sys.path, so it imports each again from that folder before its first run."""
+    names = {r.adapter for r in runs} | {r.dataset.name for r in runs}
+    names |= {r.strategy_spec.source.name for r in runs if r.strategy_spec.source is not None}
+    out = []
+    for name in sorted(n for n in names if ":" in n):
+        mod_name = name.partition(":")[0]
+        file = getattr(sys.modules.get(mod_name.split(".")[0]), "__file__", None)
+        if file:  # a package's folder sits one level further up than its __init__.py
+            path = Path(file).resolve()
+            out.append((mod_name, str(path.parent.parent if path.name == "__init__.py" else path.parent)))
+    return out
+
+
+def _preload(modules: list[tuple[str, str]]) -> None:
+    from bench.adapter.base import import_from
+
+    for mod_name, folder in modules:
+        try:
+            import_from(mod_name, (folder,))
+        except Exception:  # noqa: S112  the run that needs it fails with its own one-line error
+            continue
+
+
+def _worker(
+    runs: list[RunSpec],
+    suite_dir: str,
+    device: str,
+    cache_dir: str,
+    snap: claims.Snapshot,
+    force: bool,
+    out: Any,
+    modules: list[tuple[str, str]],
+) -> None:
     """One worker process: claim and run what nobody else has, report each result to the parent."""
+    _preload(modules)
 
     def execute(run: RunSpec) -> RunResult:
         return execute_one(run, Path(suite_dir), device, Path(cache_dir), progress=False)
@@ -99,7 +136,9 @@ def run_jobs(runs: list[RunSpec], d: Dispatch, jobs: int = 2) -> None:
     ctx = mp.get_context("spawn")  # never fork a process that may hold CUDA or OpenMP state
     out = ctx.Queue()
     procs = [
-        ctx.Process(target=_worker, args=(runs, str(suite_dir), device, str(cache_dir), snap, force, out), name=f"bench-job-{i}")
+        ctx.Process(
+            target=_worker, args=(runs, str(suite_dir), device, str(cache_dir), snap, force, out, user_modules(runs)), name=f"bench-job-{i}"
+        )
         for i in range(min(jobs, len(runs)))
     ]
     reported: set[str] = set()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.errors import BenchError
+from bench.exec.jobs import user_modules
 from bench.exec.outcome import Dispatch, execute_one, record_failure
 from bench.store import claims
 from bench.store.result import RunResult
@@ -49,6 +50,10 @@ def _shipped_modules(runs: list[RunSpec]) -> list[str]:
             path = _module_path(mod) if mod is not None else None
             if path and "site-packages" not in path and "dist-packages" not in path and path not in shipped:
                 shipped.append(path)
+    for mod_name, _ in user_modules(runs):  # `module:function` data sets travel the same way
+        path = _module_path(sys.modules.get(mod_name.split(".")[0]))
+        if path and "site-packages" not in path and "dist-packages" not in path and path not in shipped:
+            shipped.append(path)
     return shipped
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from bench.core.seeds import derive_seed
+from bench.metrics.info import NotApplicable  # noqa: F401  (re-exported: metrics import it from here)
 
 if TYPE_CHECKING:
     from bench.adapter.base import Adapter
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
 # Samples are drawn in chunks of this fixed size: a sampler's random stream depends on how many images each
 # call asks for, so tying chunks to `spec.batch_size` would let the batch size change the numbers.
 SAMPLE_CHUNK = 250
-
-
-class NotApplicable(Exception):
-    """Raised by a metric that has no meaning here; the message is the reason shown in reports."""
 
 
 class EvalContext:

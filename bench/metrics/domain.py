@@ -27,6 +27,7 @@ from bench.data.datasets import ImageData
 from bench.metrics import domain_cache as cache
 from bench.metrics.domain_cache import cached_description, classifier_hash, split_fingerprint
 from bench.metrics.domain_net import ARCH_VERSION, TrainConfig, accuracy, is_stacked, member_seeds, one_thread, train, working_size
+from bench.metrics.info import NotApplicable
 from bench.store.locks import build_once
 
 FEATURES = ("features", "logits")
@@ -124,7 +125,11 @@ class DomainClassifier:
 def get_domain_classifier(
     data: ImageData, device: torch.device | str, cache_dir: Path, cfg: TrainConfig = TrainConfig()
 ) -> DomainClassifier:
-    """The trained domain classifier of `data`: from memory, from the disk cache, or trained now (and cached)."""
+    """The trained domain classifier of `data`: from memory, from the disk cache, or trained now (and cached).
+    A data set without labels (a flat image folder: every label -1) has none: its metrics are n/a, said so."""
+    y = data.train_y
+    if not len(y) or bool((y < 0).any()) or int(torch.unique(y).numel()) < 2:
+        raise NotApplicable("the domain classifier needs class labels (two classes or more), and this data set has none")
     device = torch.device(device)
     digest = classifier_hash(data, cfg)
     hit = cache.MEMO.get((digest, str(device)))

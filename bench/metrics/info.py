@@ -15,6 +15,11 @@ LIKELIHOOD_FAMILIES = ("vae", "autoregressive", "flow", "diffusion", "other")
 COPYING_THRESHOLD = -3.0  # ct_domain (C_T, a Z-score) below this flags `copying`; see bench/metrics/copying.py
 
 
+class NotApplicable(Exception):
+    """Raised by a metric (or a stage it needs) that has no meaning here; the message is the reason shown in
+    reports. Defined in this torch-free leaf so the stages (domain.py) and the context can both raise it."""
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     name: str

@@ -15,6 +15,7 @@ import torch
 from bench.adapter import contract
 from bench.adapter.base import Adapter
 from bench.core import env
+from bench.core.errors import BenchError
 from bench.data.datasets import ImageData, load_dataset
 from bench.data.images import save_grid
 from bench.runner import checkpoint, result, weights
@@ -32,6 +33,10 @@ from bench.suite.spec import RunSpec
 # not once per seed. Bounded (oldest out first); forgetting one only costs a repeated check.
 _CONTRACT_OK: dict[tuple[str, ...], None] = {}
 _CONTRACT_OK_MAX = 256
+
+
+class DataChanged(BenchError):
+    """The data under a planned run id changed before the run loaded them."""
 
 
 class Runner:
@@ -53,7 +58,7 @@ class Runner:
         env.configure_threads(run.runner.threads)
         env.seed_everything(run.init_seed)
         self.memory.reset()
-        data = load_dataset(run.dataset).to(self.device)
+        data = _planned_data(run).to(self.device)
         self._check_contract(data)
         adapter, state, gen = self._start(data)
         if not state.resumed_from:  # a resumed run was pretrained before its checkpoint
@@ -144,3 +149,17 @@ def _outcome_dict(o: PretrainOutcome) -> dict[str, Any]:
 
 def run_one(run: RunSpec, suite_dir: Path, device: torch.device, cache_dir: Path, progress: bool = True) -> RunResult:
     return Runner(run, suite_dir, device, cache_dir, progress).run()
+
+
+def _planned_data(run: RunSpec) -> ImageData:
+    """The run's data set, as it was when the run id was made: an image folder edited since is a new run, so
+    this one fails (one line) rather than train on pixels its id does not name."""
+    data = load_dataset(run.dataset)
+    planned = run.identity.get("data")
+    if planned and data.content_hash() != planned:
+        raise DataChanged(
+            f"the data set changed since this run was planned (content {data.content_hash()}, planned {planned})",
+            key="dataset",
+            fix="run the suite again: the new data get new run ids",
+        )
+    return data

@@ -4,7 +4,9 @@
 - `runner.threads` resolved to one number (null: DEFAULT_THREADS, one, on every machine and for every
   `--jobs`), so the local and the Ray executor train with the same count and the run id names it;
 - `identity`: the device type, the harness version and a content hash of the harness source that can change
-  a number, and a content hash of the adapter's own source module(s).
+  a number, a content hash of the adapter's own source module(s), and a content hash of the data the run
+  reads (`data`: the target's decoded pixels and labels; `source_data`: its strategy's source, converted to
+  the target's shape), so an edited image folder is a new run, never a silent resume.
 
 Why a content hash and not the git commit: a commit changes with every README edit (every run would be redone
 for nothing), says nothing in an installed wheel, and "-dirty" does not say *what* is dirty, so two different
@@ -20,9 +22,10 @@ import dataclasses
 import functools
 import hashlib
 import inspect
+from collections import OrderedDict
 from pathlib import Path
 
-from bench.suite.spec import RunSpec
+from bench.suite.spec import DatasetSpec, RunSpec
 
 _HARNESS = Path(__file__).resolve().parents[1]
 # The harness is hashed by layer, not by a hand-kept list of files: a sub-package counts when its code can change
@@ -101,8 +104,43 @@ def default_threads() -> int:
     return DEFAULT_THREADS
 
 
-def stamp(run: RunSpec, device_type: str) -> RunSpec:
-    """`run` with its threads resolved and its identity filled (see the module docstring)."""
+# Data set load key (the spec, and a folder's listing signature) -> (content hash, shape info): a grid stamps
+# every run, and a folder signature is far cheaper than decoding and hashing its images again.
+_DATA: OrderedDict[str, tuple[str, object]] = OrderedDict()
+_DATA_MAX = 256
+
+
+def _data_hash(spec: DatasetSpec, where: str, download: bool) -> tuple[str, object]:
+    from bench.data.datasets import cache_key, load_dataset
+
+    if spec.download and not download:  # --dry-run: the files must be there already
+        spec = dataclasses.replace(spec, download=False)
+    key = cache_key(spec)
+    if key not in _DATA:
+        data = load_dataset(spec, where=where)
+        _DATA[key] = (data.content_hash(), data.info)
+        while len(_DATA) > _DATA_MAX:
+            _DATA.popitem(last=False)
+    _DATA.move_to_end(key)
+    return _DATA[key]
+
+
+def data_identity(run: RunSpec, download: bool = True) -> dict[str, str]:
+    """Content hashes of the data `run` reads: the target, and its strategy's source as pretraining converts it.
+    Loads each data set once per process (download only when `download`); a missing one raises BenchError."""
+    from bench.tasks.common import source_spec
+
+    digest, info = _data_hash(run.dataset, "dataset", download)
+    out = {"data": digest}
+    source = run.strategy_spec.source
+    if source is not None:
+        out["source_data"] = _data_hash(source_spec(source, info), f"strategies.{run.strategy}.source", download)[0]  # type: ignore[arg-type]
+    return out
+
+
+def stamp(run: RunSpec, device_type: str, download: bool = True) -> RunSpec:
+    """`run` with its threads resolved and its identity filled (see the module docstring). `download: False`
+    (`--dry-run`) never lets a data set download: one that is not on disk yet is a DataUnavailable error."""
     runner = run.runner
     if runner.threads is None:
         runner = dataclasses.replace(runner, threads=default_threads())
@@ -112,6 +150,7 @@ def stamp(run: RunSpec, device_type: str) -> RunSpec:
         "adapter_code": adapter_fingerprint(run.adapter),
         "eval_code": eval_fingerprint(),  # the evaluation id's, not the run id's (RunSpec.identity_fields)
     }
+    identity.update(data_identity(run, download))
     return dataclasses.replace(run, runner=runner, identity=identity)
 
 
@@ -123,6 +162,9 @@ def what_changed(old: dict, new: dict) -> list[str]:
         out.append(f"adapter code of {new.get('adapter')} changed")
     if oid.get("harness") != nid.get("harness"):
         out.append(f"harness code changed ({oid.get('harness') or 'unrecorded'} -> {nid.get('harness')})")
+    for key, what in (("data", "data set"), ("source_data", "pretraining source")):
+        if oid.get(key) != nid.get(key):
+            out.append(f"{what} content changed ({oid.get(key) or 'unrecorded'} -> {nid.get(key) or 'none'})")
     if oid.get("device_type") != nid.get("device_type"):
         out.append(f"device {oid.get('device_type') or 'unrecorded'} -> {nid.get('device_type')}")
     for key in sorted(set(old) | set(new)):
@@ -144,6 +186,7 @@ __all__ = [
     "PRESENTATION_PACKAGES",
     "adapter_fingerprint",
     "adapter_sources",
+    "data_identity",
     "default_threads",
     "eval_fingerprint",
     "harness_fingerprint",

@@ -108,6 +108,7 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
             parse(cls.Config, block or {}, f"adapters.{key}")
         for i, m in enumerate(suite.eval.metrics + (suite.eval.history_metrics or [])):
             METRICS.get(m, where=f"eval.metrics[{i}]")
+        _check_datasets(suite, search)
         for name, strat in suite.strategies.items():
             if strat.task not in BY_NAME:  # the task table (bench/tasks/__init__.py) is the one list of tasks
                 raise ConfigError(f"unknown task '{strat.task}' ({did_you_mean(strat.task, BY_NAME)})", key=f"strategies.{name}.task")
@@ -118,6 +119,22 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
     except BenchError as err:  # same class (callers catch ConfigError), now naming the file
         raise type(err)(err.message, file=err.file or file, key=err.key, fix=err.fix) from None
     return suite
+
+
+def _check_datasets(suite: Suite, search: tuple[str, ...]) -> None:
+    """Data set names resolve (a `module:function` is imported, from the suite's folder first) and image
+    folders are sound, without loading any pixels: that happens before any run starts."""
+    from bench.data.datasets import check_dataset
+
+    try:
+        check_dataset(suite.dataset, "dataset", search)
+        for name, strat in suite.strategies.items():
+            if strat.source is not None:
+                check_dataset(strat.source, f"strategies.{name}.source", search)
+    except BenchError:
+        raise
+    except Exception as err:  # importing a user's `module:function` may raise anything
+        raise ConfigError(f"cannot load data set: {type(err).__name__}: {err}", key="dataset.name") from None
 
 
 def _check_run_id_length(suite: Suite) -> None:

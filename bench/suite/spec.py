@@ -38,9 +38,10 @@ class DatasetSpec:
     channels: int | None = None  # None: native; 1 or 3 converts
     classes: list[int] | None = None  # keep only these labels
     limit: int | None = None  # keep only the first N training images (few-shot), after `classes`
-    root: str | None = None  # where torchvision data sets live
-    download: bool = False  # allow torchvision to download into root
+    root: str | None = None  # where torchvision data sets live; the image folder of `folder`
+    download: bool = False  # allow torchvision to download into root (`bench run` only, never validate or --dry-run)
     levels: int | None = None  # re-quantise to this many grey levels per channel
+    reference: str | None = None  # `folder`: a folder of evaluation images (the test split; few-shot protocol)
 
     def __post_init__(self) -> None:
         if self.image_size is not None and not 4 <= self.image_size <= 256:
