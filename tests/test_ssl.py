@@ -19,6 +19,7 @@ from safetensors.torch import save as st_save
 from torch.utils.data import Dataset
 
 from bench.data.datasets import DATASETS, DatasetSpec, load_dataset
+from bench.data.splits import Splits
 from bench.metrics import NotApplicable, evaluate, ssl
 from bench.metrics.context import EvalContext
 from bench.metrics.diversity import MAX_CENTRES, intra_cluster_distance
@@ -34,8 +35,8 @@ UNLABELLED = "_test_unlabelled_digits"
 
 def _unlabelled(spec: DatasetSpec):
     """The digits' pixels with every label unknown (-1): a flat folder of images, as the harness sees one."""
-    xtr, ytr, xte, yte, levels, _ = DATASETS.get("digits")(spec)
-    return xtr, torch.full_like(ytr, -1), xte, torch.full_like(yte, -1), levels, 0
+    d = DATASETS.get("digits")(spec)
+    return Splits(d.train_x, None, d.test_x, None, d.levels)  # labels None: unknown (-1 after the contract check)
 
 
 if UNLABELLED not in DATASETS:
