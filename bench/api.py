@@ -166,15 +166,18 @@ def _run_suite(
     return df
 
 
-def check_environment() -> None:
-    """Every environment variable the harness reads, checked before anything runs: one line, exit 2."""
-    from bench.data.datasets import data_root
+def check_environment(data: bool = True) -> None:
+    """Every environment variable the harness reads, checked before anything runs: one line, exit 2.
+    `data=False` (bench report) leaves out BENCH_DATA: checking it imports the data layer, and with it torch."""
     from bench.store.locks import stale_seconds
     from bench.suite.limits import ceilings
 
     stale_seconds()
     ceilings()
-    data_root(None)
+    if data:
+        from bench.data.datasets import data_root
+
+        data_root(None)
 
 
 def _load(source: str | Path | dict, overrides: tuple[str, ...] = ()) -> Suite:

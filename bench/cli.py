@@ -358,7 +358,7 @@ def report(runs_dir: Path, out: Path | None, formats: tuple[str, ...]) -> None:
     from bench.api import check_environment, render_report
     from bench.report.export import FILES
 
-    check_environment()
+    check_environment(data=False)
     path = Path(render_report(runs_dir, out, formats=formats, warn=lambda msg: click.echo(f"warning: {msg}", err=True)))
     for f in dict.fromkeys(formats):
         shown = path if f == "html" else path.parent / FILES[f]

@@ -16,6 +16,13 @@ cached on disk under --cache, so a rerun only recomputes features.
 An ensemble candidate with K members uses disjoint member seeds per extractor seed: extractor seed e has
 members derive_seed(K*e + j, "extractor") for j < K (bench.metrics.domain_net.member_seeds), so the 5 extractor seeds share no network.
 
+Label-free candidates (`ssl10`, `ssl10-dae`, `ssl10-none`: bench.metrics.ssl.get_ssl_extractor, what an
+unlabelled target is measured with) are trained on the same training split's pixels, never its labels: the
+protocol's SimCLR ensemble, a denoising-autoencoder ensemble, and an untrained ensemble (the control). When
+`ens10` (the labelled protocol's classifier) is among the candidates, the script also prints how far each
+other candidate agrees with it: Kendall's tau between their rankings at extractor seed 0 (each protocol's
+own extractor), and the least over all 25 pairs of extractor seeds.
+
     .venv/bin/python benchmarks/extractor_stability.py [--samples /tmp/bench-extractor-samples.pt] [--seeds 0,1]
         [--candidates today,long,ens5,long-ens5]
 """
@@ -44,7 +51,14 @@ CANDIDATES: dict[str, tuple[dict, int]] = {
     "long-ens5": ({"steps": 1000}, 5),
     "ens10": ({"steps": 150}, 10),
 }
+# name -> SSLConfig overrides (bench.metrics.ssl_net); the defaults are the label-free protocol's extractor.
+SSL_CANDIDATES: dict[str, dict] = {
+    "ssl10": {},
+    "ssl10-dae": {"objective": "dae"},
+    "ssl10-none": {"objective": "none"},
+}
 EXTRACTOR_SEEDS = range(5)
+AGREE_WITH = "ens10"  # the labelled protocol's extractor
 
 
 def make_samples(path: Path, seeds: list[int], work: Path, train: bool = True, only: list[str] | None = None) -> dict[str, torch.Tensor]:
@@ -116,17 +130,57 @@ def by_adapter(fids: dict[str, float]) -> dict[str, float]:
     return {a: statistics.mean(v) for a, v in groups.items()}
 
 
+def extractor(name: str, seed: int, data, cache: Path) -> tuple[object, dict, int]:
+    """(the harness's own extractor of this candidate at this extractor seed, its overrides, its members K);
+    trained once and cached on disk by content hash."""
+    from bench.metrics.domain import TrainConfig, get_domain_classifier
+    from bench.metrics.ssl import get_ssl_extractor
+    from bench.metrics.ssl_net import SSLConfig
+
+    if name in SSL_CANDIDATES:
+        cfg = replace(SSLConfig(), **SSL_CANDIDATES[name], seed=seed)
+        return get_ssl_extractor(data, torch.device("cpu"), cache, cfg), {"objective": cfg.objective, "steps": cfg.steps}, cfg.members
+    over, k = CANDIDATES[name]
+    return get_domain_classifier(data, torch.device("cpu"), cache, replace(TrainConfig(), **over, members=k, seed=seed)), over, k
+
+
+def _tau_runs(x: dict[str, float], y: dict[str, float], keys: list[str]) -> float:
+    return float(kendalltau([x[k] for k in keys], [y[k] for k in keys]).statistic)
+
+
+def _tau_adapters(x: dict[str, float], y: dict[str, float]) -> float:
+    return float(kendalltau(list(by_adapter(x).values()), list(by_adapter(y).values())).statistic)
+
+
+def agreement(concat: dict[str, dict[int, dict[str, float]]], keys: list[str]) -> None:
+    """Kendall's tau between each candidate's ranking and the labelled protocol's (AGREE_WITH)."""
+    ref = concat[AGREE_WITH]
+    pairs = list(itertools.product(EXTRACTOR_SEEDS, EXTRACTOR_SEEDS))
+    rows = [
+        [
+            name,
+            f"{_tau_runs(ref[0], out[0], keys):.2f}",
+            f"{min(_tau_runs(ref[a], out[b], keys) for a, b in pairs):.2f}",
+            f"{_tau_adapters(ref[0], out[0]):.2f}",
+            f"{min(_tau_adapters(ref[a], out[b]) for a, b in pairs):.2f}",
+        ]
+        for name, out in concat.items()
+        if name != AGREE_WITH
+    ]
+    print(f"\n### agreement with {AGREE_WITH} (the labelled protocol's extractor)\n")
+    print(table(rows, ["extractor", "tau runs (seed 0 vs 0)", "min tau runs (25 pairs)", "tau adapters (0 vs 0)", "min tau adapters"]))
+
+
 def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) -> None:
     from bench.data.datasets import DatasetSpec, load_dataset
-    from bench.metrics.domain import TrainConfig, get_domain_classifier
     from bench.metrics.fidelity import fid_from_features, member_fids
 
     data = load_dataset(DatasetSpec("digits")).reference()
     keys = sorted(samples)
-    cpu = torch.device("cpu")
     summary = []
+    concat: dict[str, dict[int, dict[str, float]]] = {}  # candidate -> extractor seed -> run -> fid (what the harness reports)
     for name in candidates:
-        over, k = CANDIDATES[name]
+        k = SSL_CANDIDATES[name].get("members", 10) if name in SSL_CANDIDATES else CANDIDATES[name][1]
         # variant -> extractor seed -> run -> fid. An ensemble is scored two ways: the members' fids averaged
         # (each one torch-fidelity's own number), and one fid on the members' features side by side (what
         # the harness registers with torch-fidelity).
@@ -134,7 +188,7 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
         seconds = []
         for e in EXTRACTOR_SEEDS:
             # The harness's own extractor, trained once and cached on disk by content hash.
-            clf = get_domain_classifier(data, cpu, cache, replace(TrainConfig(), **over, members=k, seed=e))
+            clf, over, k = extractor(name, e, data, cache)
             seconds.append(float(clf.info.get("train_seconds") or math.nan))
             real = clf.real_features(data.test_x, cache, 500)["features"]
             fake = {key: clf.features(samples[key], 500)["features"] for key in keys}
@@ -144,6 +198,7 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
                 else:
                     out[e] = {key: fid_from_features(fake[key], real) for key in keys}
                 print(f"{name}/{variant} extractor seed {e}: " + ", ".join(f"{key} {v:.3f}" for key, v in out[e].items()), flush=True)
+        concat[name] = fids["concat" if k > 1 else "single"]
         for combine, out in fids.items():
             label = f"{name}/{combine}"
             vals = {key: [out[e][key] for e in EXTRACTOR_SEEDS] for key in keys}
@@ -188,6 +243,8 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
             ],
         )
     )
+    if AGREE_WITH in concat and len(concat) > 1:
+        agreement(concat, keys)
 
 
 def main() -> None:
@@ -196,7 +253,7 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("/tmp/bench-extractor-runs"))
     p.add_argument("--cache", type=Path, default=Path("/tmp/bench-extractor-cache"), help="trained extractors, by content hash")
     p.add_argument("--seeds", default="0", help="smoke run seeds whose samples are studied, comma-separated")
-    p.add_argument("--candidates", default=",".join(CANDIDATES))
+    p.add_argument("--candidates", default=",".join(CANDIDATES), help=f"of {', '.join([*CANDIDATES, *SSL_CANDIDATES])}")
     p.add_argument("--no-train", action="store_true", help="study only the samples already in --samples")
     p.add_argument("--adapters", default="", help="train only these smoke adapters (comma-separated; default all)")
     p.add_argument("--samples-only", action="store_true", help="make the samples, skip the study")

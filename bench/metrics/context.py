@@ -94,10 +94,11 @@ class EvalContext:
 
     @cached_property
     def domain(self):
-        """The harness's domain classifier for this data set (trained once, cached by content hash)."""
-        from bench.metrics.domain import get_domain_classifier
+        """The harness's domain extractor for this data set (trained once, cached by content hash): the domain
+        classifier when the target has labels, else the label-free (self-supervised) extractor (metrics/ssl.py)."""
+        from bench.metrics.ssl import get_extractor
 
-        clf = self._setup(lambda: get_domain_classifier(self.data.reference(), self.device, self.cache_dir))
+        clf = self._setup(lambda: get_extractor(self.data, self.device, self.cache_dir))
         self.info["domain_classifier"] = clf.describe()
         return clf
 

@@ -76,9 +76,15 @@ METRIC_INFO: dict[str, MetricInfo] = _rows(
     ),
     # --- likelihood ---
     MetricInfo("bpd", False, "bits per dimension of the test split", "bits/dim", families=LIKELIHOOD_FAMILIES, bounds=NONNEG),
-    # --- fidelity in the domain classifier's feature space ---
-    MetricInfo("fid_domain", False, "Fréchet distance in the domain classifier's feature space", "feature²", bounds=NONNEG),
-    MetricInfo("kid_domain", False, "kernel (MMD²) distance in the domain classifier's feature space", "MMD²"),
+    # --- fidelity in the domain extractor's feature space: the classifier, or the label-free one (no labels) ---
+    MetricInfo(
+        "fid_domain",
+        False,
+        "Fréchet distance in the domain extractor's feature space (the classifier; self-supervised without labels)",
+        "feature²",
+        bounds=NONNEG,
+    ),
+    MetricInfo("kid_domain", False, "kernel (MMD²) distance in the domain extractor's feature space", "MMD²"),
     MetricInfo("precision_domain", True, "share of generated samples on the real manifold (k=3)", "fraction", bounds=UNIT),
     MetricInfo("recall_domain", True, "share of real samples on the generated manifold (k=3)", "fraction", bounds=UNIT),
     MetricInfo("density_domain", True, "density (Naeem et al. 2020, k=5); about 1 for real data", "ratio", bounds=NONNEG),
@@ -92,6 +98,14 @@ METRIC_INFO: dict[str, MetricInfo] = _rows(
         periodic=False,
         flag_below=COPYING_THRESHOLD,  # the verdict flags `memorisation` below it
         ideal=0.0,
+    ),
+    # --- few-shot diversity, in the label-free extractor's space ---
+    MetricInfo(
+        "intra_ssl",
+        True,
+        "intra-cluster distance (after intra-LPIPS, Ojha et al. 2021): samples grouped by nearest training image, "
+        "mean pairwise distance of label-free features within groups; 0 = emits its training images; <= 100 training images",
+        bounds=(0.0, 2.0),
     ),
     # --- mode coverage ---
     MetricInfo("modes", True, "classes covered by generated samples (>= 1 sample each)", "classes", bounds=NONNEG),

@@ -25,7 +25,7 @@ import torch
 
 from bench.data.datasets import ImageData
 from bench.metrics import register_metric
-from bench.metrics.context import EvalContext
+from bench.metrics.context import EvalContext, NotApplicable
 from bench.metrics.domain import is_stacked
 
 MIN_SAMPLES = {"digits_stacked": 26_000}  # per data set: generated samples modes/modes_kl need at least
@@ -69,6 +69,10 @@ def min_samples(data: ImageData) -> int:
 def _predicted(ctx: EvalContext) -> torch.Tensor:
     """Class predictions of the generated samples (at least the data set's MIN_SAMPLES of them), computed once;
     records the samples used, the maximum and the real test split's own coverage."""
+    from bench.metrics.ssl import NO_LABELS, has_labels
+
+    if not has_labels(ctx.data):
+        raise NotApplicable(NO_LABELS)
     if "modes_pred" not in ctx.cache:
         need = min_samples(ctx.data.reference())
         if need > ctx.num_samples:

@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from bench.metrics.context import SAMPLE_CHUNK
 from bench.metrics.copying import CT_DEFINITION
+from bench.metrics.diversity import INTRA_DEFINITION
 from bench.metrics.domain import ARCH_VERSION, TrainConfig, cached_description, classifier_hash, is_stacked, member_seeds, working_size
 from bench.metrics.fidelity import DC_NEIGHBORHOOD, KID_SEED, KID_SUBSETS, PRC_NEIGHBORHOOD, kid_subset_size
 from bench.metrics.likelihood import BPD_CONVENTION
 from bench.metrics.modes import MODES_DEFINITION
+from bench.metrics.ssl import NO_LABELS, has_labels
+from bench.metrics.ssl import protocol_description as ssl_protocol_description
 from bench.suite.spec import PROTOCOL_VERSION
 
 # The extractor's own variance, measured (benchmarks/extractor_stability.py): fid_domain of fixed samples of
@@ -36,23 +39,30 @@ def _domain_resize(size: int) -> str:
 
 
 def describe(spec: EvalSpec, data: ImageData, cache_dir: Path | None = None) -> dict[str, Any]:
-    """The protocol a result was measured under. With `cache_dir`, the domain classifier's test accuracy is
-    included when it has been trained already (describing never trains one)."""
+    """The protocol a result was measured under. With `cache_dir`, the domain classifier's test accuracy (or the
+    label-free extractor's weights hash, when the target has no labels) is included when it has been trained
+    already (describing never trains one)."""
     data = data.reference()
     n_real = len(data.test_x)
     size = int(data.train_x.shape[-1])
-    extractor: dict[str, Any] = {
-        "name": "domain classifier",
-        "arch": ARCH_VERSION + ("/stacked-per-channel" if is_stacked(data) else ""),
-        "hash": classifier_hash(data),
-        "train_config": asdict(TrainConfig()),
-        "member_seeds": member_seeds(TrainConfig()),
-        "trained_on": "the full training split of the target (before `limit`), never the test split",
-        "seed_variance": EXTRACTOR_SEED_VARIANCE,
-    }
-    known = cached_description(data, cache_dir) if cache_dir is not None else None
-    if known:
-        extractor.update({k: known[k] for k in ("accuracy", "digit_accuracy", "feature_dim", "weights_sha256") if k in known})
+    labelled = has_labels(data)
+    if labelled:
+        extractor: dict[str, Any] = {
+            "name": "domain classifier",
+            "arch": ARCH_VERSION + ("/stacked-per-channel" if is_stacked(data) else ""),
+            "hash": classifier_hash(data),
+            "train_config": asdict(TrainConfig()),
+            "member_seeds": member_seeds(TrainConfig()),
+            "trained_on": "the full training split of the target (before `limit`), never the test split",
+            "seed_variance": EXTRACTOR_SEED_VARIANCE,
+        }
+        known = cached_description(data, cache_dir) if cache_dir is not None else None
+        if known:
+            extractor.update({k: known[k] for k in ("accuracy", "digit_accuracy", "feature_dim", "weights_sha256") if k in known})
+    else:  # no labels: the label-free extractor (metrics/ssl.py) measures every *_domain metric
+        extractor = ssl_protocol_description(data, cache_dir)
+    # Only where asked for, so the description of a labelled run without it stays as it was.
+    extra = {"diversity": INTRA_DEFINITION} if "intra_ssl" in spec.metrics else {}
     return {
         "protocol_version": PROTOCOL_VERSION,
         "reference": {"split": "test", "size": n_real},
@@ -67,6 +77,7 @@ def describe(spec: EvalSpec, data: ImageData, cache_dir: Path | None = None) -> 
         "precision_recall_k": PRC_NEIGHBORHOOD,
         "density_coverage_k": DC_NEIGHBORHOOD,
         "bpd": BPD_CONVENTION,
-        "modes": MODES_DEFINITION,
+        "modes": MODES_DEFINITION if labelled else NO_LABELS,
         "ct": CT_DEFINITION,
+        **extra,
     }

@@ -111,6 +111,7 @@ def _provenance(results: list[RunResult], suite_dir: Path) -> dict[str, Any]:
             {
                 "accuracy": _acc(c, "accuracy"),
                 "digit_accuracy": _acc(c, "digit_accuracy"),
+                "kind": c.get("kind") if isinstance(c, dict) else None,  # "self-supervised": the target has no labels
                 "json": json.dumps(c, indent=2, sort_keys=True, ensure_ascii=False),
                 "n": n,
             }
