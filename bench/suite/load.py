@@ -82,7 +82,11 @@ def _not_utf8(path: Path) -> str:
 
 def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """Read a suite file, overlaying it on its `include:` base (paths relative to the file)."""
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except (OSError, ValueError) as err:  # a NUL byte, a name too long for the file system
+        raise BenchError(f"not a usable path ({err})", file=repr(str(path))[:200], fix="check the path") from None
+    if not found:
         raise BenchError("suite file not found", file=str(path), fix="check the path; `bench list suites` shows the bundled ones")
     try:
         data = yamlsafe.load(yamlsafe.read_text(path))
@@ -112,8 +116,14 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if inc is not None:
         if not isinstance(inc, str):
             raise BenchError("expected a file path string", file=str(path), key="include")
-        base_path = (path.parent / inc).resolve()
-        if not base_path.is_file():  # name the including file: that is where the fix goes
+        try:  # a NUL byte or a name longer than the file system allows is not a path at all
+            base_path = (path.parent / inc).resolve()
+            found = base_path.is_file()
+        except (OSError, ValueError) as err:
+            raise BenchError(
+                f"include is not a usable path ({err})", file=str(path), key="include", fix="name a suite file next to this one"
+            ) from None
+        if not found:  # name the including file: that is where the fix goes
             raise BenchError(f"included file not found: {base_path}", file=str(path), key="include", fix="paths are relative to this file")
         if base_path in seen:
             raise BenchError("include cycle", file=str(path), key="include", fix="remove the circular include")
