@@ -91,7 +91,8 @@ def read_record(path: Path) -> dict[str, Any]:
     """The classifier's record (accuracy, seconds, weights sha256), {} when missing or failing its seal
     (then the weights are re-described under the lock). Older unsealed records pass: their weights hash
     is still checked against the weights."""
-    return cachefile.check_record(path, read_json(path), RECORD_WHAT, required=False) or {}
+    record = cachefile.check_record(path, read_json(path), RECORD_WHAT, required=False) or {}
+    return {k: v for k, v in record.items() if k != cachefile.SEAL}  # the seal is the file's, not the classifier's
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
