@@ -45,6 +45,8 @@ def test_baselines_use_the_role_names() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # no baseline passes dim=
         for key, cls in ADAPTERS.items():
+            if not cls.__module__.startswith("baselines."):  # the bundled ones, not what other tests registered
+                continue
             adapter = cls(cls.Config(), data.info, torch.device("cpu"))
             for name, part in adapter.parts().items():
                 if part.role not in ROLE_SIZE:  # a denoiser has no size: it maps x_t (and t) to the image's shape
