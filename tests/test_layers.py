@@ -60,6 +60,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "bench.api",
             "bench.api_eval",
+            "bench.validation",  # bench validate: environment, adapter contracts, n/a forecast
             "bench.api_score",
             "bench.cli",
             "bench.listing",
