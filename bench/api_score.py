@@ -125,3 +125,68 @@ def export_samples(run_dir: str | Path, out: str | Path, num: int | None = None,
             " ".join(str(err).split())[:300], file=str(run_dir), fix="rerun the suite with runner.keep_weights: true"
         ) from None
     return write_samples(images, out)
+
+
+# The real-vs-real reference: a scale for "fid_domain 182". The same metrics, extractor and sample count, with
+# real training images of the target in place of a model's samples, against the test split the runs are
+# measured on: the floor (distances) or ceiling (precision, recall, coverage) a perfect model of this data would
+# reach at this sample size. One per (data content, evaluation id), kept in the runs folder's reference.json
+# so the report reads it without torch.
+REFERENCE_FILE = "reference.json"
+NOT_COPYING = "the reference's samples are training images themselves, so the copying test does not apply"
+
+
+def reference_key(run: Any) -> str:
+    """The data's content hash and the evaluation id: a reference is reused exactly when both are the same."""
+    return f"{run.identity.get('data', '')}:{run.eval_id}"
+
+
+def real_reference(run: Any, device: Any, cache_dir: Path) -> dict[str, Any]:
+    """Score the first `eval.num_samples` training images of `run`'s target (the split's own seeded order; the
+    full training split, not a few-shot subset) against its test split with the run's eval spec."""
+    from bench.data.datasets import load_dataset
+    from bench.runner.score import score
+
+    data = load_dataset(run.dataset)
+    pool = data.reference().train_x
+    n = min(run.eval.num_samples, len(pool))
+    asked = [m for m in run.eval.metrics if m != COPYING]
+    spec = dataclasses.replace(run.eval, metrics=asked, num_samples=n)
+    values, na, _ = score(pool[:n], data, spec, device, cache_dir, "the real training split")
+    if COPYING in run.eval.metrics:
+        na[COPYING] = NOT_COPYING
+    return {
+        "key": reference_key(run),
+        "dataset": run.dataset.name,
+        "n": n,
+        "metrics": {m: values[m] for m in run.eval.metrics if m in values},
+        "not_applicable": {m: na[m] for m in run.eval.metrics if m in na},
+    }
+
+
+def write_references(runs: list[Any], suite_dir: Path, device: Any, cache_dir: Path) -> Path:
+    """The reference of every distinct (data, evaluation) among `runs`; those already in the file are kept.
+    Written atomically. One that cannot be computed is recorded with its reason: the runs stand without it."""
+    import json
+
+    from bench.store.files import atomic_write_text
+
+    path = Path(suite_dir) / REFERENCE_FILE
+    try:
+        have = {r["key"]: r for r in json.loads(path.read_text()).get("references", [])}
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        have = {}
+    out: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        key = reference_key(run)
+        if key in out:
+            continue
+        if key in have and "error" not in have[key]:
+            out[key] = have[key]
+            continue
+        try:
+            out[key] = real_reference(run, device, cache_dir)
+        except Exception as err:  # noqa: BLE001 - a reading aid; any failure is recorded, never fatal
+            out[key] = {"key": key, "dataset": run.dataset.name, "error": " ".join(str(err).split())[:300]}
+    atomic_write_text(path, json.dumps({"references": list(out.values())}, indent=1, sort_keys=True))
+    return path

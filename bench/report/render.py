@@ -18,6 +18,7 @@ import jinja2
 
 from bench.report import cite, export, folder, plots, runpage
 from bench.report.heatmap import verdict_heatmap
+from bench.report.reference import reference_rows
 from bench.report.seqplot import interval_vs_seeds
 from bench.report.seqplot import traces as seq_traces
 from bench.report.stats import (
@@ -299,7 +300,7 @@ def _na_matrix(results: list[RunResult], baseline: str | None) -> dict[str, Any]
 DATA_FILES = {  # copied from the runs folder into the report's data/ folder, and linked from the page
     "results.csv": "one row per run: status, every metric, seconds",
     "summary.csv": "one row per adapter × strategy: mean, 95% CI and n per metric",
-    "comparisons.csv": "paired comparisons against the baseline: Δ, CI, p, Holm-corrected p, MDE",
+    "comparisons.csv": "paired comparisons against the baseline: Δ, decision, simultaneous and unadjusted CI, p, Holm-corrected p per family, seeds needed, MDE",
     "suite.yaml": "the suite as run",
 }
 
@@ -490,6 +491,7 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
         n_runs=len(results),
         status_totals=[(s, status_totals.get(s, 0)) for s in STATUS_CLASS],
         headline=headline,
+        reference=reference_rows(suite_dir, headline),
         saturated=flat,
         ceilings={m: why for m, why in ceilings(results).items() if m not in flat},
         cost=cost,

@@ -44,8 +44,9 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 # Where bundled suites are found by name (`bench run smoke`): the working directory's suites/, then the ones
-# beside the installed package (a source checkout or an editable install).
-SUITE_DIRS = (Path("suites"), Path(__file__).resolve().parents[2] / "suites")
+# beside the installed package (a source checkout or an editable install), then the copies a wheel carries as
+# package data (bench/suite/bundled is a link to the top-level suites/, followed when the wheel is built).
+SUITE_DIRS = (Path("suites"), Path(__file__).resolve().parents[2] / "suites", Path(__file__).resolve().parent / "bundled")
 
 
 def bundled_suites() -> dict[str, Path]:
