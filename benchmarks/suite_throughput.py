@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -32,19 +34,25 @@ from _common import machine, table
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_mode(suite: Path, device: str, jobs: str, out: Path, only: str | None = None) -> tuple[float, int]:
-    """(wall seconds, runs in results.csv) of one `bench run` into a fresh `out`."""
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far, workers included."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_mode(suite: Path, device: str, jobs: str, out: Path, only: str | None = None) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, runs in results.csv) of one `bench run` into a fresh `out`."""
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--out", str(out / "runs"), "--reports", str(out / "reports")]
     cmd += ["--device", device, "--quiet", "--jobs", str(jobs), *(["--only", only] if only else [])]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), children_cpu()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, children_cpu() - c0
     if res.returncode != 0:
         sys.exit(f"{' '.join(cmd)} exited {res.returncode}:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
     (results,) = (out / "runs").glob("*/results.csv")
     with open(results) as f:
-        return wall, sum(1 for _ in csv.DictReader(f))
+        return wall, cpu, sum(1 for _ in csv.DictReader(f))
 
 
 def main() -> None:
@@ -58,23 +66,26 @@ def main() -> None:
     modes = ["1", "auto", *(k.strip() for k in args.jobs_list.split(",") if k.strip() and k.strip() not in ("1", "auto"))]
     print(machine())
     walls: dict[str, list[float]] = {k: [] for k in modes}
+    cpus: dict[str, list[float]] = {k: [] for k in modes}
     runs = 0
     with tempfile.TemporaryDirectory(prefix="suite-throughput-") as tmp:
         for r in range(args.repeats):
             for k in modes if r % 2 == 0 else modes[::-1]:
-                wall, runs = run_mode(args.suite.resolve(), args.device, k, Path(tmp) / f"jobs{k}", args.only)
+                wall, cpu, runs = run_mode(args.suite.resolve(), args.device, k, Path(tmp) / f"jobs{k}", args.only)
                 walls[k].append(wall)
-                print(f"  repeat {r}: --jobs {k}: {wall:.1f} s", flush=True)
+                cpus[k].append(cpu)
+                print(f"  repeat {r}: --jobs {k}: {wall:.1f} s wall, {cpu:.1f} CPU s; load {os.getloadavg()[0]:.1f}", flush=True)
     seq = statistics.median(walls["1"])
     rows = []
     for k in modes:
         w = statistics.median(walls[k])
         name = {"1": "--jobs 1 (sequential, in one process)", "auto": "--jobs auto (the default)"}.get(k, f"--jobs {k}")
-        rows.append([name, f"{w:.1f}", f"{runs / w * 60:.2f}", f"{seq / w:.2f}x"])
+        rows.append([name, f"{w:.1f}", f"{statistics.median(cpus[k]):.1f}", f"{runs / w * 60:.2f}", f"{seq / w:.2f}x"])
     print(
         f"\nsuite {args.suite.name}{f' --only {args.only}' if args.only else ''}, {runs} runs, device {args.device}, median of {args.repeats} repeat(s):"
     )
-    print(table(rows, ["mode", "suite wall s", "runs/min", "throughput vs sequential"]))
+    print(table(rows, ["mode", "suite wall s", "CPU s (all processes)", "runs/min", "throughput vs sequential"]))
+    print(f"end: load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} (other jobs on the machine count in it)")
 
 
 if __name__ == "__main__":

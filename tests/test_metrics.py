@@ -118,8 +118,11 @@ def test_domain_metrics_equal_torch_fidelity(clf, digits, cache_dir):
         "precision_domain": "precision",
         "recall_domain": "recall",
     }
+    # FID: 640 features against 207 test images are rank-deficient covariances, where torch-fidelity's eigenvalue
+    # route adds ~1e-4 of rounding noise that fid_domain's singular values do not (tests/test_fid_svd.py).
+    tolerance = {"fid_domain": 1e-3}
     for ours_key, key in pairs.items():
-        assert ours[ours_key] == pytest.approx(theirs[key], rel=1e-6, abs=1e-12), ours_key
+        assert ours[ours_key] == pytest.approx(theirs[key], rel=1e-6, abs=tolerance.get(ours_key, 1e-12)), ours_key
 
 
 def test_real_split_against_itself(digits, cache_dir):

@@ -185,7 +185,9 @@ def test_unlabelled_fid_equals_torch_fidelity(data, cache_dir):
         save_cpu_ram=True,
         verbose=False,
     )
-    assert values["fid_domain"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-6)
+    # abs: torch-fidelity's eigenvalues add ~1e-4 of rounding noise when the covariances are rank-deficient
+    # (more features than images), which fid_domain's singular values do not (tests/test_fid_svd.py).
+    assert values["fid_domain"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-6, abs=1e-3)
     assert values["kid_domain"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-6, abs=1e-12)
     assert values["precision_domain"] == pytest.approx(theirs["precision"], rel=1e-6)
 

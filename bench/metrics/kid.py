@@ -3,7 +3,8 @@
 torch-fidelity's `kid_features_to_metric` draws `subsets` pairs of index sets with one RandomState and, for each,
 computes the three polynomial kernel matrices of the chosen rows (`kernel_poly`: (X Yᵀ·γ + c)^d in the
 features' dtype) and their unbiased MMD² (`mmd2`). Each kernel entry depends only on its two rows, so here the
-three full kernel matrices are computed once and each subset's matrices are gathered from them, then passed to
+three full kernel matrices are computed once and each subset's matrices are gathered from them (rows, then
+columns: the same C-ordered arrays as torch-fidelity's), then passed to
 torch-fidelity's own `mmd2`: the same draws, the same entries, the same sums. On the 2-core box of the README
 the value equals torch-fidelity's to the bit (tests/test_kid.py checks it on random features of the protocol's
 shapes); the products are m·n·d instead of 3·subsets·m²·d, a tenth of the work at the main job's sizes.
@@ -32,7 +33,10 @@ def kid_mmds(fake: torch.Tensor, real: torch.Tensor, subsets: int, subset_size: 
     for i in range(subsets):
         a = rng.choice(n1, subset_size, replace=False)  # the draws in torch-fidelity's order: input1, then input2
         b = rng.choice(n2, subset_size, replace=False)
-        out[i] = mmd2(k11[np.ix_(a, a)], k12[np.ix_(a, b)], k22[np.ix_(b, b)])
+        # Rows, then columns, with `take`: the same C-ordered matrices as k[np.ix_(a, b)] (so the same sums in
+        # mmd2), at half the time of the broadcast fancy index (tests/test_kid.py checks the bits).
+        rows = k12.take(a, axis=0)
+        out[i] = mmd2(k11.take(a, axis=0).take(a, axis=1), rows.take(b, axis=1), k22.take(b, axis=0).take(b, axis=1))
     return out
 
 
