@@ -53,9 +53,16 @@ CANDIDATES: dict[str, tuple[dict, int]] = {
 }
 # name -> SSLConfig overrides (bench.metrics.ssl_net); the defaults are the label-free protocol's extractor.
 SSL_CANDIDATES: dict[str, dict] = {
-    "ssl10": {},
-    "ssl10-dae": {"objective": "dae"},
-    "ssl10-none": {"objective": "none"},
+    "ssl10": {"normalise": "none"},
+    "ssl10-scale": {"normalise": "scale"},
+    "ssl10-l2": {"normalise": "l2"},
+    "ssl16": {"members": 16, "normalise": "none"},
+    "ssl20": {"members": 20, "normalise": "none"},
+    "ssl16-scale": {"members": 16, "normalise": "scale"},
+    "ssl10-long": {"steps": 400, "normalise": "none"},
+    "ssl10-dae": {"objective": "dae", "normalise": "none"},
+    "ssl10-dae-scale": {"objective": "dae", "normalise": "scale"},
+    "ssl10-none": {"objective": "none", "normalise": "none"},
 }
 EXTRACTOR_SEEDS = range(5)
 AGREE_WITH = "ens10"  # the labelled protocol's extractor
@@ -139,7 +146,8 @@ def extractor(name: str, seed: int, data, cache: Path) -> tuple[object, dict, in
 
     if name in SSL_CANDIDATES:
         cfg = replace(SSLConfig(), **SSL_CANDIDATES[name], seed=seed)
-        return get_ssl_extractor(data, torch.device("cpu"), cache, cfg), {"objective": cfg.objective, "steps": cfg.steps}, cfg.members
+        over = {"objective": cfg.objective, "steps": cfg.steps, "normalise": cfg.normalise}
+        return get_ssl_extractor(data, torch.device("cpu"), cache, cfg), over, cfg.members
     over, k = CANDIDATES[name]
     return get_domain_classifier(data, torch.device("cpu"), cache, replace(TrainConfig(), **over, members=k, seed=seed)), over, k
 
@@ -185,11 +193,12 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
         # (each one torch-fidelity's own number), and one fid on the members' features side by side (what
         # the harness registers with torch-fidelity).
         fids: dict[str, dict[int, dict[str, float]]] = {c: {} for c in (("mean", "concat") if k > 1 else ("single",))}
-        seconds = []
+        seconds, cpu = [], []
         for e in EXTRACTOR_SEEDS:
             # The harness's own extractor, trained once and cached on disk by content hash.
             clf, over, k = extractor(name, e, data, cache)
             seconds.append(float(clf.info.get("train_seconds") or math.nan))
+            cpu.append(float(clf.info.get("train_cpu_seconds") or math.nan))
             real = clf.real_features(data.test_x, cache, 500)["features"]
             fake = {key: clf.features(samples[key], 500)["features"] for key in keys}
             for variant, out in fids.items():
@@ -224,6 +233,7 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
                     f"{statistics.mean(taus):.2f}",
                     f"{min(adapter_taus):.2f}",
                     f"{statistics.median(seconds):.1f}",
+                    f"{statistics.median(cpu):.1f}",
                 ]
             )
     print("\n### summary (target: max spread < 5%, min tau >= 0.8)\n")
@@ -240,6 +250,7 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
                 "mean tau (runs)",
                 "min tau (adapters)",
                 "train s (median)",
+                "train CPU s (median)",
             ],
         )
     )

@@ -20,10 +20,8 @@ metric_info.domain_classifier and in the protocol's `extractor`).
 
 from __future__ import annotations
 
-import copy
 import math
 import time
-from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,19 +31,21 @@ from safetensors import safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
-from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 from bench.data.datasets import ImageData
 from bench.metrics import domain_cache as dcache
-from bench.metrics.domain_net import one_thread, working_size
+from bench.metrics.domain_net import working_size
+from bench.metrics.registered import RegisteredExtractor, RegisteredFeatureExtractor
 from bench.metrics.ssl_net import ARCH_VERSION, CODE_SHA256, SSLConfig, build, member_seeds, train
 from bench.store.files import atomic_write_bytes, atomic_write_json, read_json
 from bench.store.locks import build_once
 
 FEATURES = ("features",)
 KIND = "self-supervised"
-NO_LABELS = "n/a, because the data set has no labels"
+# A reason, as every NotApplicable reason is: the caller writes "n/a" before it (`n/a: <reason>`, the
+# report's "n/a [note]"), so it must not start with "n/a" itself.
+NO_LABELS = "the data set has no labels"
+MODES_NO_LABELS = f"n/a, because {NO_LABELS}"  # the protocol's `modes` entry (a statement, not a reason)
 DEFAULT = SSLConfig()  # the protocol's extractor (tests swap in a tiny one)
 
 
@@ -102,26 +102,14 @@ def cached_description(data: ImageData, cache_dir: Path, cfg: SSLConfig | None =
     return read_json(paths(cache_dir, extractor_hash(data, cfg))[1])
 
 
-# --- torch-fidelity registration (as domain.py does for the classifier) --------------------------------------
-_NETS: OrderedDict[str, nn.Module] = OrderedDict()
-_NETS_MAX = 8
-
-
-class SSLFeatureExtractor(FeatureExtractorBase):
+# --- torch-fidelity registration and the object the metrics use (shared with domain.py: registered.py) -------
+class SSLFeatureExtractor(RegisteredFeatureExtractor):
     """torch-fidelity view of a label-free extractor: uint8 N×C×H×W in, ("features",) out (fid, kid, prc)."""
 
-    def __init__(self, name: str, features_list: list[str], **kwargs: Any):
-        super().__init__(name, features_list)
-        if name not in _NETS:
-            raise ValueError(f"label-free extractor '{name}' is not loaded in this process (call get_ssl_extractor first)")
-        # float64 inside, as the classifier: batch size never changes a feature after rounding to float32.
-        self.net = copy.deepcopy(_NETS[name]).double().eval().requires_grad_(False)
+    WHAT, LOADER = "label-free extractor", "get_ssl_extractor"
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if not (torch.is_tensor(x) and x.dtype == torch.uint8 and x.dim() == 4):
-            raise ValueError("expecting uint8 images N×C×H×W")
-        with torch.no_grad():
-            return (self.net(x).float(),)
+    def outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"features": self.net(x)}
 
     @staticmethod
     def get_provided_features_list() -> tuple[str, ...]:
@@ -133,54 +121,12 @@ class SSLFeatureExtractor(FeatureExtractorBase):
             raise ValueError("the label-free extractor has no class logits: no Inception score")
         return "features"
 
-    @staticmethod
-    def can_be_compiled() -> bool:
-        return False
 
-    @staticmethod
-    def get_dummy_input_for_compile() -> torch.Tensor:
-        return torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
-
-
-def _register(name: str, net: nn.Module) -> None:
-    _NETS[name] = copy.deepcopy(net).cpu()
-    _NETS.move_to_end(name)
-    while len(_NETS) > _NETS_MAX:
-        _NETS.popitem(last=False)
-    if name not in FEATURE_EXTRACTORS_REGISTRY:
-        register_feature_extractor(name, SSLFeatureExtractor)
-
-
-class SSLExtractor:
-    """The object the metrics use, shaped like domain.DomainClassifier minus the class predictions."""
+class SSLExtractor(RegisteredExtractor):
+    """Registered as "bench-ssl-<hash8>"; shaped like domain.DomainClassifier minus the class predictions."""
 
     labels = False
-
-    def __init__(self, net: nn.Module, digest: str, info: dict[str, Any], device: torch.device):
-        self.hash, self.info, self.device = digest, info, torch.device(device)
-        self.name = f"bench-ssl-{digest[:8]}"
-        _register(self.name, net)
-        self.extractor = SSLFeatureExtractor(self.name, list(FEATURES)).to(self.device)
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self.info)
-
-    def features(self, u8: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
-        out: list[torch.Tensor] = []
-        with one_thread(self.device):
-            for chunk in u8.split(max(1, batch_size)):
-                out.append(self.extractor(chunk.to(self.device))[0].cpu())
-        return {"features": torch.cat(out)}
-
-    def real_features(self, test_x: torch.Tensor, cache_dir: Path, batch_size: int) -> dict[str, torch.Tensor]:
-        path = dcache.features_path(cache_dir, test_x, self.hash, self.info["weights_sha256"])
-
-        def _compute() -> dict[str, torch.Tensor]:
-            feats = self.features(test_x, batch_size)
-            dcache.save_features(path, feats, self.hash)
-            return feats
-
-        return build_once(path.with_suffix(".lock"), lambda: dcache.load_features(path, FEATURES, len(test_x)), _compute)
+    PREFIX, EXTRACTOR = "bench-ssl", SSLFeatureExtractor
 
     def predict(self, u8: torch.Tensor, batch_size: int) -> torch.Tensor:
         raise ValueError(NO_LABELS)
@@ -240,8 +186,9 @@ def get_ssl_extractor(data: ImageData, device: torch.device | str, cache_dir: Pa
     train_x = data.reference().train_x
     wpath, jpath = paths(cache_dir, digest)
 
-    def _record(wsha: str, seconds: float | None, losses: list[float] | None) -> dict[str, Any]:
+    def _record(wsha: str, seconds: float | None, losses: list[float] | None, cpu: float | None = None) -> dict[str, Any]:
         meta = {**describe_config(data, cfg), "hash": digest, "weights_sha256": wsha, "train_seconds": seconds, "final_losses": losses}
+        meta["train_cpu_seconds"] = cpu  # this process's CPU time (user + sys): the cost that load does not inflate
         atomic_write_json(jpath, meta)
         return meta
 
@@ -254,15 +201,16 @@ def get_ssl_extractor(data: ImageData, device: torch.device | str, cache_dir: Pa
             return None  # weights without their record: maybe a builder between the two writes; ask its lock
         net, wsha = loaded
         if meta.get("weights_sha256") != wsha:
-            meta = _record(wsha, meta.get("train_seconds"), meta.get("final_losses"))
+            meta = _record(wsha, meta.get("train_seconds"), meta.get("final_losses"), meta.get("train_cpu_seconds"))
         return net.to(device), meta
 
     def _train_and_store() -> tuple[nn.Module, dict[str, Any]]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         net, losses = train(train_x, cfg, device)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         wsha = save_weights(wpath, net, digest)
-        return net.to(device), _record(wsha, round(seconds, 3), [None if math.isnan(v) else round(v, 5) for v in losses])
+        rounded = [None if math.isnan(v) else round(v, 5) for v in losses]
+        return net.to(device), _record(wsha, round(seconds, 3), rounded, round(cpu, 3))
 
     net, meta = build_once(jpath.with_suffix(".lock"), lambda: _cached(False), _train_and_store, load_locked=lambda: _cached(True))
     ext = SSLExtractor(net, digest, meta, device)
