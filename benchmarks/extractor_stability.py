@@ -16,9 +16,12 @@ cached on disk under --cache, so a rerun only recomputes features.
 An ensemble candidate with K members uses disjoint member seeds per extractor seed: extractor seed e has
 members derive_seed(K*e + j, "extractor") for j < K (bench.metrics.domain_net.member_seeds), so the 5 extractor seeds share no network.
 
-Label-free candidates (`ssl10`, `ssl10-dae`, `ssl10-none`: bench.metrics.ssl.get_ssl_extractor, what an
-unlabelled target is measured with) are trained on the same training split's pixels, never its labels: the
-protocol's SimCLR ensemble, a denoising-autoencoder ensemble, and an untrained ensemble (the control). When
+Label-free candidates (SSL_CANDIDATES, `ssl<K>[-objective][-normalisation]`: bench.metrics.ssl.get_ssl_extractor,
+what an unlabelled target is measured with) are trained on the same training split's pixels, never its labels:
+SimCLR ensembles of 10, 16 or 20 members, longer training (`-long`), a denoising-autoencoder ensemble (`-dae`), an
+untrained ensemble (`-none`, the control), each member's features as trained, scaled to unit total variance on
+the training split (`-scale`; `ssl10-scale` is the protocol's) or L2-normalised per image (`-l2`). With
+--references, the summary also says whether each extractor seed orders the graded noisy real sets truly. When
 `ens10` (the labelled protocol's classifier) is among the candidates, the script also prints how far each
 other candidate agrees with it: Kendall's tau between their rankings at extractor seed 0 (each protocol's
 own extractor), and the least over all 25 pairs of extractor seeds.
