@@ -236,6 +236,16 @@ def test_no_labels_reason_is_said_once(data, tmp_path):
     assert "modes              n/a: the data set has no labels" in res.output and "n/a: n/a" not in res.output
 
 
+def test_an_unloaded_name_says_which_extractor_and_how_to_load_it():
+    """Both feature spaces share the registration (registered.py); an unknown name fails with its own words."""
+    from bench.metrics.domain import DomainFeatureExtractor
+
+    with pytest.raises(ValueError, match="label-free extractor 'bench-ssl-nothere'.*get_ssl_extractor"):
+        ssl.SSLFeatureExtractor("bench-ssl-nothere", ["features"])
+    with pytest.raises(ValueError, match="domain classifier 'bench-domain-nothere'.*get_domain_classifier"):
+        DomainFeatureExtractor("bench-domain-nothere", ["features", "logits"])
+
+
 def test_labelled_target_keeps_the_classifier(cache_dir):
     digits = load_dataset(DatasetSpec("digits"))
     from bench.metrics.domain import TrainConfig
