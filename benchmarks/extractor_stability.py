@@ -16,9 +16,12 @@ cached on disk under --cache, so a rerun only recomputes features.
 An ensemble candidate with K members uses disjoint member seeds per extractor seed: extractor seed e has
 members derive_seed(K*e + j, "extractor") for j < K (bench.metrics.domain_net.member_seeds), so the 5 extractor seeds share no network.
 
-Label-free candidates (`ssl10`, `ssl10-dae`, `ssl10-none`: bench.metrics.ssl.get_ssl_extractor, what an
-unlabelled target is measured with) are trained on the same training split's pixels, never its labels: the
-protocol's SimCLR ensemble, a denoising-autoencoder ensemble, and an untrained ensemble (the control). When
+Label-free candidates (SSL_CANDIDATES, `ssl<K>[-objective][-normalisation]`: bench.metrics.ssl.get_ssl_extractor,
+what an unlabelled target is measured with) are trained on the same training split's pixels, never its labels:
+SimCLR ensembles of 10, 16 or 20 members, longer training (`-long`), a denoising-autoencoder ensemble (`-dae`), an
+untrained ensemble (`-none`, the control), each member's features as trained, scaled to unit total variance on
+the training split (`-scale`; `ssl10-scale` is the protocol's) or L2-normalised per image (`-l2`). With
+--references, the summary also says whether each extractor seed orders the graded noisy real sets truly. When
 `ens10` (the labelled protocol's classifier) is among the candidates, the script also prints how far each
 other candidate agrees with it: Kendall's tau between their rankings at extractor seed 0 (each protocol's
 own extractor), and the least over all 25 pairs of extractor seeds.
@@ -53,9 +56,16 @@ CANDIDATES: dict[str, tuple[dict, int]] = {
 }
 # name -> SSLConfig overrides (bench.metrics.ssl_net); the defaults are the label-free protocol's extractor.
 SSL_CANDIDATES: dict[str, dict] = {
-    "ssl10": {},
-    "ssl10-dae": {"objective": "dae"},
-    "ssl10-none": {"objective": "none"},
+    "ssl10": {"normalise": "none"},
+    "ssl10-scale": {"normalise": "scale"},
+    "ssl10-l2": {"normalise": "l2"},
+    "ssl16": {"members": 16, "normalise": "none"},
+    "ssl20": {"members": 20, "normalise": "none"},
+    "ssl16-scale": {"members": 16, "normalise": "scale"},
+    "ssl10-long": {"steps": 400, "normalise": "none"},
+    "ssl10-dae": {"objective": "dae", "normalise": "none"},
+    "ssl10-dae-scale": {"objective": "dae", "normalise": "scale"},
+    "ssl10-none": {"objective": "none", "normalise": "none"},
 }
 EXTRACTOR_SEEDS = range(5)
 AGREE_WITH = "ens10"  # the labelled protocol's extractor
@@ -139,7 +149,8 @@ def extractor(name: str, seed: int, data, cache: Path) -> tuple[object, dict, in
 
     if name in SSL_CANDIDATES:
         cfg = replace(SSLConfig(), **SSL_CANDIDATES[name], seed=seed)
-        return get_ssl_extractor(data, torch.device("cpu"), cache, cfg), {"objective": cfg.objective, "steps": cfg.steps}, cfg.members
+        over = {"objective": cfg.objective, "steps": cfg.steps, "normalise": cfg.normalise}
+        return get_ssl_extractor(data, torch.device("cpu"), cache, cfg), over, cfg.members
     over, k = CANDIDATES[name]
     return get_domain_classifier(data, torch.device("cpu"), cache, replace(TrainConfig(), **over, members=k, seed=seed)), over, k
 
@@ -171,6 +182,20 @@ def agreement(concat: dict[str, dict[int, dict[str, float]]], keys: list[str]) -
     print(table(rows, ["extractor", "tau runs (seed 0 vs 0)", "min tau runs (25 pairs)", "tau adapters (0 vs 0)", "min tau adapters"]))
 
 
+GRADED = ("real+noise0.05", "real+noise0.2", "real+noise0.5")  # references(): their true order is known
+
+
+def graded(out: dict[int, dict[str, float]]) -> tuple[str, str]:
+    """Sensitivity on the graded noisy real sets (--references): at how many extractor seeds their fids are in
+    the true order, and the mean gap fid(0.5)/fid(0.05) - 1. Stability alone would reward an extractor that
+    sees nothing; this says whether it sees a known, small change."""
+    if not all(g in out[e] for g in GRADED for e in out):
+        return "-", "-"
+    ok = sum(out[e][GRADED[0]] < out[e][GRADED[1]] < out[e][GRADED[2]] for e in out)
+    gap = statistics.mean(out[e][GRADED[2]] / out[e][GRADED[0]] - 1 for e in out)
+    return f"{ok}/{len(out)}", f"{100 * gap:.1f}%"
+
+
 def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) -> None:
     from bench.data.datasets import DatasetSpec, load_dataset
     from bench.metrics.fidelity import fid_from_features, member_fids
@@ -185,11 +210,12 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
         # (each one torch-fidelity's own number), and one fid on the members' features side by side (what
         # the harness registers with torch-fidelity).
         fids: dict[str, dict[int, dict[str, float]]] = {c: {} for c in (("mean", "concat") if k > 1 else ("single",))}
-        seconds = []
+        seconds, cpu = [], []
         for e in EXTRACTOR_SEEDS:
             # The harness's own extractor, trained once and cached on disk by content hash.
             clf, over, k = extractor(name, e, data, cache)
             seconds.append(float(clf.info.get("train_seconds") or math.nan))
+            cpu.append(float(clf.info.get("train_cpu_seconds") or math.nan))
             real = clf.real_features(data.test_x, cache, 500)["features"]
             fake = {key: clf.features(samples[key], 500)["features"] for key in keys}
             for variant, out in fids.items():
@@ -213,6 +239,7 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
             print(f"\n### {label} ({over}, K={k})\n")
             print(table(rows, ["run", *(f"ext seed {e}" for e in EXTRACTOR_SEEDS), "std/mean"]))
             worst, mean_spread = 100 * max(spread.values()), 100 * statistics.mean(spread.values())
+            in_order, gap = graded(out)
             summary.append(
                 [
                     label,
@@ -224,6 +251,9 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
                     f"{statistics.mean(taus):.2f}",
                     f"{min(adapter_taus):.2f}",
                     f"{statistics.median(seconds):.1f}",
+                    f"{statistics.median(cpu):.1f}",
+                    in_order,
+                    gap,
                 ]
             )
     print("\n### summary (target: max spread < 5%, min tau >= 0.8)\n")
@@ -240,6 +270,9 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
                 "mean tau (runs)",
                 "min tau (adapters)",
                 "train s (median)",
+                "train CPU s (median)",
+                "graded sets in order",
+                "graded gap",
             ],
         )
     )

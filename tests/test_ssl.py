@@ -18,6 +18,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch.utils.data import Dataset
 
+from bench.core.seeds import derive_seed
 from bench.data.datasets import DATASETS, DatasetSpec, load_dataset
 from bench.data.splits import Splits
 from bench.metrics import NotApplicable, evaluate, ssl
@@ -28,7 +29,8 @@ from bench.metrics.fidelity import fid_from_features
 from bench.metrics.ssl_net import SSLConfig, member_seeds, nt_xent, train
 from bench.suite.load import EvalSpec
 
-TINY = SSLConfig(members=2, steps=4, batch_size=32, width=4, feature_dim=8, proj_dim=4)
+# The protocol's normalisation ("scale"), so the cache and torch-fidelity tests cover its buffer too.
+TINY = SSLConfig(members=2, steps=4, batch_size=32, width=4, feature_dim=8, proj_dim=4, normalise=ssl.DEFAULT.normalise)
 DOMAIN = ["fid_domain", "kid_domain", "precision_domain", "recall_domain", "density_domain", "coverage_domain", "ct_domain"]
 UNLABELLED = "_test_unlabelled_digits"
 
@@ -119,6 +121,27 @@ def test_member_seeds_disjoint_between_extractor_seeds():
     assert len(set().union(*seeds)) == sum(len(s) for s in seeds) == 5 * SSLConfig().members
 
 
+def test_member_seeds_come_from_derive_seed():
+    cfg = SSLConfig(seed=2, members=3)
+    assert member_seeds(cfg) == [derive_seed(6 + j, "extractor") for j in range(3)]
+
+
+@pytest.mark.parametrize("normalise", ["scale", "l2"])
+def test_feature_normalisation(data, normalise):
+    """ "scale": each member's features on the training split have total variance 1; "l2": unit length per member."""
+    cfg = SSLConfig(**{**TINY.__dict__, "normalise": normalise})
+    net, _ = train(data.train_x, cfg, torch.device("cpu"))
+    with torch.no_grad():
+        f = net(data.train_x).double().split(cfg.feature_dim, dim=1)
+    for part in f:
+        if normalise == "scale":
+            assert float(part.var(dim=0, correction=0).sum()) == pytest.approx(1.0, rel=1e-4)
+        else:
+            assert torch.allclose(part.norm(dim=1), torch.ones(len(part), dtype=part.dtype), atol=1e-5)
+    plain, _ = train(data.train_x, SSLConfig(**{**TINY.__dict__, "normalise": "none"}), torch.device("cpu"))
+    assert all(float(m.scale) == 1.0 for m in plain.members)  # "none" leaves the features as trained
+
+
 def test_hash_covers_pixels_and_seed_not_labels(data):
     labelled = load_dataset(DatasetSpec("digits"))
     assert ssl.extractor_hash(labelled) == ssl.extractor_hash(data)  # same pixels, labels differ
@@ -163,6 +186,7 @@ def test_unlabelled_target_gets_every_domain_metric(data, cache_dir):
     values, na = evaluate([*DOMAIN, "modes", "modes_kl"], ctx)
     assert set(values) == set(DOMAIN), na
     assert na == {"modes": ssl.NO_LABELS, "modes_kl": ssl.NO_LABELS}
+    assert not any(why.lower().startswith("n/a") for why in na.values())  # the caller writes the "n/a"
     info = ctx.info["domain_classifier"]
     assert info["kind"] == ssl.KIND and "accuracy" not in info and info["members"] == TINY.members
     assert values["fid_domain"] == fid_from_features(ctx.fake_features["features"], ctx.real_features["features"])
@@ -200,6 +224,30 @@ def test_real_vs_itself_and_noise(data, cache_dir):
     assert real["precision_domain"] == real["recall_domain"] == 1.0
 
 
+def test_no_labels_reason_is_said_once(data, tmp_path):
+    """`bench score` writes "n/a: <reason>"; the reason must not say "n/a" again (it once read "n/a: n/a, ...")."""
+    from click.testing import CliRunner
+
+    from bench.cli import main
+    from bench.data.samples import write_samples
+
+    write_samples(data.test_x[:20], tmp_path / "s.npz")
+    args = ["score", str(tmp_path / "s.npz"), "--reference", UNLABELLED, "--metrics", "modes,modes_kl", "--cache", str(tmp_path / "c")]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "modes              n/a: the data set has no labels" in res.output and "n/a: n/a" not in res.output
+
+
+def test_an_unloaded_name_says_which_extractor_and_how_to_load_it():
+    """Both feature spaces share the registration (registered.py); an unknown name fails with its own words."""
+    from bench.metrics.domain import DomainFeatureExtractor
+
+    with pytest.raises(ValueError, match="label-free extractor 'bench-ssl-nothere'.*get_ssl_extractor"):
+        ssl.SSLFeatureExtractor("bench-ssl-nothere", ["features"])
+    with pytest.raises(ValueError, match="domain classifier 'bench-domain-nothere'.*get_domain_classifier"):
+        DomainFeatureExtractor("bench-domain-nothere", ["features", "logits"])
+
+
 def test_labelled_target_keeps_the_classifier(cache_dir):
     digits = load_dataset(DatasetSpec("digits"))
     from bench.metrics.domain import TrainConfig
@@ -213,7 +261,7 @@ def test_protocol_names_the_label_free_extractor(data, cache_dir):
 
     d = describe(EvalSpec(num_samples=100), data, cache_dir)
     assert d["extractor"]["kind"] == ssl.KIND and d["extractor"]["hash"] == ssl.extractor_hash(data)
-    assert d["modes"] == ssl.NO_LABELS
+    assert d["modes"] == ssl.MODES_NO_LABELS == "n/a, because the data set has no labels"  # protocol text unchanged
 
 
 # --- diversity ---------------------------------------------------------------------------------------------
@@ -299,7 +347,7 @@ def test_unlabelled_suite_end_to_end(tmp_path):
     [run_dir] = [p for p in (tmp_path / "runs" / "unlabelled").iterdir() if (p / "result.json").is_file()]
     result = json.loads((run_dir / "result.json").read_text())
     assert {"fid_domain", "kid_domain", "ct_domain", "intra_ssl"} <= set(result["metrics"])
-    assert result["protocol"]["extractor"]["name"] == "label-free extractor" and result["protocol"]["modes"] == ssl.NO_LABELS
+    assert result["protocol"]["extractor"]["name"] == "label-free extractor" and result["protocol"]["modes"] == ssl.MODES_NO_LABELS
     assert result["metric_info"]["domain_classifier"]["kind"] == ssl.KIND and result["not_applicable"]["modes"] == ssl.NO_LABELS
     html = (tmp_path / "reports" / "unlabelled" / "index.html").read_text()
     assert "n/a, because the data set has no labels" in html

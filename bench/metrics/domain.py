@@ -11,55 +11,34 @@ and then load it (bench.store.locks).
 
 from __future__ import annotations
 
-import copy
 import time
-from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from bench.core.beat import beat
 from bench.data.datasets import ImageData
 from bench.metrics import domain_cache as cache
 from bench.metrics.domain_cache import cached_description, classifier_hash, split_fingerprint
-from bench.metrics.domain_net import ARCH_VERSION, TrainConfig, accuracy, is_stacked, member_seeds, one_thread, train, working_size
+from bench.metrics.domain_net import ARCH_VERSION, TrainConfig, accuracy, is_stacked, member_seeds, train, working_size
 from bench.metrics.info import NotApplicable
+from bench.metrics.registered import RegisteredExtractor, RegisteredFeatureExtractor
 from bench.store.locks import build_once
 
 FEATURES = ("features", "logits")
 
-# --- torch-fidelity registration ---------------------------------------------------------------------------
-# torch-fidelity builds a feature extractor from its registered name alone, so the name must lead to the
-# weights: registered extractor name → classifier (CPU copy). Replaced on retrain, so a name always means the
-# loaded weights. Bounded above the classifier memo (domain_cache.MEMO), so every memoised classifier's name
-# still resolves; an evicted name fails with the message below rather than with other weights.
-_NETS: OrderedDict[str, nn.Module] = OrderedDict()
-_NETS_MAX = 8
 
-
-class DomainFeatureExtractor(FeatureExtractorBase):
+# --- torch-fidelity registration and the object the metrics use (shared with ssl.py: registered.py) ---------
+class DomainFeatureExtractor(RegisteredFeatureExtractor):
     """torch-fidelity view of a domain classifier: uint8 N×C×H×W in, ("features", "logits") out."""
 
-    def __init__(self, name: str, features_list: list[str], **kwargs: Any):
-        super().__init__(name, features_list)
-        if name not in _NETS:
-            raise ValueError(f"domain classifier '{name}' is not loaded in this process (call get_domain_classifier first)")
-        # float64 inside: convolution kernels pick algorithms by batch size, and in float32 that moves features
-        # by ~1e-6; in float64 the differences vanish when rounding to float32, so batch size never changes numbers.
-        self.net = copy.deepcopy(_NETS[name]).double().eval().requires_grad_(False)
+    WHAT, LOADER = "domain classifier", "get_domain_classifier"
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if not (torch.is_tensor(x) and x.dtype == torch.uint8 and x.dim() == 4):
-            raise ValueError("expecting uint8 images N×C×H×W")
-        with torch.no_grad():
-            feats, logits = self.net(x)
-        out = {"features": feats.float(), "logits": logits.float()}
-        return tuple(out[k] for k in self.features_list)
+    def outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats, logits = self.net(x)
+        return {"features": feats, "logits": logits}
 
     @staticmethod
     def get_provided_features_list() -> tuple[str, ...]:
@@ -69,56 +48,11 @@ class DomainFeatureExtractor(FeatureExtractorBase):
     def get_default_feature_layer_for_metric(metric: str) -> str:
         return {"isc": "logits", "fid": "features", "kid": "features", "prc": "features"}[metric]
 
-    @staticmethod
-    def can_be_compiled() -> bool:
-        return False
 
-    @staticmethod
-    def get_dummy_input_for_compile() -> torch.Tensor:
-        return torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
+class DomainClassifier(RegisteredExtractor):
+    """Registered as "bench-domain-<hash8>": features (fid, kid, prc) and logits (isc, modes)."""
 
-
-def _register(name: str, net: nn.Module) -> None:
-    _NETS[name] = copy.deepcopy(net).cpu()
-    _NETS.move_to_end(name)
-    while len(_NETS) > _NETS_MAX:
-        _NETS.popitem(last=False)
-    if name not in FEATURE_EXTRACTORS_REGISTRY:  # torch-fidelity's own registry: one class per name, tiny
-        register_feature_extractor(name, DomainFeatureExtractor)
-
-
-# --- the classifier object the metrics use -------------------------------------------------------------------
-class DomainClassifier:
-    def __init__(self, net: nn.Module, digest: str, info: dict[str, Any], device: torch.device):
-        self.hash, self.info, self.device = digest, info, torch.device(device)
-        self.name = f"bench-domain-{digest[:8]}"
-        _register(self.name, net)
-        self.extractor = DomainFeatureExtractor(self.name, list(FEATURES)).to(self.device)
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self.info)
-
-    def features(self, u8: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
-        """Features and logits (CPU float32) of uint8 images, in chunks of `batch_size`."""
-        outs: dict[str, list[torch.Tensor]] = {k: [] for k in FEATURES}
-        with one_thread(self.device):
-            for chunk in u8.split(max(1, batch_size)):
-                beat("computing features for the evaluation")
-                for k, v in zip(FEATURES, self.extractor(chunk.to(self.device)), strict=True):
-                    outs[k].append(v.cpu())
-        return {k: torch.cat(v) for k, v in outs.items()}
-
-    def real_features(self, test_x: torch.Tensor, cache_dir: Path, batch_size: int) -> dict[str, torch.Tensor]:
-        """Features of the real reference, cached by content (split pixels × classifier weights), never by name."""
-        path = cache.features_path(cache_dir, test_x, self.hash, self.info["weights_sha256"])
-
-        def _compute() -> dict[str, torch.Tensor]:
-            feats = self.features(test_x, batch_size)
-            cache.save_features(path, feats, self.hash)
-            return feats
-
-        # Under a lock: a concurrent launcher waits for these features instead of computing them too.
-        return build_once(path.with_suffix(".lock"), lambda: cache.load_features(path, FEATURES, len(test_x)), _compute)
+    PREFIX, EXTRACTOR = "bench-domain", DomainFeatureExtractor
 
     def predict(self, u8: torch.Tensor, batch_size: int) -> torch.Tensor:
         return self.features(u8, batch_size)["logits"].argmax(1)

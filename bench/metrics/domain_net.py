@@ -59,28 +59,42 @@ def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+# The CNN shared by the domain classifier and the label-free extractor (ssl_net.py): same trunk, same pixels.
+def trunk(channels: int, width: int) -> nn.Sequential:
+    """Three convolutions, two of them strided, pooled: cheap enough to train in seconds on a shared CPU."""
+    w = width
+    return nn.Sequential(
+        _block(channels, w), _block(w, 2 * w, stride=2), _block(2 * w, 4 * w, stride=2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )  # fmt: skip
+
+
+def features_head(width: int, feature_dim: int) -> nn.Sequential:
+    """The trunk's pooled channels → the features the metrics use (ReLU: non-negative, as before v2)."""
+    return nn.Sequential(nn.Linear(4 * width, feature_dim), nn.ReLU(inplace=True))
+
+
+def to_working(u8: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
+    """uint8 pixels → [-1, 1] at the working size (bilinear up, area down)."""
+    x = u8.to(dtype).div(127.5).sub(1.0)
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    if x.shape[-1] > size:
+        return F.interpolate(x, size=(size, size), mode="area")
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
 class DomainNet(nn.Module):
     """uint8 images → (penultimate features, class logits). BatchNorm in eval mode keeps outputs batch-independent."""
 
     def __init__(self, channels: int, num_classes: int, size: int, width: int, feature_dim: int):
         super().__init__()
         self.size = size
-        w = width
-        # Three convolutions, two of them strided: cheap enough to train in seconds on a shared CPU.
-        self.trunk = nn.Sequential(
-            _block(channels, w), _block(w, 2 * w, stride=2), _block(2 * w, 4 * w, stride=2),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )  # fmt: skip
-        self.fc = nn.Sequential(nn.Linear(4 * w, feature_dim), nn.ReLU(inplace=True))
+        self.trunk, self.fc = trunk(channels, width), features_head(width, feature_dim)
         self.head = nn.Linear(feature_dim, num_classes)
 
     def prepare(self, u8: torch.Tensor) -> torch.Tensor:
-        x = u8.to(self.head.weight.dtype).div(127.5).sub(1.0)
-        if x.shape[-1] == self.size and x.shape[-2] == self.size:
-            return x
-        if x.shape[-1] > self.size:
-            return F.interpolate(x, size=(self.size, self.size), mode="area")
-        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return to_working(u8, self.size, self.head.weight.dtype)
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.fc(self.trunk(x))

@@ -14,7 +14,7 @@ from bench.metrics.domain import ARCH_VERSION, TrainConfig, cached_description, 
 from bench.metrics.fidelity import DC_NEIGHBORHOOD, KID_SEED, KID_SUBSETS, PRC_NEIGHBORHOOD, kid_subset_size
 from bench.metrics.likelihood import BPD_CONVENTION
 from bench.metrics.modes import MODES_DEFINITION
-from bench.metrics.ssl import NO_LABELS, has_labels
+from bench.metrics.ssl import MODES_NO_LABELS, has_labels
 from bench.metrics.ssl import protocol_description as ssl_protocol_description
 from bench.suite.spec import PROTOCOL_VERSION
 
@@ -77,7 +77,7 @@ def describe(spec: EvalSpec, data: ImageData, cache_dir: Path | None = None) -> 
         "precision_recall_k": PRC_NEIGHBORHOOD,
         "density_coverage_k": DC_NEIGHBORHOOD,
         "bpd": BPD_CONVENTION,
-        "modes": MODES_DEFINITION if labelled else NO_LABELS,
+        "modes": MODES_DEFINITION if labelled else MODES_NO_LABELS,
         "ct": CT_DEFINITION,
         **extra,
     }

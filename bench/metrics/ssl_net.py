@@ -25,10 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.metrics.domain_net import one_thread, working_size
+from bench.core.seeds import derive_seed
+from bench.metrics.domain_net import features_head, one_thread, to_working, trunk, working_size
 
-ARCH_VERSION = "ssl-cnn-v1-ensemble"  # the cache key also holds this file's sha256 (CODE_SHA256)
+ARCH_VERSION = "ssl-cnn-v2-ensemble"  # the cache key also holds this file's sha256 (CODE_SHA256)
 OBJECTIVES = ("simclr", "dae", "none")
+NORMALISATIONS = ("none", "scale", "l2")
 # Any change to this file (network, augmentations, training) re-keys every cached label-free extractor.
 CODE_SHA256 = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
@@ -37,8 +39,14 @@ CODE_SHA256 = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 class SSLConfig:
     """Everything about training that changes the weights; it is part of the cache key.
 
-    Member j of extractor seed s is trained with seed `s * members + j`, as in domain_net, so extractors
-    with different seeds share no network. Chosen by benchmarks/extractor_stability.py (README).
+    Member j of extractor seed s is trained with seed `derive_seed(s * members + j, "extractor")`, as in
+    domain_net, so extractors with different seeds share no network. Chosen by
+    benchmarks/extractor_stability.py (docs/guide.md, "Unlabelled targets").
+
+    `normalise` says how each member's features are scaled before they are put side by side: "none" (as
+    trained), "scale" (one factor per member, fixed after training, that gives the member's features on the
+    training split a total variance of 1, so an extractor seed that happens to learn larger activations does
+    not move every Fréchet distance by its square) or "l2" (each image's feature vector to unit length).
     """
 
     seed: int = 0
@@ -57,43 +65,35 @@ class SSLConfig:
     contrast: float = 0.3  # pixel values times [1 - contrast, 1 + contrast], plus a shift of up to half that
     noise: float = 0.1  # Gaussian pixel noise (std, on the [-1, 1] scale)
     erase: float = 0.3  # side of the erased square, as a fraction of the image side
+    normalise: str = "none"
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-
-
-def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+        if self.normalise not in NORMALISATIONS:
+            raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {self.normalise!r}")
 
 
 class SSLNet(nn.Module):
     """uint8 images → features (the representation the metrics use). BatchNorm in eval mode keeps outputs
-    batch-independent. The projection head (SimCLR) or the decoder (dae) is trained beside it and dropped."""
+    batch-independent. The projection head (SimCLR) or the decoder (dae) is trained beside it and dropped.
+    The trunk and the pixels are domain_net's; `scale` is the "scale" normalisation's factor (1 otherwise)."""
 
-    def __init__(self, channels: int, size: int, width: int, feature_dim: int):
+    def __init__(self, channels: int, size: int, width: int, feature_dim: int, normalise: str = "none"):
         super().__init__()
-        self.size = size
-        w = width
-        self.trunk = nn.Sequential(
-            _block(channels, w), _block(w, 2 * w, stride=2), _block(2 * w, 4 * w, stride=2),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )  # fmt: skip
-        self.fc = nn.Sequential(nn.Linear(4 * w, feature_dim), nn.ReLU(inplace=True))
+        self.size, self.normalise = size, normalise
+        self.trunk, self.fc = trunk(channels, width), features_head(width, feature_dim)
+        self.register_buffer("scale", torch.ones(()))
 
     def prepare(self, u8: torch.Tensor) -> torch.Tensor:
-        x = u8.to(self.fc[0].weight.dtype).div(127.5).sub(1.0)
-        if x.shape[-1] == self.size and x.shape[-2] == self.size:
-            return x
-        if x.shape[-1] > self.size:
-            return F.interpolate(x, size=(self.size, self.size), mode="area")
-        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return to_working(u8, self.size, self.fc[0].weight.dtype)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.trunk(x))
 
     def forward(self, u8: torch.Tensor) -> torch.Tensor:
-        return self.embed(self.prepare(u8))
+        f = self.embed(self.prepare(u8))
+        return F.normalize(f, dim=1) if self.normalise == "l2" else f * self.scale.to(f.dtype)
 
 
 class SSLEnsemble(nn.Module):
@@ -108,11 +108,11 @@ class SSLEnsemble(nn.Module):
 
 
 def member_seeds(cfg: SSLConfig) -> list[int]:
-    return [cfg.seed * cfg.members + j for j in range(cfg.members)]
+    return [derive_seed(cfg.seed * cfg.members + j, "extractor") for j in range(cfg.members)]
 
 
 def build_member(train_x: torch.Tensor, cfg: SSLConfig) -> SSLNet:
-    return SSLNet(train_x.shape[1], working_size(train_x.shape[-1]), cfg.width, cfg.feature_dim)
+    return SSLNet(train_x.shape[1], working_size(train_x.shape[-1]), cfg.width, cfg.feature_dim, cfg.normalise)
 
 
 def build(train_x: torch.Tensor, cfg: SSLConfig) -> SSLEnsemble:
@@ -227,5 +227,15 @@ def _train_member(train_x: torch.Tensor, cfg: SSLConfig, seed: int, device: torc
             sched.step()
             losses.append(float(loss.detach()))
     net.eval().requires_grad_(False)
+    if cfg.normalise == "scale":
+        net.scale.fill_(_scale(net, train_x, device))
     tail = losses[-20:]
     return net, (sum(tail) / len(tail) if tail else float("nan"))
+
+
+def _scale(net: SSLNet, train_x: torch.Tensor, device: torch.device) -> float:
+    """1 / sqrt(total variance) of the member's features on the training split (float64, in chunks)."""
+    with torch.no_grad():
+        f = torch.cat([net.embed(net.prepare(c.to(device))).double().cpu() for c in train_x.split(500)])
+    total = float(f.var(dim=0, correction=0).sum()) if len(f) > 1 else 0.0
+    return 1.0 / math.sqrt(total) if total > 1e-12 else 1.0

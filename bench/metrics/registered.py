@@ -1,0 +1,111 @@
+"""The torch-fidelity glue shared by the two `*_domain` feature spaces: the domain classifier (domain.py) and
+the label-free extractor (ssl.py). Each is registered with torch-fidelity under its own name and wrapped in
+an object the metrics use (features in chunks, the real split's features cached by content).
+
+torch-fidelity builds a feature extractor from its registered name alone, so the name must lead to the
+weights: registered name → network (CPU copy). Replaced on retrain, so a name always means the loaded
+weights. Bounded above the extractors' memos (domain_cache.MEMO, ssl.MEMO), so every memoised extractor's
+name still resolves; an evicted name fails with the message below rather than with other weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+from bench.core.beat import beat
+from bench.metrics import domain_cache as cache
+from bench.metrics.domain_net import one_thread
+from bench.store.locks import build_once
+
+_NETS: OrderedDict[str, nn.Module] = OrderedDict()
+_NETS_MAX = 16  # both kinds share it: above twice the largest memo (8 each)
+
+
+class RegisteredFeatureExtractor(FeatureExtractorBase):
+    """torch-fidelity view of a registered network: uint8 N×C×H×W in, a tuple of `features_list` out."""
+
+    WHAT: ClassVar[str] = "extractor"  # for the error message: which kind, and the call that loads it
+    LOADER: ClassVar[str] = ""
+
+    def __init__(self, name: str, features_list: list[str], **kwargs: Any):
+        super().__init__(name, features_list)
+        if name not in _NETS:
+            raise ValueError(f"{self.WHAT} '{name}' is not loaded in this process (call {self.LOADER} first)")
+        # float64 inside: convolution kernels pick algorithms by batch size, and in float32 that moves features
+        # by ~1e-6; in float64 the differences vanish when rounding to float32, so batch size never changes numbers.
+        self.net = copy.deepcopy(_NETS[name]).double().eval().requires_grad_(False)
+
+    def outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The network's outputs by name (float64); the subclass says which names."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if not (torch.is_tensor(x) and x.dtype == torch.uint8 and x.dim() == 4):
+            raise ValueError("expecting uint8 images N×C×H×W")
+        with torch.no_grad():
+            out = self.outputs(x)
+        return tuple(out[k].float() for k in self.features_list)
+
+    @staticmethod
+    def can_be_compiled() -> bool:
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile() -> torch.Tensor:
+        return torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
+
+
+def register(name: str, net: nn.Module, cls: type[RegisteredFeatureExtractor]) -> None:
+    _NETS[name] = copy.deepcopy(net).cpu()
+    _NETS.move_to_end(name)
+    while len(_NETS) > _NETS_MAX:
+        _NETS.popitem(last=False)
+    if name not in FEATURE_EXTRACTORS_REGISTRY:  # torch-fidelity's own registry: one class per name, tiny
+        register_feature_extractor(name, cls)
+
+
+class RegisteredExtractor:
+    """The object the metrics use: a registered network, its description and features in chunks."""
+
+    PREFIX: ClassVar[str] = "bench-extractor"
+    EXTRACTOR: ClassVar[type[RegisteredFeatureExtractor]] = RegisteredFeatureExtractor
+
+    def __init__(self, net: nn.Module, digest: str, info: dict[str, Any], device: torch.device):
+        self.hash, self.info, self.device = digest, info, torch.device(device)
+        self.name = f"{self.PREFIX}-{digest[:8]}"
+        register(self.name, net, self.EXTRACTOR)
+        self.features_list = list(self.EXTRACTOR.get_provided_features_list())
+        self.extractor = self.EXTRACTOR(self.name, self.features_list).to(self.device)
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.info)
+
+    def features(self, u8: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
+        """Every provided output (CPU float32) of uint8 images, in chunks of `batch_size`."""
+        outs: dict[str, list[torch.Tensor]] = {k: [] for k in self.features_list}
+        with one_thread(self.device):
+            for chunk in u8.split(max(1, batch_size)):
+                beat("computing features for the evaluation")
+                for k, v in zip(self.features_list, self.extractor(chunk.to(self.device)), strict=True):
+                    outs[k].append(v.cpu())
+        return {k: torch.cat(v) for k, v in outs.items()}
+
+    def real_features(self, test_x: torch.Tensor, cache_dir: Path, batch_size: int) -> dict[str, torch.Tensor]:
+        """Features of the real reference, cached by content (split pixels × weights), never by name."""
+        path = cache.features_path(cache_dir, test_x, self.hash, self.info["weights_sha256"])
+
+        def _compute() -> dict[str, torch.Tensor]:
+            feats = self.features(test_x, batch_size)
+            cache.save_features(path, feats, self.hash)
+            return feats
+
+        # Under a lock: a concurrent launcher waits for these features instead of computing them too.
+        return build_once(path.with_suffix(".lock"), lambda: cache.load_features(path, tuple(self.features_list), len(test_x)), _compute)
