@@ -11,7 +11,7 @@ transfer style with untrained multi-scale filters. The weights come from `derive
 same for every run and adapter, so every adapter is trained against one and the same objective.
 
 The losses are AdaIN's (Huang & Belongie 2017, https://arxiv.org/abs/1703.06868): content = mean squared
-feature difference at the deepest layer between output and content image; style = squared differences of
+feature difference at the two deeper layers between output and content image; style = squared differences of
 the per-channel means and standard deviations at every layer, between output and style image.
 `benchmarks/stylize_loss_vs_score.py` measures that minimising this loss directly does not win the scores.
 """
@@ -70,7 +70,9 @@ class StyleLoss(nn.Module):
 
     def forward(self, out: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fo, fc, fs = self.net(out), self.net(content), self.net(style)
-        content_loss = F.mse_loss(fo[-1], fc[-1].detach())
+        # The two deeper layers (1/2 and 1/4 of the image side): at 8–32 px the deepest map alone is 2–8 px
+        # wide, too coarse to hold a digit's strokes.
+        content_loss = sum(F.mse_loss(a, b.detach()) for a, b in zip(fo[1:], fc[1:], strict=True))
         style_loss = out.new_zeros(())
         for a, b in zip(fo, fs, strict=True):
             (ma, sa), (mb, sb) = _stats(a), _stats(b.detach())

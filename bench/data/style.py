@@ -74,10 +74,10 @@ TRIPLETS = 12  # pairs shown in samples.png: 3 content images × their STYLES_PE
 
 
 def save_triplets(outputs: torch.Tensor, pairs: Pairs, folder: Path) -> None:
-    """samples.png: one row per pair, content | style | output; real.png: the same rows without the output."""
+    """samples.png: one column per pair, rows content / style / output; real.png: the content and style rows."""
     from bench.data.images import save_grid
 
     n = min(TRIPLETS, len(outputs))
     c, s, o = pairs.content[:n], pairs.style[:n], outputs[:n].cpu()
-    save_grid(torch.stack([c, s, o], 1).flatten(0, 1), Path(folder) / "samples.png", nrow=3)
-    save_grid(torch.stack([c, s], 1).flatten(0, 1), Path(folder) / "real.png", nrow=2)
+    save_grid(torch.cat([c, s, o]), Path(folder) / "samples.png", nrow=n)
+    save_grid(torch.cat([c, s]), Path(folder) / "real.png", nrow=n)
