@@ -172,3 +172,36 @@ def test_loss_network_is_fixed_and_not_a_scoring_network(data) -> None:
     assert float(lc) == 0.0 and float(ls) == 0.0
     # Not the label-free extractor's architecture (SSLNet: BatchNorm blocks, trained on the style set).
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in a.modules())
+
+
+def test_a_stylize_suite_runs_end_to_end(tmp_path) -> None:
+    import json
+
+    import bench
+
+    s = suite(
+        budget={"steps": 4, "batch_size": 8},
+        eval={"num_samples": 16, "metrics": ["content_ssim", "fid_domain"]},
+        adapters={"adain": {"width": 4}},
+        strategies={
+            "scratch": {},
+            "transfer": {"task": "generative", "source": {"name": "digits", "limit": 40}, "steps": 2},
+            "ar": {"task": "autoregressive", "source": {"name": "digits"}, "steps": 2},
+        },
+        runner={"threads": 1},
+    )
+    df = bench.run_suite(s, out=tmp_path / "runs", reports=tmp_path / "rep", device="cpu", jobs=1)
+    assert sorted(df["status"]) == ["completed", "completed", "not_applicable"]
+    suite_dir = tmp_path / "runs" / "s"
+    for run in suite_dir.glob("adain-*"):
+        res = json.loads((run / "result.json").read_text())
+        assert res["spec"]["identity"]["style_data"]  # the style set's pixels are in the run id
+        if res["status"] == "not_applicable":
+            assert "sequence" in res["error"]
+            continue
+        assert "stylize" in res["not_applicable"]["fid_domain"] and -1 <= res["metrics"]["content_ssim"] <= 1
+        assert res["metric_info"]["stylize_reference"]["content_ssim"]["output=content"] == 1.0
+        from PIL import Image
+
+        w, h = Image.open(run / "samples.png").size
+        assert h < w  # three rows (content / style / output), one column per pair
