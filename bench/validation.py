@@ -34,10 +34,12 @@ def contract_violations(suite: Suite, file: str = "<dict>") -> list[str]:
     from bench.adapter.contract import check_adapter
     from bench.core import interrupt
     from bench.data.datasets import load_dataset
+    from bench.data.style import with_style
     from bench.suite.schema import parse
 
     # Never a download from `validate`: a check must stay cheap and offline.
-    data = load_dataset(dataclasses.replace(suite.dataset, download=False))
+    style = None if suite.style is None else dataclasses.replace(suite.style, download=False)
+    data = with_style(load_dataset(dataclasses.replace(suite.dataset, download=False)), style)
     lines = []
     for key, block in suite.adapters.items():
         cls = get_adapter(key, where=f"adapters.{key}")

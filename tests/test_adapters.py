@@ -16,9 +16,19 @@ import math
 import pytest
 import torch
 
-from bench.adapter.base import ADAPTERS, Adapter, Batch, DataInfo, bits_per_dim, validate_log_likelihood, validate_sample
+from bench.adapter.base import (
+    ADAPTERS,
+    CONDITIONAL_FAMILIES,
+    Adapter,
+    Batch,
+    DataInfo,
+    bits_per_dim,
+    validate_log_likelihood,
+    validate_sample,
+)
 from bench.adapter.batch import BatchSource
 from bench.data.datasets import DatasetSpec, load_dataset
+from bench.data.style import with_style
 from bench.suite import schema
 
 CPU = torch.device("cpu")
@@ -32,6 +42,8 @@ TINY: dict[str, dict] = {
     "vae": {"width": 8, "feature_dim": 32, "z_dim": 8, "iw_samples": 4, "lr": 3e-3},
     "ddpm": {"width": 8, "time_dim": 16, "steps": 100, "bound_steps": 8, "sample_steps": 4},
     "realnvp": {"hidden": 16, "scales": 1, "iw_samples": 2},
+    "adain": {"width": 8},
+    "stytr": {"dim": 16, "depth": 1, "heads": 2},
 }
 # The loss that must fall during training, for adapters without a likelihood where one reliably does (DCGAN's
 # D wins early on). An adapter with neither (a GAN whose R1 term lifts loss_d) must at least change its
@@ -46,14 +58,20 @@ def make(key: str, info: DataInfo, seed: int = 0) -> Adapter:
     return cls(schema.parse(cls.Config, dict(TINY.get(key, {}))), info, CPU)
 
 
-def random_batch(info: DataInfo, n: int = 8, seed: int = 0) -> Batch:
+def conditional(key: str) -> bool:
+    return ADAPTERS.get(key).family in CONDITIONAL_FAMILIES
+
+
+def random_batch(info: DataInfo, n: int = 8, seed: int = 0, style: bool = False) -> Batch:
     g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, info.levels, (n, *info.shape), generator=g)
+    idx = torch.randint(0, info.levels, (2 * n, *info.shape), generator=g)
     u8 = torch.round(idx.float() * (255.0 / (info.levels - 1))).to(torch.uint8)
     # A seeded source over these n images, as the runner gives: batch.next() (e.g. WGAN-GP's critic steps)
-    # draws further batches from it, the same ones for the same seed.
-    source = BatchSource(u8, torch.zeros(n, dtype=torch.long), info.levels, n, torch.Generator().manual_seed(seed))
-    return source()
+    # draws further batches from it, the same ones for the same seed. A stylize adapter's batch carries a
+    # style batch (the other n images), as the runner gives it.
+    gen, y = torch.Generator().manual_seed(seed), torch.zeros(n, dtype=torch.long)
+    styles = BatchSource(u8[n:], y, info.levels, n, gen, labels=False) if style else None
+    return BatchSource(u8[:n], y, info.levels, n, gen, style=styles)()
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +79,17 @@ def digits():
     return load_dataset(DatasetSpec("digits"))
 
 
+@pytest.fixture(scope="module")
+def digits_photos(digits):
+    return with_style(digits, DatasetSpec("photos"))
+
+
 def train_batches(data, steps: int, seed: int = 0):
     # Through the harness's BatchSource, as the runner does, so adapters that draw more batches per step
-    # (batch.next(), e.g. WGAN-GP's critic steps) get them.
-    source = BatchSource(data.train_x, data.train_y, data.levels, 64, torch.Generator().manual_seed(seed))
+    # (batch.next(), e.g. WGAN-GP's critic steps) get them, and stylize adapters their style batch.
+    gen = torch.Generator().manual_seed(seed)
+    style = None if data.style is None else BatchSource(data.style.train_x, data.style.train_y, data.levels, 64, gen)
+    source = BatchSource(data.train_x, data.train_y, data.levels, 64, gen, style=style)
     for _ in range(steps):
         yield source()
 
@@ -78,7 +103,8 @@ def test_bpd_of_uniform_is_log2_levels(digits) -> None:
 
 
 @pytest.mark.parametrize("key", KEYS)
-def test_training_lowers_loss(key: str, digits) -> None:
+def test_training_lowers_loss(key: str, digits, digits_photos) -> None:
+    digits = digits_photos if conditional(key) else digits
     adapter = make(key, digits.info)
     test = Batch(digits.test_x[:128], digits.test_y[:128], digits.levels)
 
@@ -114,8 +140,12 @@ def test_training_lowers_loss(key: str, digits) -> None:
 def test_sample_shape_and_dtype(key: str, size: int, channels: int) -> None:
     info = DataInfo("test", channels, size, 17, 10)
     adapter = make(key, info)
-    adapter.train_step(random_batch(info), 0)
-    x = validate_sample(adapter.sample(2, torch.Generator().manual_seed(0)), 2, info, key)
+    batch = random_batch(info, style=conditional(key))
+    adapter.train_step(batch, 0)
+    if conditional(key):  # a stylize adapter answers stylize(content, style), under sample()'s output rule
+        x = validate_sample(adapter.stylize(batch.x[:2], batch.style.x[:2]), 2, info, key)
+    else:
+        x = validate_sample(adapter.sample(2, torch.Generator().manual_seed(0)), 2, info, key)
     assert x.device.type == "cpu"
 
 
@@ -141,7 +171,7 @@ def test_log_likelihood_contract(key: str, digits) -> None:
 def test_state_dict_round_trip(key: str) -> None:
     info = DataInfo("test", 1, 8, 17, 10)
     a, b = make(key, info, seed=0), make(key, info, seed=1)
-    a.train_step(random_batch(info, seed=1), 0)  # optimiser state exists too
+    a.train_step(random_batch(info, seed=1, style=conditional(key)), 0)  # optimiser state exists too
     # Through bytes, as a resume does: torch's optimiser load_state_dict may alias the tensors it is given.
     buf = io.BytesIO()
     torch.save(a.state_dict(), buf)
@@ -152,9 +182,9 @@ def test_state_dict_round_trip(key: str) -> None:
     for k in flat_a:
         assert torch.equal(flat_a[k], flat_b[k]), k
     torch.manual_seed(3)
-    la = a.train_step(random_batch(info, seed=2), 1)  # one batch each: batch.next() advances its source
+    la = a.train_step(random_batch(info, seed=2, style=conditional(key)), 1)  # one batch each: batch.next() advances its source
     torch.manual_seed(3)
-    lb = b.train_step(random_batch(info, seed=2), 1)
+    lb = b.train_step(random_batch(info, seed=2, style=conditional(key)), 1)
     assert la.keys() == lb.keys()
     for k in la:
         assert torch.equal(la[k], lb[k]), k

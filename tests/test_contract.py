@@ -13,10 +13,11 @@ from torch import nn
 
 from baselines.dummy import Dummy
 from baselines.lstm_seq import LSTMSeq
-from bench.adapter.base import ADAPTERS, Adapter, Part
+from bench.adapter.base import ADAPTERS, CONDITIONAL_FAMILIES, Adapter, Part
 from bench.adapter.contract import check_adapter
 from bench.cli import main
 from bench.data.datasets import load_dataset
+from bench.data.style import with_style
 from bench.suite.schema import parse
 from bench.suite.spec import DatasetSpec
 
@@ -125,7 +126,16 @@ def test_flat_sequence_line_names_the_expected_shape(data):
 
 @pytest.mark.parametrize("key", ADAPTERS.keys())
 def test_every_registered_adapter_passes(key, data):
-    assert lines_for(ADAPTERS.get(key), data) == []
+    cls = ADAPTERS.get(key)
+    if cls.family in CONDITIONAL_FAMILIES:  # a stylize adapter is checked on content with its style set
+        data = with_style(data, DatasetSpec("photos"))
+    assert lines_for(cls, data) == []
+
+
+@pytest.mark.parametrize("key", [k for k in ADAPTERS.keys() if ADAPTERS.get(k).family in CONDITIONAL_FAMILIES])  # noqa: SIM118
+def test_a_stylize_adapter_without_a_style_set_gets_one_line(key, data):
+    (line,) = lines_for(ADAPTERS.get(key), data)
+    assert "needs a style set" in line and "style: {name: photos}" in line
 
 
 def test_check_leaves_random_streams_alone(data):

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 import torch
 
-from bench.adapter.base import ADAPTERS, Adapter, Batch
+from bench.adapter.base import ADAPTERS, CONDITIONAL_FAMILIES, Adapter, Batch
 from bench.adapter.batch import BatchSource
 from bench.core import env
 from bench.core.errors import BenchError, ConfigError
 from bench.data.datasets import DatasetSpec, load_dataset
+from bench.data.style import with_style
 from bench.runner import build_adapter, fast_path
 from bench.runner.pretrain import StrategyNotApplicable, apply_freeze, pretrain
 from bench.suite.load import Budget, EvalSpec, RunnerSpec, RunSpec, StrategySpec
@@ -36,7 +37,10 @@ TINY = {
     "dummy": {},
     "ddpm": {"width": 8, "time_dim": 16, "steps": 100, "bound_steps": 8, "sample_steps": 4},
     "realnvp": {"hidden": 16, "scales": 1, "iw_samples": 2},
+    "adain": {"width": 8},
+    "stytr": {"dim": 16, "depth": 1, "heads": 2},
 }
+PHOTOS = DatasetSpec("photos")  # the style set of a stylize adapter's runs
 DIGITS = {"name": "digits"}
 
 
@@ -53,12 +57,13 @@ def make_run(adapter: str, strategy: dict[str, Any], seed: int = 0, dataset: dic
         Budget(batch_size=32),
         EvalSpec(),
         RunnerSpec(),
+        style=PHOTOS if ADAPTERS.get(adapter).family in CONDITIONAL_FAMILIES else None,
     )
 
 
 def build(run: RunSpec) -> Adapter:
     env.seed_everything(run.seed)  # as the runner does: the run's seed decides the random initialisation
-    return build_adapter(run, load_dataset(run.dataset), CPU, fast_path(run, CPU))
+    return build_adapter(run, with_style(load_dataset(run.dataset), run.style), CPU, fast_path(run, CPU))
 
 
 def first_losses(run: RunSpec, cache_dir: Path) -> dict[str, float]:
@@ -70,9 +75,12 @@ def first_losses(run: RunSpec, cache_dir: Path) -> dict[str, float]:
 
 def step0_losses(adapter: Adapter, run: RunSpec) -> dict[str, float]:
     env.seed_everything(run.train_seed)  # as the runner reseeds after pretraining
-    data = load_dataset(run.dataset)
-    # A seeded source, as the runner gives, so adapters that draw more per step (batch.next()) work too.
-    source = BatchSource(data.train_x, data.train_y, data.levels, 32, torch.Generator().manual_seed(run.seed))
+    data = with_style(load_dataset(run.dataset), run.style)
+    # A seeded source, as the runner gives, so adapters that draw more per step (batch.next()) work too, and a
+    # stylize adapter gets its style batch.
+    gen = torch.Generator().manual_seed(run.seed)
+    style = None if data.style is None else BatchSource(data.style.train_x, data.style.train_y, data.levels, 32, gen)
+    source = BatchSource(data.train_x, data.train_y, data.levels, 32, gen, style=style)
     # Two steps: a network whose output layer starts at zero (ddpm's U-Net, as in Ho et al.) gives the same first
     # loss whatever its other weights are; the second step's loss sees them.
     out = {}

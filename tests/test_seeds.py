@@ -29,7 +29,19 @@ def test_the_purposes_in_use_are_exactly_the_listed_ones() -> None:
         assert isinstance(purpose, ast.Constant) and isinstance(purpose.value, str), f"{p}: derive_seed needs a literal purpose"
         used.add(purpose.value)
     assert used == set(PURPOSES), f"used {sorted(used)}, listed {sorted(PURPOSES)}"
-    assert sorted(PURPOSES) == ["contract", "data", "denoise", "eval", "extractor", "init", "mask", "pretrain", "train"]
+    assert sorted(PURPOSES) == [
+        "contract",
+        "data",
+        "denoise",
+        "eval",
+        "extractor",
+        "init",
+        "mask",
+        "pairs",
+        "pretrain",
+        "style_loss",
+        "train",
+    ]
 
 
 def test_no_stream_is_seeded_by_arithmetic_or_a_constant() -> None:

@@ -42,7 +42,9 @@ from bench.core.registry import Registry
 
 Role = Literal["encoder", "decoder", "sequence", "denoiser"]
 ROLES: tuple[str, ...] = ("encoder", "decoder", "sequence", "denoiser")
-FAMILIES: tuple[str, ...] = ("gan", "vae", "autoregressive", "flow", "diffusion", "other")
+# `stylize`: a conditional family (content batch, style batch) -> images; it implements `stylize`, not `sample`.
+FAMILIES: tuple[str, ...] = ("gan", "vae", "autoregressive", "flow", "diffusion", "stylize", "other")
+CONDITIONAL_FAMILIES: tuple[str, ...] = ("stylize",)
 
 
 # The size each role must declare: what a generic pretraining partner needs to fit the part.
@@ -146,6 +148,12 @@ class Adapter:
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement sample(n, generator) -> uint8 N×C×H×W")
 
+    def stylize(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """family `stylize` only: float N×C×H×W content and style images in [-1, 1] (as Batch.x) → uint8
+        N×C×H×W images on the data's `levels` grid that keep the content's structure and take the style's
+        statistics. Its `train_step` gets `batch.style`, a Batch of style images drawn beside the content batch."""
+        raise NotImplementedError(f"{type(self).__name__} must implement stylize(content, style) -> uint8 N×C×H×W")
+
     def log_likelihood(self, batch: Batch) -> torch.Tensor | None:
         """Per-example log p(x) in nats over the discrete pixel values, or None if the model has none."""
         return None
@@ -233,7 +241,8 @@ def check_adapter_class(cls: type) -> None:
         raise TypeError(f"{cls!r} must subclass bench.Adapter")
     if not dataclasses.is_dataclass(cls.Config):
         raise TypeError(f"{cls.__name__}.Config must be a @dataclass (the suite's adapter block is validated against it)")
-    for meth in ("train_step", "sample"):
+    # A conditional (stylize) adapter answers `stylize(content, style)` in place of `sample(n, generator)`.
+    for meth in ("train_step", "stylize" if getattr(cls, "family", None) in CONDITIONAL_FAMILIES else "sample"):
         if getattr(cls, meth) is getattr(Adapter, meth):
             raise TypeError(f"{cls.__name__} must implement {meth}() (see bench.Adapter)")
     if cls.family not in FAMILIES:

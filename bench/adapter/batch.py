@@ -66,6 +66,8 @@ class Batch:
     # first convolution does not convert its input (or fall back to a slower kernel) on every step.
     memory_format: torch.memory_format = field(default=torch.contiguous_format, repr=False)
     source: Callable[[], Batch] | None = field(default=None, repr=False)
+    # family `stylize`: a batch of style images of the same size, drawn beside this (content) batch.
+    style: Batch | None = field(default=None, repr=False)
     _x: torch.Tensor | None = field(default=None, repr=False)
 
     @property
@@ -106,7 +108,9 @@ class BatchSource:
         generator: torch.Generator,
         memory_format: torch.memory_format = torch.contiguous_format,
         labels: bool = True,
+        style: BatchSource | None = None,
     ):
+        self.style = style  # a stylize run's style images: each content batch carries one style batch
         self.x, self.y, self.levels, self.batch_size = x, y, levels, batch_size
         self.generator, self.memory_format, self.labels = generator, memory_format, labels
         self.drawn = 0
@@ -115,7 +119,8 @@ class BatchSource:
         idx = torch.randint(0, self.x.shape[0], (self.batch_size,), device=self.x.device, generator=self.generator)
         y = self.y.index_select(0, idx) if self.labels else torch.full((self.batch_size,), -1, dtype=torch.long, device=self.y.device)
         self.drawn += 1
-        return Batch(self.x.index_select(0, idx), y, self.levels, memory_format=self.memory_format, source=self)
+        style = self.style() if self.style is not None else None
+        return Batch(self.x.index_select(0, idx), y, self.levels, memory_format=self.memory_format, source=self, style=style)
 
 
 def to_uint8(x: torch.Tensor, levels: int = 256) -> torch.Tensor:

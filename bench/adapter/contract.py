@@ -14,7 +14,8 @@ What is checked (the README's "Add a baseline" states the same contract):
   between 2 and the data's levels;
 - `train_step(batch, 0)`: a non-empty dict of name → 0-dim float tensor (a Python float forces a host sync
   on every step, which the harness avoids);
-- `sample(n, generator)`: uint8 n×C×H×W with every value on the data's `levels` grid;
+- `sample(n, generator)`: uint8 n×C×H×W with every value on the data's `levels` grid; for a conditional
+  (`stylize`) adapter, `stylize(content, style)` on the check batch and its style batch instead, the same output rule;
 - `log_likelihood(batch)`: None, or finite float N values ≤ 0 (nats), on a batch of data and on a batch of the
   model's own samples, where a continuous density (a flow or diffusion model that forgot the bins' volume,
   D·log(levels)) is most likely to show a value above 0: caught here, not at the first evaluation;
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.adapter.base import FAMILIES, Adapter, Part
+from bench.adapter.base import CONDITIONAL_FAMILIES, FAMILIES, Adapter, Part
 from bench.adapter.batch import Batch, BatchSource
 from bench.adapter.tokens import PixelTokens, from_levels, to_levels
 from bench.core.errors import BenchError
@@ -174,14 +175,17 @@ def check_adapter(build: Callable[[], Adapter], data: ImageData, device: torch.d
         adapter = build()
         cls = type(adapter).__name__
         lines = check_family(type(adapter))
-        src = BatchSource(
-            data.train_x,
-            data.train_y,
-            data.levels,
-            CHECK_BATCH,
-            torch.Generator(device=data.train_x.device).manual_seed(derive_seed(0, "contract")),
-        )
+        gen = torch.Generator(device=data.train_x.device).manual_seed(derive_seed(0, "contract"))
+        conditional = adapter.family in CONDITIONAL_FAMILIES
+        style = None
+        if conditional and data.style is not None:
+            style = BatchSource(data.style.train_x, data.style.train_y, data.levels, CHECK_BATCH, gen, labels=False)
+        src = BatchSource(data.train_x, data.train_y, data.levels, CHECK_BATCH, gen, style=style)
         batch = src()
+        if conditional and style is None:
+            return lines + [
+                f"{cls} is a {adapter.family} adapter: it needs a style set (the suite's `style:` key, e.g. style: {{name: photos}})"
+            ]
         try:
             parts = adapter.parts()
         except (torch.cuda.OutOfMemoryError, MemoryError):
@@ -195,7 +199,10 @@ def check_adapter(build: Callable[[], Adapter], data: ImageData, device: torch.d
         lines += [msg for name, part in parts.items() if (msg := _probe_part(str(name), part, data, batch, cls))]
         calls: list[tuple[str, Callable[[], list[str]]]] = [
             ("train_step(batch, step)", lambda: _check_losses(adapter.train_step(batch, 0), cls)),
-            (f"sample({CHECK_BATCH}, generator)", lambda: _sample(adapter, data, device, cls, drawn)),
+            (
+                f"stylize(content, style) on {CHECK_BATCH} pairs" if conditional else f"sample({CHECK_BATCH}, generator)",
+                (lambda: _stylize(adapter, batch, data, cls)) if conditional else (lambda: _sample(adapter, data, device, cls, drawn)),
+            ),
             ("log_likelihood(batch)", lambda: _check_likelihood(adapter.log_likelihood(batch), CHECK_BATCH, cls)),
             # One line per fault: a likelihood already refused on data is not refused again on samples.
             (
@@ -226,6 +233,20 @@ def _sample(adapter: Adapter, data: ImageData, device: torch.device, cls: str, d
     if not lines:
         drawn.append(x.clone())  # a valid batch: scored next
     return lines
+
+
+def _stylize(adapter: Adapter, batch: Batch, data: ImageData, cls: str) -> list[str]:
+    """A conditional adapter's output on the check batch's (content, style) pairs: the shape and grid of sample()."""
+    assert batch.style is not None
+    adapter.train(False)
+    try:
+        with torch.inference_mode():
+            x = adapter.stylize(batch.x, batch.style.x)
+    finally:
+        adapter.train(True)
+    return [
+        line.replace(f"sample({CHECK_BATCH}, generator)", "stylize(content, style)") for line in _check_sample(x, CHECK_BATCH, data, cls)
+    ]
 
 
 def _score_samples(adapter: Adapter, drawn: list[torch.Tensor], data: ImageData, cls: str) -> list[str]:

@@ -18,6 +18,8 @@ PURPOSES: dict[str, str] = {
     "contract": "the throwaway adapter and batch of the contract check (never the run's own streams)",
     "extractor": "one member of the domain extractor ensemble (its seed is the member index)",
     "mask": "the masks of the autoencode task",
+    "pairs": "the fixed (content, style) evaluation pairs of a stylize suite (seed 0 for every run: one fixed set)",
+    "style_loss": "the fixed random weights of the stylize loss network (bench.adapter.style_loss; seed 0, never trained)",
     "denoise": "the times and noise of the denoise task (its fixed before/after probe draws from `eval`)",
 }
 

@@ -40,13 +40,15 @@ class ImageData:
     # The training split before `limit`: the domain classifier (the evaluator) learns from all of it, so a
     # few-shot suite is judged by the same yardstick as a full-data one.
     full_train: tuple[torch.Tensor, torch.Tensor] | None = None
+    # A stylize run's style set, converted to this data's size, channels and levels (bench.data.style).
+    style: ImageData | None = None
 
     def reference(self) -> ImageData:
         """This data set with its full (pre-`limit`) training split: what evaluators are trained on."""
         if self.full_train is None:
             return self
         x, y = self.full_train
-        return ImageData(self.name, x, y, self.test_x, self.test_y, self.levels, self.num_classes, self.meta)
+        return ImageData(self.name, x, y, self.test_x, self.test_y, self.levels, self.num_classes, self.meta, style=self.style)
 
     @property
     def info(self) -> DataInfo:
@@ -56,7 +58,8 @@ class ImageData:
     def to(self, device: torch.device | str) -> ImageData:
         mv = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y")}
         full = None if self.full_train is None else tuple(t.to(device) for t in self.full_train)
-        return ImageData(self.name, **mv, levels=self.levels, num_classes=self.num_classes, meta=self.meta, full_train=full)
+        style = None if self.style is None else self.style.to(device)
+        return ImageData(self.name, **mv, levels=self.levels, num_classes=self.num_classes, meta=self.meta, full_train=full, style=style)
 
     def fingerprint(self) -> str:
         """Content hash of the pixels and labels: caches key on this, never on a name."""

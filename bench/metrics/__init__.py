@@ -21,6 +21,10 @@ from bench.core.errors import ConfigError
 from bench.core.registry import Registry
 from bench.metrics.info import METRIC_INFO, MetricInfo
 
+# Conditional families (bench.adapter.base.CONDITIONAL_FAMILIES, named here so this package stays torch-free):
+# their outputs depend on given inputs, so a metric of unconditional samples does not apply to them.
+CONDITIONAL = ("stylize",)
+
 if TYPE_CHECKING:
     from bench.metrics.context import EvalContext, NotApplicable  # noqa: F401
 
@@ -109,6 +113,12 @@ def evaluate(names: list[str], ctx: EvalContext) -> tuple[dict[str, float], dict
             continue
         if metric.families is not None and ctx.family not in metric.families:
             na[name] = f"not defined for {ctx.family} models (applies to: {', '.join(metric.families)})"
+            continue
+        if metric.families is None and ctx.family in CONDITIONAL and not metric.info.cost:
+            na[name] = (
+                f"not defined for {ctx.family} models: it scores unconditional samples against the target; "
+                "a stylize model is scored by content_acc, content_ssim, style_fid, style_stats and style_diversity"
+            )
             continue
         try:
             values[name] = float(metric.fn(ctx))

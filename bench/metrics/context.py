@@ -72,8 +72,18 @@ class EvalContext:
             self.cache["samples_at_least"] = self._draw(n)
         return self.cache["samples_at_least"]
 
+    @cached_property
+    def pairs(self):
+        """A stylize run's fixed (content, style) evaluation pairs (bench.data.style.eval_pairs), `num_samples` of them."""
+        from bench.data.style import eval_pairs
+
+        return eval_pairs(self.data, self.num_samples)
+
     def _draw(self, n: int) -> torch.Tensor:
-        from bench.adapter.base import validate_sample
+        from bench.adapter.base import CONDITIONAL_FAMILIES, validate_sample
+
+        if self.family in CONDITIONAL_FAMILIES:
+            return self._stylize(n)
 
         gen_device = self.device if self.device.type == "cuda" else torch.device("cpu")
         gen = torch.Generator(device=gen_device).manual_seed(derive_seed(self.seed, "eval"))
@@ -90,6 +100,24 @@ class EvalContext:
         finally:
             self.adapter.train(True)
         # One device-to-host transfer for all chunks.
+        return torch.cat(out).cpu()
+
+    def _stylize(self, n: int) -> torch.Tensor:
+        """A conditional adapter's outputs on the fixed evaluation pairs, in SAMPLE_CHUNK chunks (no randomness)."""
+        from bench.adapter.base import validate_sample
+
+        if n > self.num_samples:
+            raise NotApplicable(f"a stylize run has {self.num_samples} fixed evaluation pairs, not {n}")
+        pairs, out = self.pairs, []
+        self.adapter.train(False)
+        try:
+            with torch.inference_mode():
+                for i in range(0, n, SAMPLE_CHUNK):
+                    beat(f"stylize() for the evaluation ({i} of {n} pairs)")
+                    c, s = (t[i : i + SAMPLE_CHUNK].to(self.device).float().div(127.5).sub(1.0) for t in (pairs.content, pairs.style))
+                    out.append(validate_sample(self.adapter.stylize(c, s), len(c), self.data.info, type(self.adapter).__name__))
+        finally:
+            self.adapter.train(True)
         return torch.cat(out).cpu()
 
     @cached_property

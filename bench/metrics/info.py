@@ -116,6 +116,47 @@ METRIC_INFO: dict[str, MetricInfo] = _rows(
     MetricInfo("isc", True, "Inception score of the generated samples (torch-fidelity)", periodic=False, bounds=(1.0, None)),
     MetricInfo("precision", True, "precision in VGG16 features (torch-fidelity, k=3)", "fraction", periodic=False, bounds=UNIT),
     MetricInfo("recall", True, "recall in VGG16 features (torch-fidelity, k=3)", "fraction", periodic=False, bounds=UNIT),
+    # --- stylize (conditional): content kept, style taken; see bench/metrics/stylize.py ---
+    MetricInfo(
+        "content_acc",
+        True,
+        "share of outputs the content set's domain classifier reads as their content image's class",
+        families=("stylize",),
+        periodic=False,
+        bounds=UNIT,
+    ),
+    MetricInfo(
+        "content_ssim",
+        True,
+        "SSIM of each output with its content image, on luminance (structure kept), mean over pairs",
+        families=("stylize",),
+        periodic=False,
+        bounds=(-1.0, 1.0),
+    ),
+    MetricInfo(
+        "style_fid",
+        False,
+        "Fréchet distance of the outputs to the style set's test split, in a label-free extractor trained on the style set",
+        families=("stylize",),
+        periodic=False,
+        bounds=NONNEG,
+    ),
+    MetricInfo(
+        "style_stats",
+        False,
+        "per pair: distance of feature-map channel means and stds, output vs its style image, in the style extractor",
+        families=("stylize",),
+        periodic=False,
+        bounds=NONNEG,
+    ),
+    MetricInfo(
+        "style_diversity",
+        True,
+        "mean feature distance between outputs of one content image under different styles (style extractor)",
+        families=("stylize",),
+        periodic=False,
+        bounds=NONNEG,
+    ),
 )
 
 COST_METRICS: tuple[str, ...] = tuple(n for n, i in METRIC_INFO.items() if i.cost)

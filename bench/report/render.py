@@ -505,6 +505,9 @@ def _render_html(suite_dir, out_dir, suite, results, rows, metrics, quality, cos
         verdict=verdict_view,
         figs=figs,
         sample_grid=_sample_grid(rows, samples, real, by_id),
+        stylize_reference=next(
+            (r.metric_info["stylize_reference"] for r in results if (r.metric_info or {}).get("stylize_reference")), None
+        ),
         strategies=sorted({r.strategy for r in rows}),
         unfinished=unfinished,
         problems=[_run_link(p) for p in problems],

@@ -67,6 +67,10 @@ class Evaluator:
         values.update(cost_values(run_cost(self.run, state, memory, adapter)))
         return FinalEval(values, na, ctx.info, samples)
 
+    def pairs(self, adapter: Adapter, data: ImageData):
+        """A stylize run's fixed evaluation pairs (the ones its final samples were made from)."""
+        return self._context(adapter, data).pairs
+
     def protocol(self, data: ImageData) -> dict[str, Any]:
         """The evaluation protocol, described once, when the run ends: after a final evaluation the domain
         classifier exists, so the description names its test accuracy."""

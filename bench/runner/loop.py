@@ -68,7 +68,10 @@ class TrainingLoop:
         fast = self.fast
         # Nothing in this loop waits on the device: the source draws indices with a generator on the data's
         # device, and losses are only read at a flush. `batch.next()` draws from the same source and seed.
-        source = BatchSource(data.train_x, data.train_y, data.levels, bs, gen, fast.memory_format)
+        style = (
+            None if data.style is None else BatchSource(data.style.train_x, data.style.train_y, data.levels, bs, gen, fast.memory_format)
+        )
+        source = BatchSource(data.train_x, data.train_y, data.levels, bs, gen, fast.memory_format, style=style)
         compiling = run.runner.compile
         t0 = time.perf_counter()
         while state.step < steps:

@@ -18,6 +18,7 @@ import torch
 
 from bench.core import env
 from bench.data.datasets import load_dataset
+from bench.data.style import with_style
 from bench.metrics import EvalContext, evaluate
 from bench.metrics.info import COST_METRICS
 from bench.runner import weights
@@ -61,7 +62,7 @@ def reevaluate(run: RunSpec, run_dir: Path, device: torch.device | str, cache_di
     if names:
         device = torch.device(device)
         env.configure_threads(run.runner.threads)
-        data = load_dataset(run.dataset).to(device)
+        data = with_style(load_dataset(run.dataset), run.style).to(device)
         adapter = build_adapter(run, data, device, fast_path(run, device))
         weights.load(run_dir, adapter)
         ctx = EvalContext(adapter, data, run.eval, device, cache_dir, run.seed)

@@ -13,12 +13,13 @@ from typing import Any
 import torch
 
 from bench.adapter import contract
-from bench.adapter.base import Adapter, get_adapter
+from bench.adapter.base import CONDITIONAL_FAMILIES, Adapter, get_adapter
 from bench.core import env
 from bench.core.beat import beat
 from bench.core.errors import BenchError
 from bench.data.datasets import ImageData, load_dataset
 from bench.data.images import save_grid
+from bench.data.style import save_triplets, with_style
 from bench.runner import checkpoint, result, weights
 from bench.runner.build import build_adapter
 from bench.runner.evaluation import Evaluator
@@ -99,9 +100,12 @@ class Runner:
         state.weights_bytes = weights.keep(self.dir, adapter, run.runner.keep_weights)
         beat("the final evaluation")
         final = self.evaluator.final(adapter, data, state, self.memory)
-        save_grid(final.samples, self.dir / "samples.png")
-        # The same number of real test images, drawn the same way: the report shows them beside the samples.
-        save_grid(data.test_x[: len(final.samples)].cpu(), self.dir / "real.png")
+        if data.style is not None and adapter.family in CONDITIONAL_FAMILIES:
+            save_triplets(final.samples, self.evaluator.pairs(adapter, data), self.dir)
+        else:
+            save_grid(final.samples, self.dir / "samples.png")
+            # The same number of real test images, drawn the same way: the report shows them beside the samples.
+            save_grid(data.test_x[: len(final.samples)].cpu(), self.dir / "real.png")
         return self._finish(
             adapter,
             data,
@@ -179,6 +183,14 @@ def _planned_data(run: RunSpec) -> ImageData:
         raise DataChanged(
             f"the data set changed since this run was planned (content {data.content_hash()}, planned {planned})",
             key="dataset",
+            fix="run the suite again: the new data get new run ids",
+        )
+    data = with_style(data, run.style)
+    planned_style = run.identity.get("style_data")
+    if planned_style and data.style is not None and data.style.content_hash() != planned_style:
+        raise DataChanged(
+            f"the style set changed since this run was planned (content {data.style.content_hash()}, planned {planned_style})",
+            key="style",
             fix="run the suite again: the new data get new run ids",
         )
     return data

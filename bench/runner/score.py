@@ -17,6 +17,7 @@ import torch
 from bench.core import env
 from bench.core.errors import BenchError
 from bench.data.datasets import ImageData, load_dataset
+from bench.data.style import with_style
 from bench.metrics import METRICS, EvalContext, NotApplicable, evaluate
 from bench.runner import weights
 from bench.runner.build import build_adapter
@@ -71,7 +72,7 @@ def draw(run: RunSpec, run_dir: Path, device: torch.device | str, cache_dir: Pat
     """The first `n` (default `eval.num_samples`) samples of the run's final evaluation, from its kept weights."""
     device = torch.device(device)
     env.configure_threads(run.runner.threads)
-    data = load_dataset(run.dataset).to(device)
+    data = with_style(load_dataset(run.dataset), run.style).to(device)
     adapter = build_adapter(run, data, device, fast_path(run, device))
     weights.load(run_dir, adapter)
     with env.preserved_rng():

@@ -135,6 +135,10 @@ def data_identity(run: RunSpec, download: bool = True) -> dict[str, str]:
     source = run.strategy_spec.source
     if source is not None:
         out["source_data"] = _data_hash(source_spec(source, info), f"strategies.{run.strategy}.source", download)[0]  # type: ignore[arg-type]
+    if run.style is not None:  # a stylize run's style set, as converted to the content's shape (bench.data.style)
+        from bench.data.style import style_spec
+
+        out["style_data"] = _data_hash(style_spec(run.style, info), "style", download)[0]  # type: ignore[arg-type]
     return out
 
 
@@ -162,7 +166,7 @@ def what_changed(old: dict, new: dict) -> list[str]:
         out.append(f"adapter code of {new.get('adapter')} changed")
     if oid.get("harness") != nid.get("harness"):
         out.append(f"harness code changed ({oid.get('harness') or 'unrecorded'} -> {nid.get('harness')})")
-    for key, what in (("data", "data set"), ("source_data", "pretraining source")):
+    for key, what in (("data", "data set"), ("source_data", "pretraining source"), ("style_data", "style set")):
         if oid.get(key) != nid.get(key):
             out.append(f"{what} content changed ({oid.get(key) or 'unrecorded'} -> {nid.get(key) or 'none'})")
     if oid.get("device_type") != nid.get("device_type"):

@@ -174,6 +174,7 @@ def parse_suite(data: dict, file: str = "<dict>") -> Suite:
         for i, m in enumerate(suite.eval.metrics + (suite.eval.history_metrics or [])):
             METRICS.get(m, where=f"eval.metrics[{i}]")
         _check_datasets(suite, search)
+        _check_style(suite, search)
         for name, strat in suite.strategies.items():
             if strat.task not in BY_NAME:  # the task table (bench/tasks/__init__.py) is the one list of tasks
                 raise ConfigError(f"unknown task '{strat.task}' ({did_you_mean(strat.task, BY_NAME)})", key=f"strategies.{name}.task")
@@ -200,6 +201,31 @@ def _check_datasets(suite: Suite, search: tuple[str, ...]) -> None:
         raise
     except Exception as err:  # importing a user's `module:function` may raise anything
         raise ConfigError(f"cannot load data set: {type(err).__name__}: {err}", key="dataset.name") from None
+
+
+def _check_style(suite: Suite, search: tuple[str, ...]) -> None:
+    """`style:` goes with adapters of family stylize, and only with them: a stylize adapter without a style set
+    has nothing to take a style from, and a generator given one would ignore it."""
+    from bench.adapter.base import CONDITIONAL_FAMILIES, get_adapter
+    from bench.data.datasets import check_dataset
+
+    fams = {key: get_adapter(key, where=f"adapters.{key}", search=search).family for key in suite.adapters}
+    conditional = [k for k, f in fams.items() if f in CONDITIONAL_FAMILIES]
+    if suite.style is None and conditional:
+        raise ConfigError(
+            f"adapter '{conditional[0]}' is a stylize adapter and needs a style set",
+            key="style",
+            fix="add style: {name: photos} (any data set spec, a folder of images included)",
+        )
+    if suite.style is not None:
+        plain = [k for k in fams if k not in conditional]
+        if plain:
+            raise ConfigError(
+                f"style: is only for stylize adapters; '{plain[0]}' is a {fams[plain[0]]} model",
+                key="style",
+                fix="remove style:, or run that adapter in a suite of its own",
+            )
+        check_dataset(suite.style, "style", search)
 
 
 def _check_run_id_length(suite: Suite) -> None:

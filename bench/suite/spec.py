@@ -217,6 +217,9 @@ class Suite:
     strategies: dict[str, StrategySpec] = field(default_factory=lambda: {"scratch": StrategySpec()})
     runner: RunnerSpec = field(default_factory=RunnerSpec)
     include: str | None = None  # resolved at load time; kept for provenance
+    # A `stylize` suite's style set (any data set spec); `dataset:` is then the content set. Needed by, and only
+    # allowed with, adapters of family `stylize` (bench.suite.load checks).
+    style: DatasetSpec | None = None
     # The swept values ("dataset.limit" -> [25, 100, 400]; bench/sweep.py): dataset and budget hold the first
     # value of each, expand() gives every combination. Set by bench.suite.load after validation, never by YAML.
     sweep: dict[str, list[Any]] = field(default_factory=dict, init=False)
@@ -322,9 +325,13 @@ class RunSpec:
     # This run's point on the suite's sweep ("dataset.limit" -> 25), already inside dataset/budget; kept
     # apart only for the readable run id and the results columns, so it stays out of the hash.
     swept: dict[str, Any] = field(default_factory=dict)
+    style: DatasetSpec | None = None  # the style set of a stylize run (Suite.style)
 
     def resolved(self) -> dict[str, Any]:
-        return to_dict(self)
+        out = to_dict(self)
+        if out.get("style") is None:  # runs without a style set keep the run ids they had before the key existed
+            out.pop("style", None)
+        return out
 
     @property
     def pretrain_seed(self) -> int:
@@ -401,6 +408,7 @@ def expand(suite: Suite, only: str | None = None, stamp: Callable[[RunSpec], Run
             runner=suite.runner,
             suite_version=suite.version,
             swept=point,
+            style=suite.style,
         )
         for a, cfg in suite.adapters.items()
         for s, spec in suite.strategies.items()
@@ -439,6 +447,8 @@ def runspec_from_dict(d: dict) -> RunSpec:
     kw["budget"] = parse(Budget, d["budget"], "budget")
     kw["eval"] = parse(EvalSpec, d["eval"], "eval")
     kw["runner"] = parse(RunnerSpec, d["runner"], "runner")
+    if kw.get("style") is not None:
+        kw["style"] = parse(DatasetSpec, d["style"], "style")
     return RunSpec(**kw)
 
 

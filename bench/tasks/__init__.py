@@ -167,8 +167,13 @@ def run_task(adapter: Adapter, run: RunSpec, device: torch.device, cache_dir: Pa
     else:
         load_parts = train_parts = select_parts(adapter, spec.parts, task.roles, task.name)
     source = load_source(spec, adapter.info, where)
+    if run.style is not None and task.whole_model:  # a stylize model trains on (source content, the suite's style set)
+        from bench.data.style import with_style
+
+        source = with_style(source, run.style)
     batch_size = spec.batch_size or run.budget.batch_size
-    fields = cache_fields(adapter, run, task, train_parts, source.fingerprint(), batch_size, device)
+    fp = source.fingerprint() if source.style is None else f"{source.fingerprint()}+style:{source.style.fingerprint()}"
+    fields = cache_fields(adapter, run, task, train_parts, fp, batch_size, device)
     key = cache.cache_key(fields)
 
     def _hit() -> tuple[dict[str, torch.Tensor], dict[str, Any], bool] | None:

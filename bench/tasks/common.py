@@ -108,7 +108,9 @@ class Context:
         """`steps` random batches (with replacement) from the source's training split, deterministic in the pretraining seed."""
         gen = torch.Generator(device=self.device).manual_seed(self.seed)
         # batch.next() (an adapter's inner steps under `generative`) draws from the same seeded source.
-        source = BatchSource(self.source.train_x, self.source.train_y, self.source.levels, self.batch_size, gen, labels=labels)
+        st = self.source.style  # a stylize adapter's whole-model transfer: source content, the run's style set
+        style = None if st is None else BatchSource(st.train_x, st.train_y, st.levels, self.batch_size, gen, labels=False)
+        source = BatchSource(self.source.train_x, self.source.train_y, self.source.levels, self.batch_size, gen, labels=labels, style=style)
         for _ in range(steps):
             yield source()
 
