@@ -187,7 +187,7 @@ def _sentence(adapter: str, metric: str, cells: list[VerdictCell], n: int) -> st
     same = [c for c in cells if c.decision == "equivalent"]
     if same:
         names = ", ".join(f"{c.strategy} {pct(c.rel)}{interval(c)}" for c in same)
-        parts.append(f"equivalent to the baseline within ±{pct(same[0].margin_rel, signed=False)}: {names}")
+        parts.append(f"{adapter}'s {metric} is equivalent to the baseline's within ±{pct(same[0].margin_rel, signed=False)}: {names}")
     rest = [c for c in cells if c.decision == "inconclusive"]
     if not parts:
         best = max((c for c in cells if c.has_value), key=lambda c: abs(c.rel), default=None)
@@ -195,7 +195,10 @@ def _sentence(adapter: str, metric: str, cells: list[VerdictCell], n: int) -> st
         if best is not None:
             text += f" (largest estimate: {best.strategy}, {pct(best.rel)}{interval(best)})"
         return text + "."
-    tail = f"; no other strategy resolves at n = {n}" if rest else ""
+    # Under sequential seeds each comparison stopped at its own n: say the range, not one n.
+    ns = sorted({c.n_pairs for c in rest})
+    at = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}"
+    tail = f"; no other strategy resolves at {at}" if rest else ""
     return "; ".join(parts) + tail + "."
 
 
