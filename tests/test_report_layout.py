@@ -34,8 +34,10 @@ window.addEventListener("load", () => {
     src: i.getAttribute("src"), natural: [i.naturalWidth, i.naturalHeight], shown: [i.clientWidth, i.clientHeight]}));
   const wide = [...document.body.querySelectorAll("*")].filter(e => e.getBoundingClientRect().right > doc.clientWidth + 1)
     .filter(e => !e.closest(".scroll, figure, pre, nav")).slice(0, 5).map(e => e.tagName + "." + e.className);
+  const tables = [...document.querySelectorAll(".scroll")].filter(e => (e.querySelector("th") || {}).textContent === "adapter" && e.scrollWidth > e.clientWidth + 1)
+    .map(e => e.scrollWidth + " in " + e.clientWidth + ": " + [...e.querySelectorAll("thead th")].map(h => h.textContent.split(" ")[0]).join(","));
   parent.postMessage(JSON.stringify(
-    {viewport: doc.clientWidth, scroll: doc.scrollWidth, imgs, wide, broken: [...document.images].filter(i => !i.naturalWidth).length}), "*");
+    {viewport: doc.clientWidth, scroll: doc.scrollWidth, imgs, wide, tables, broken: [...document.images].filter(i => !i.naturalWidth).length}), "*");
 });
 </script>
 """
@@ -69,6 +71,8 @@ def _report(tmp_path: Path) -> Path:
     mod = importlib.util.module_from_spec(spec)
     sys.modules["synthetic_runs"] = mod
     spec.loader.exec_module(mod)
+    # As many metrics as the main job shows (8 quality columns and the cost): the width a laptop must hold.
+    mod.QUALITY.update(ct_domain=1.0, modes_kl=0.05, density_domain=0.9, coverage_domain=0.7)
     suite_dir = mod.make_runs(tmp_path / "runs", n_runs=18, n_adapters=3, n_strategies=3, name="layout")
     for run in suite_dir.iterdir():  # the real-image grid beside the samples, as the runner writes it
         if (run / "samples.png").is_file():
@@ -97,6 +101,8 @@ def test_report_fits_the_width_and_draws_images_at_integer_scale(tmp_path, width
         seen = measure(page, width, tmp_path / f"profile-{page.stem}")
         assert seen["broken"] == 0
         assert seen["scroll"] <= seen["viewport"], f"{page.name} at {width}px scrolls sideways: {seen['wide']}"
+        if width >= 1400:  # a laptop: the metric tables fit without their own sideways scroll too
+            assert seen["tables"] == [], f"{page.name} at {width}px: metric tables scroll sideways: {seen['tables']}"
         assert seen["imgs"], page
         assert non_integer(seen["imgs"]) == [], f"{page.name} at {width}px"
 
