@@ -313,7 +313,7 @@ def _finish(plan: _Plan, tally: _Tally, wait: bool = False) -> tuple[pd.DataFram
     """Write the tables under a lock, one launcher at a time. With `wait`, first wait for the runs others still
     hold, so every launcher ends with the complete tables; without, the last launcher to finish writes them
     complete (the others' tables say what was still running elsewhere)."""
-    from bench.api_score import REFERENCE_FILE, write_references
+    from bench.api_score import write_references
     from bench.report import render_report as _render
     from bench.store import claims
 
@@ -323,8 +323,8 @@ def _finish(plan: _Plan, tally: _Tally, wait: bool = False) -> tuple[pd.DataFram
         for folder in (plan.suite_dir / claims.LOCKS, *(plan.cache_dir / sub for sub in ("pretrain", "domain", "features"))):
             locks.sweep(folder)  # locks a killed launcher left on work that is done
         df, summary = _tables(plan.suite_dir, tally.problems)
-        if tally.ran_here or not (plan.suite_dir / REFERENCE_FILE).is_file():  # the real-vs-real scale, once per data × eval
-            write_references(plan.runs, plan.suite_dir, plan.device, plan.cache_dir)
+        # The real-vs-real scale, once per (data, evaluation id): a new eval block (a re-evaluation) adds its own.
+        write_references(plan.runs, plan.suite_dir, plan.device, plan.cache_dir)
         report = plan.report_dir / "index.html"
         if tally.ran_here or not _report_is_current(plan.suite_dir, report):
             try:  # the tables are written above; the report layer only draws

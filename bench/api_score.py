@@ -142,13 +142,24 @@ def reference_key(run: Any) -> str:
 
 
 def real_reference(run: Any, device: Any, cache_dir: Path) -> dict[str, Any]:
-    """Score the first `eval.num_samples` training images of `run`'s target (the split's own seeded order; the
-    full training split, not a few-shot subset) against its test split with the run's eval spec."""
+    """Score the first `eval.num_samples` training images of `run`'s target that are not test images (the split's
+    own seeded order; the full training split, not a few-shot subset) against its test split with the run's eval
+    spec. A target with no such image (a folder whose reference set is also the evaluators' training set) gets
+    every metric n/a with the reason."""
     from bench.data.datasets import load_dataset
     from bench.runner.score import score
 
     data = load_dataset(run.dataset)
-    pool = data.reference().train_x
+    pool = _outside(data.reference().train_x, data.test_x)
+    if len(pool) < 2:  # a folder whose reference set is also what the evaluators learn from: nothing held out
+        why = "no real images outside the reference set (the evaluators learn from it too), so no real-vs-real floor"
+        return {
+            "key": reference_key(run),
+            "dataset": run.dataset.name,
+            "n": 0,
+            "metrics": {},
+            "not_applicable": dict.fromkeys(run.eval.metrics, why),
+        }
     n = min(run.eval.num_samples, len(pool))
     asked = [m for m in run.eval.metrics if m != COPYING]
     spec = dataclasses.replace(run.eval, metrics=asked, num_samples=n)
@@ -162,6 +173,15 @@ def real_reference(run: Any, device: Any, cache_dir: Path) -> dict[str, Any]:
         "metrics": {m: values[m] for m in run.eval.metrics if m in values},
         "not_applicable": {m: na[m] for m in run.eval.metrics if m in na},
     }
+
+
+def _outside(pool: Any, test: Any) -> Any:
+    """The images of `pool` whose pixels are not among `test`'s: a floor from the test images themselves is 0."""
+    import hashlib
+
+    seen = {hashlib.sha256(t.cpu().contiguous().numpy().tobytes()).digest() for t in test}
+    keep = [i for i, t in enumerate(pool) if hashlib.sha256(t.cpu().contiguous().numpy().tobytes()).digest() not in seen]
+    return pool[keep]
 
 
 def write_references(runs: list[Any], suite_dir: Path, device: Any, cache_dir: Path) -> Path:

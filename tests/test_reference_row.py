@@ -32,6 +32,14 @@ def test_reference_is_measured_once_and_shown_first(tmp_path: Path, tiny_suite: 
     bench.run_suite(suite, out=tmp_path / "runs", reports=tmp_path / "rep", progress=False)
     again = json.loads((tmp_path / "runs" / "tiny" / "reference.json").read_text())["references"]
     assert again == ref
+    # Another eval block re-evaluates the kept weights and adds the reference of that evaluation.
+    monkeypatch.undo()
+    more = {**suite, "eval": {**suite["eval"], "metrics": ["fid_domain", "kid_domain"]}}
+    bench.run_suite(more, out=tmp_path / "runs", reports=tmp_path / "rep", progress=False)
+    both = json.loads((tmp_path / "runs" / "tiny" / "reference.json").read_text())["references"]
+    assert len(both) == 2 and ref[0] in both
+    (new,) = [r for r in both if r != ref[0]]
+    assert new["metrics"]["fid_domain"] == floor and math.isfinite(new["metrics"]["kid_domain"])
 
 
 def test_a_reference_that_fails_is_recorded_not_fatal(tmp_path: Path, tiny_suite: dict, monkeypatch) -> None:
@@ -44,3 +52,24 @@ def test_a_reference_that_fails_is_recorded_not_fatal(tmp_path: Path, tiny_suite
     (ref,) = json.loads((tmp_path / "runs" / "tiny" / "reference.json").read_text())["references"]
     assert ref["error"] == "no extractor here"
     assert "not computed: no extractor here" in (tmp_path / "rep" / "tiny" / "index.html").read_text()
+
+
+def test_no_floor_from_the_reference_set_itself(tmp_path: Path, tiny_suite: dict) -> None:
+    """A few-shot folder whose reference set is also what the evaluators learn from holds no real image outside
+    the test split: the floor would be the set against itself (about 0), so it is n/a with the reason."""
+    from test_data_folder import _flat
+
+    few, full = _flat(tmp_path / "few", 8), _flat(tmp_path / "full", 30, start=100)
+    suite = {**tiny_suite, "dataset": {"name": "folder", "root": str(few), "reference": str(full)}}
+    bench.run_suite(suite, out=tmp_path / "runs", reports=tmp_path / "rep", progress=False)
+    (ref,) = json.loads((tmp_path / "runs" / "tiny" / "reference.json").read_text())["references"]
+    assert ref["n"] == 0 and ref["metrics"] == {}
+    assert "no real images outside the reference set" in ref["not_applicable"]["bpd"]
+
+
+def test_outside_drops_the_test_images():
+    import torch
+
+    pool = torch.arange(24.0).reshape(6, 1, 2, 2)
+    kept = api_score._outside(pool, pool[[1, 4]])
+    assert kept.shape[0] == 4 and not any(torch.equal(k, pool[1]) or torch.equal(k, pool[4]) for k in kept)
