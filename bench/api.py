@@ -323,7 +323,8 @@ def _finish(plan: _Plan, tally: _Tally, wait: bool = False) -> tuple[pd.DataFram
         for folder in (plan.suite_dir / claims.LOCKS, *(plan.cache_dir / sub for sub in ("pretrain", "domain", "features"))):
             locks.sweep(folder)  # locks a killed launcher left on work that is done
         df, summary = _tables(plan.suite_dir, tally.problems)
-        # The real-vs-real scale, once per (data, evaluation id): a new eval block (a re-evaluation) adds its own.
+        # The real-vs-real scale of the runs as they are now, once per (data, evaluation id): a new eval block
+        # (a re-evaluation) gets its own, and the file keeps only the current ones.
         write_references(plan.runs, plan.suite_dir, plan.device, plan.cache_dir)
         report = plan.report_dir / "index.html"
         if tally.ran_here or not _report_is_current(plan.suite_dir, report):

@@ -299,6 +299,7 @@ def test_diffusion_strategies_run_end_to_end(tmp_path) -> None:
         seeds=[0],
         budget={"steps": 6, "eval_every": 0, "batch_size": 16},
         eval={"num_samples": 50, "metrics": ["bpd"]},
+        headline="bpd",  # the suite's fid_domain headline needs the domain classifier: seconds this test does not spend
         adapters={"ddpm": TINY[DDPM], "realnvp": TINY[RealNVP]},
     )
     for spec in suite["strategies"].values():

@@ -220,8 +220,8 @@ def test_html_shows_failed_na_and_provenance(tmp_path):
     assert "0.9712" in html and "abc123" in html and "cpu (" in html  # classifier, commit, device
     assert "1 diverged" in html and "1 failed" in html and "RuntimeError: boom" in html
     assert "GANs have no likelihood" in html and "needs a &#39;sequence&#39; part" in html
-    assert 'fid_domain <span class="dir"' in html and "↓" in html
-    assert 'class="num best"' in html and "Δ −10.8*" in html and "Δ −10.8**" not in html
+    assert 'fid_<wbr>domain <span class="dir"' in html and "↓" in html
+    assert 'class="num stack best"' in html and "Δ −10.8*" in html and "Δ −10.8**" not in html
     pages = sorted((tmp_path / "rep" / "runs").glob("*.html"))
     assert len(pages) == len(grid_results())
     for page in [index, *pages]:

@@ -196,7 +196,7 @@ def _sentence(adapter: str, metric: str, cells: list[VerdictCell], n: int) -> st
             text += f" (largest estimate: {best.strategy}, {pct(best.rel)}{interval(best)})"
         return text + "."
     # Under sequential seeds each comparison stopped at its own n: say the range, not one n.
-    ns = sorted({c.n_pairs for c in rest})
+    ns = sorted({c.n_pairs for c in rest}) or [n]
     at = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}"
     tail = f"; no other strategy resolves at {at}" if rest else ""
     return "; ".join(parts) + tail + "."
