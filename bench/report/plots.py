@@ -183,7 +183,8 @@ def quality_vs_compute(rows: list[Row], quality: list[str], meta: dict[str, Metr
         ax.set_xlabel("total seconds (pretrain + train)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    _legend(axes[-1], colors, adapters, markers)
+    drawn = {r.strategy for r in rows if r.cells["total_seconds"].has_value and any(r.cells[m].has_value for m in cols)}
+    _legend(axes[-1], {s: c for s, c in colors.items() if s in drawn}, adapters, markers)
     fig.savefig(path)  # the title is the page's caption
     return True
 
@@ -203,7 +204,8 @@ def bar_charts(rows: list[Row], metrics: list[str], meta: dict[str, MetricMeta],
     if not cols:
         return False
     adapters = sorted({r.adapter for r in rows})
-    strategies = sorted(colors)
+    # Only strategies with a bar: one that is n/a everywhere gets neither a slot nor a legend entry.
+    strategies = sorted(s for s in colors if any(r.strategy == s and any(r.cells[m].has_value for m in cols) for r in rows))
     ncol = min(len(cols), 3)
     nrow = math.ceil(len(cols) / ncol)
     width = max(3.2, min(0.12 * len(adapters) * len(strategies) + 1.2, 9.0))
