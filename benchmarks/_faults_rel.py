@@ -192,7 +192,7 @@ def alive_line(tmp: Path) -> tuple[Outcome, str | None]:
     path = hostile_suite(tmp, "SleepStep", {"stall_seconds": 8})
     code = (
         "import sys\ntry:\n    import bench.runner.watchdog as w; w.ALIVE_SECONDS = 2\nexcept ImportError:\n    pass\nfrom bench.cli import main;"
-        f"sys.argv = ['bench', *{list(run_args(path))!r}]; main()"
+        f"sys.argv = ['bench', *{list(run_args(path))!r}, '--jobs', '1']; main()"  # in this process, where the patch is
     )
     try:
         p = subprocess.run([sys.executable, "-c", code], cwd=tmp, capture_output=True, text=True, timeout=240)
@@ -349,7 +349,7 @@ def _foreign(tmp: Path, sdir: Path) -> None:
     other = tmp / "other"
     other.mkdir()
     run(other, with_("name", "othersuite"))
-    src = next((other / "runs" / "othersuite").glob("*/result.json")).parent
+    src = next((other / "runs" / "othersuite").glob("*-s0-*/result.json")).parent  # renamed to -s7- below: must be an s0 run
     import shutil
 
     shutil.copytree(src, sdir / (src.name.replace("-s0-", "-s7-")))
