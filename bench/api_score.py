@@ -132,7 +132,6 @@ def export_samples(run_dir: str | Path, out: str | Path, num: int | None = None,
 # measured on: the floor (distances) or ceiling (precision, recall, coverage) a perfect model of this data would
 # reach at this sample size. One per (data content, evaluation id), kept in the runs folder's reference.json
 # so the report reads it without torch.
-REFERENCE_FILE = "reference.json"
 NOT_COPYING = "the reference's samples are training images themselves, so the copying test does not apply"
 
 
@@ -190,6 +189,7 @@ def write_references(runs: list[Any], suite_dir: Path, device: Any, cache_dir: P
     import json
 
     from bench.store.files import atomic_write_text
+    from bench.store.runs import REFERENCE_FILE
 
     path = Path(suite_dir) / REFERENCE_FILE
     try:

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.report.stats import fmt_num
-
-FILE = "reference.json"
+from bench.store.runs import REFERENCE_FILE
 
 
 def read_references(suite_dir: Path) -> list[dict[str, Any]]:
     """The file's entries, or [] when it is missing or unreadable (older runs folders have none)."""
     try:
-        refs = json.loads((Path(suite_dir) / FILE).read_text()).get("references", [])
+        refs = json.loads((Path(suite_dir) / REFERENCE_FILE).read_text()).get("references", [])
     except (OSError, ValueError, AttributeError):
         return []
     return [r for r in refs if isinstance(r, dict)]
@@ -49,4 +48,4 @@ def reference_rows(suite_dir: Path, metrics: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["FILE", "read_references", "reference_rows"]
+__all__ = ["read_references", "reference_rows"]

@@ -8,6 +8,7 @@ Layout (the run folder is the unit of resume and of distribution):
     <out>/<suite>/<run_id>/checkpoint.pt    while running (weights_only-loadable), removed when done
     <out>/<suite>/<run_id>/weights.safetensors  the final weights, kept (runner.keep_weights), for re-evaluation
     <out>/<suite>/results.csv, summary.csv
+    <out>/<suite>/reference.json            the real-vs-real reference (bench.api_score), read by the report
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from bench.store.files import (  # noqa: F401
 from bench.store.result import DONE_STATUSES, STATUSES, InvalidResult, RunResult  # noqa: F401
 
 Warn = Callable[[str], None]
+REFERENCE_FILE = "reference.json"  # written by the faces (bench.api_score), read by the report: one name for both
 
 
 def read_result(run_dir: Path, warn: Warn | None = None) -> RunResult | None:
