@@ -24,8 +24,9 @@ from bench.metrics import domain_cache as cache
 from bench.metrics.domain_cache import cached_description, classifier_hash, split_fingerprint
 from bench.metrics.domain_net import ARCH_VERSION, TrainConfig, accuracy, is_stacked, member_seeds, train, working_size
 from bench.metrics.info import NotApplicable
+from bench.metrics.members import MemberFiles
 from bench.metrics.registered import RegisteredExtractor, RegisteredFeatureExtractor
-from bench.store.locks import build_once
+from bench.store.locks import build_once, is_held
 
 FEATURES = ("features", "logits")
 
@@ -108,15 +109,24 @@ def get_domain_classifier(
             meta = _describe(net, wsha, meta.get("train_seconds"))
         return net, meta
 
+    share, lock, t0 = MemberFiles(wpath.parent, digest), jpath.with_suffix(".lock"), time.perf_counter()
+
     def _train_and_store() -> tuple[nn.Module, dict[str, Any]]:
-        t0 = time.perf_counter()
-        net = train(data, cfg, device)
+        net = train(data, cfg, device, share=share)  # the members trained before the lock load from their files
         seconds = time.perf_counter() - t0
         wsha = cache.save_weights(wpath, net, digest)
+        share.discard(cfg.members)
         return net.to(device), _describe(net.to(device), wsha, seconds)
 
-    # Under a lock: concurrent launchers wait for one classifier instead of each training (and writing) one.
-    net, meta = build_once(jpath.with_suffix(".lock"), lambda: _cached(False), _train_and_store, load_locked=lambda: _cached(True))
+    hit = _cached(False)
+    if hit is None:
+        if not is_held(lock):  # held: its holder has every member and is writing the ensemble
+            # Outside the ensemble's lock, the processes that need this classifier now split its members
+            # between them (members.py), instead of one training them all while the others wait.
+            train(data, cfg, device, share=share)
+        # Under the lock: one process assembles and writes the ensemble and its record; the others load it.
+        hit = build_once(lock, lambda: _cached(False), _train_and_store, load_locked=lambda: _cached(True))
+    net, meta = hit
     clf = DomainClassifier(net, digest, meta, device)
     cache.MEMO.put((digest, str(device)), clf)
     return clf

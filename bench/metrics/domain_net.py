@@ -24,6 +24,7 @@ from torch import nn
 from bench.core.beat import beat
 from bench.core.seeds import derive_seed
 from bench.data.datasets import ImageData
+from bench.metrics.members import MemberFiles, no_loss, shared_members
 
 ARCH_VERSION = "domain-cnn-v2-ensemble"  # bump when the network or its preprocessing changes: it re-keys every cache
 
@@ -189,10 +190,17 @@ def one_thread(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def train(data: ImageData, cfg: TrainConfig, device: torch.device) -> EnsembleNet:
-    """The trained ensemble for `data`, in eval mode with gradients off. The run's global RNG is untouched."""
+def train(data: ImageData, cfg: TrainConfig, device: torch.device, share: MemberFiles | None = None) -> EnsembleNet:
+    """The trained ensemble for `data`, in eval mode with gradients off. The run's global RNG is untouched.
+    With `share`, the members are split with any other process training this ensemble now (members.py)."""
+    seeds = member_seeds(cfg)
     with one_thread(device):
-        return EnsembleNet([_train_loop(data, cfg, seed, device) for seed in member_seeds(cfg)])
+        if share is None:
+            return EnsembleNet([_train_loop(data, cfg, seed, device) for seed in seeds])
+        trained = shared_members(
+            share, seeds, lambda seed: no_loss(_train_loop(data, cfg, seed, device)), lambda: build_member(data, cfg)[0]
+        )
+        return EnsembleNet([net.to(device) for net, _ in trained])
 
 
 def _train_loop(data: ImageData, cfg: TrainConfig, seed: int, device: torch.device) -> nn.Module:

@@ -35,10 +35,12 @@ from torch import nn
 from bench.data.datasets import ImageData
 from bench.metrics import domain_cache as dcache
 from bench.metrics.domain_net import working_size
+from bench.metrics.members import MemberFiles, shared_members
 from bench.metrics.registered import RegisteredExtractor, RegisteredFeatureExtractor
-from bench.metrics.ssl_net import ARCH_VERSION, CODE_SHA256, SSLConfig, build, member_seeds, train
+from bench.metrics.ssl_net import ARCH_VERSION, CODE_SHA256, SSLConfig, SSLEnsemble, build, build_member, member_seeds, one_thread
+from bench.metrics.ssl_net import _train_member as train_member  # private by name only: ssl_net.py's bytes key the cache
 from bench.store.files import atomic_write_bytes, atomic_write_json, read_json
-from bench.store.locks import build_once
+from bench.store.locks import build_once, is_held
 
 FEATURES = ("features",)
 KIND = "self-supervised"
@@ -213,18 +215,35 @@ def get_ssl_extractor(data: ImageData, device: torch.device | str, cache_dir: Pa
             meta = _record(wsha, meta.get("train_seconds"), meta.get("final_losses"), meta.get("train_cpu_seconds"))
         return net.to(device), meta
 
+    share, lock = MemberFiles(wpath.parent, digest), jpath.with_suffix(".lock")
+    t0, c0 = time.perf_counter(), time.process_time()
+
     def _train_and_store() -> tuple[nn.Module, dict[str, Any]]:
-        t0, c0 = time.perf_counter(), time.process_time()
-        net, losses = train(train_x, cfg, device)
+        net, losses = _train_shared(train_x, cfg, device, share)  # members trained before the lock load from files
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         wsha = save_weights(wpath, net, digest)
+        share.discard(cfg.members)
         rounded = [None if math.isnan(v) else round(v, 5) for v in losses]
         return net.to(device), _record(wsha, round(seconds, 3), rounded, round(cpu, 3))
 
-    net, meta = build_once(jpath.with_suffix(".lock"), lambda: _cached(False), _train_and_store, load_locked=lambda: _cached(True))
+    hit = _cached(False)
+    if hit is None:
+        if not is_held(lock):  # as the domain classifier does: split the members with other processes first
+            _train_shared(train_x, cfg, device, share)
+        hit = build_once(lock, lambda: _cached(False), _train_and_store, load_locked=lambda: _cached(True))
+    net, meta = hit
     ext = SSLExtractor(net, digest, meta, device)
     MEMO.put((digest, str(device)), ext)
     return ext
+
+
+def _train_shared(train_x: torch.Tensor, cfg: SSLConfig, device: torch.device, share: MemberFiles) -> tuple[nn.Module, list[float]]:
+    """ssl_net.train, with the members split between the processes that train this ensemble now (members.py)."""
+    with one_thread(device):
+        outs = shared_members(
+            share, member_seeds(cfg), lambda seed: train_member(train_x, cfg, seed, device), lambda: build_member(train_x, cfg)
+        )
+    return SSLEnsemble([m.to(device) for m, _ in outs]), [loss for _, loss in outs]
 
 
 def get_extractor(data: ImageData, device: torch.device | str, cache_dir: Path, classifier_config: Any = None) -> Any:
