@@ -114,9 +114,15 @@ def _run_suite(
     overrides: tuple[str, ...],
     executor_options: dict[str, Any],
 ) -> pd.DataFrame:
+    from bench.exec import forkserver
+
+    jobs = forkserver.parse_jobs(jobs)
+    if executor == "local" and not dry_run:
+        forkserver.warm_up(jobs)  # the workers' imports, beside this process's own (bench.exec.forkserver)
+
     from bench.api_eval import describe as describe_evaluations
     from bench.api_eval import reevaluate_runs
-    from bench.exec.jobs import parse_jobs, resolve_jobs
+    from bench.exec.jobs import resolve_jobs
     from bench.exec.outcome import Dispatch
     from bench.exec.table import choose
     from bench.planning import sequential
@@ -125,7 +131,6 @@ def _run_suite(
 
     check_environment()
     suite = sequential(_load(source, tuple(overrides)), until_resolved, max_seeds, max_runs)
-    jobs = parse_jobs(jobs)
     choose(executor, jobs, executor_options)  # bad input fails before anything is read
     plan = _plan(suite, out, reports, device, only, force, jobs, dry_run)
     rounds = _first_round(plan, resume=not force)

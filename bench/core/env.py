@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.core.cores import CGROUP, usable_cores  # noqa: F401  (bench.core.env is where callers look)
 from bench.core.errors import BenchError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -54,22 +55,6 @@ DEFAULT_THREADS = 1
 # What BLAS and OpenMP runtimes read when they load: a library loaded after configure_threads (scikit-learn's
 # OpenMP runtime at the first k-means, scipy's BLAS) starts with the run's count too.
 POOL_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-CGROUP = Path("/sys/fs/cgroup")
-
-
-def usable_cores(cgroup: Path = CGROUP) -> int:
-    """CPUs this process may use: its affinity set, capped by a cgroup CPU quota (containers, CI, Slurm):
-    v2 `cpu.max`, or v1 `cpu/cpu.cfs_quota_us` over `cpu.cfs_period_us`. A fractional quota rounds down."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    with contextlib.suppress(OSError, ValueError):
-        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
-        if quota != "max":
-            n = min(n, max(1, int(quota) // int(period)))
-    with contextlib.suppress(OSError, ValueError):
-        quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
-        if quota > 0:
-            n = min(n, max(1, quota // int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())))
-    return max(1, n)
 
 
 def bound_pools(n: int) -> None:

@@ -2,8 +2,9 @@
 
 A suite is many tiny runs, and one tiny run leaves a GPU (or a many-core CPU) mostly idle. Each worker is a
 separate process that goes through the same lock-file claims as independent launchers (bench.store.claims): two
-workers never run the same run, and a pretraining, classifier or feature cache entry is built by one while
-the others wait for it. Run folders, resume, kill -9 safety and the cache are exactly those of a
+workers never run the same run, and a pretraining or feature cache entry is built by one while the others
+wait for it (an extractor's members are split between them: bench.metrics.members). Each worker is a fork of a
+server that imported the harness once, started as `bench run` starts (bench.exec.forkserver). Run folders, resume, kill -9 safety and the cache are exactly those of a
 sequential run, and so is every number when the thread count is the same: a run's numbers do not depend on
 which process runs it or what runs beside it.
 
@@ -16,7 +17,6 @@ the runs' threads, never more workers than runs; on a GPU, and with Ray, it is 1
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing as mp
 import os
 import queue
 import sys
@@ -25,13 +25,13 @@ from typing import Any
 
 from bench.core import env, interrupt
 from bench.core.errors import BenchError
+from bench.exec import forkserver
+from bench.exec.forkserver import JOBS_VARIABLE, parse_jobs  # noqa: F401  (the --jobs value, parsed without torch)
 from bench.exec.outcome import Dispatch, execute_one, failed_result
 from bench.store import claims, locks
 from bench.store import runs as store
 from bench.store.result import RunResult
 from bench.suite.spec import RunSpec
-
-JOBS_VARIABLE = "BENCH_JOBS"  # the default of `--jobs` and of run_suite's `jobs` when set (the tests set 1)
 
 
 def check_jobs(jobs: int | str, executor: str) -> None:
@@ -42,16 +42,6 @@ def check_jobs(jobs: int | str, executor: str) -> None:
         raise BenchError(f"--jobs {jobs}: not a number of worker processes", fix="use auto, or a whole number >= 1, e.g. --jobs 2")
     if jobs > 1 and executor != "local":
         raise BenchError(f"--jobs {jobs} only applies to the local executor", fix="drop --jobs, or use --executor local")
-
-
-def parse_jobs(value: int | str | None) -> int | str:
-    """`jobs` as given (None: $BENCH_JOBS, else "auto"); a string of digits becomes its number."""
-    if value is None:
-        value = os.environ.get(JOBS_VARIABLE) or "auto"
-    if isinstance(value, str):
-        value = value.strip()
-        return int(value) if value.isdigit() else value
-    return value
 
 
 def resolve_jobs(jobs: int | str, executor: str, device: Any, runs: int, threads: int | None = None) -> int:
@@ -103,9 +93,12 @@ PARENT_POLL = 1.0  # seconds between the fallback's looks at the parent
 
 
 def die_with_parent(parent: int) -> None:
-    """Make this worker die with its launcher, however the launcher ends (SIGTERM, kill -9, a crash): the
-    kernel's parent-death signal on Linux, and a thread that watches the parent's PID everywhere (the
-    parent-death signal is missed if the parent died before it was set, and does not exist off Linux)."""
+    """Make this worker die with its launcher (`parent`), however the launcher ends (SIGTERM, kill -9, a crash).
+    A spawned worker is the launcher's child; a worker forked by the fork server (bench.exec.forkserver) is the
+    server's, and the server exits when the launcher does (its pipe from the launcher closes). Either way: the
+    kernel's parent-death signal on Linux, tied to the worker's own parent, and a thread that watches both that
+    parent and the launcher everywhere (the signal is missed if the parent died before it was set, and does not
+    exist off Linux)."""
     import contextlib
     import ctypes
     import os
@@ -114,17 +107,29 @@ def die_with_parent(parent: int) -> None:
     import threading
     import time
 
+    origin = os.getppid()
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):  # no prctl: the thread below still does it
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
+    def gone() -> bool:
+        if os.getppid() != origin:  # re-parented: the launcher (or the fork server that follows it) is gone
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # alive, but not ours to signal
+            return False
+        return False
+
     def watch() -> None:
         while True:
-            if os.getppid() != parent:  # re-parented: the launcher is gone
+            if gone():
                 os._exit(1)
             time.sleep(PARENT_POLL)
 
-    if os.getppid() != parent:
+    if gone():
         os._exit(1)
     threading.Thread(target=watch, name="bench-parent-watch", daemon=True).start()
 
@@ -171,7 +176,7 @@ def run_jobs(runs: list[RunSpec], d: Dispatch, jobs: int = 2) -> None:
     snap = claims.snapshot(runs, suite_dir) if d.snap is None else d.snap
     runs = [with_threads(r, env.DEFAULT_THREADS) for r in runs]  # as stamp() resolves them: never K-dependent
     by_id = {r.run_id: r for r in runs}
-    ctx = mp.get_context("spawn")  # never fork a process that may hold CUDA or OpenMP state
+    ctx = forkserver.context()  # never fork this process, which may hold CUDA or OpenMP state: fork the server
     out = ctx.Queue()
     procs = [
         ctx.Process(
