@@ -365,5 +365,30 @@ def report(runs_dir: Path, out: Path | None, formats: tuple[str, ...]) -> None:
         _echo(f"report: {shown.resolve().as_uri()}" if f == "html" else f"{f}: {shown}")
 
 
+def entry() -> None:
+    """The `bench` console script: the command, then a prompt exit. Python's own finalisation of a process that
+    has imported torch takes about a second (module teardown, library destructors) and waits for the workers'
+    fork server to go; by then every file is written atomically and closed. So the exit handlers run and the
+    streams are flushed here, and the process ends with os._exit."""
+    import atexit
+    import os
+
+    try:
+        main()
+        code: int | str | None = 0
+    except SystemExit as done:
+        code = done.code
+    if isinstance(code, str):  # as Python itself does with a message for an exit code
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed under us (`| head`): nothing more can be said there
+            pass
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    main()
+    entry()
