@@ -90,6 +90,7 @@ def _preload(modules: list[tuple[str, str]]) -> None:
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies (Linux)
 PARENT_POLL = 1.0  # seconds between the fallback's looks at the parent
+POLL_RESULTS = 0.1  # seconds the launcher waits for a result before it looks whether its workers are alive
 
 
 def die_with_parent(parent: int) -> None:
@@ -202,15 +203,15 @@ def run_jobs(runs: list[RunSpec], d: Dispatch, jobs: int = 2) -> None:
         with interrupt.ignored_by_children():  # a Ctrl-C during a worker's start-up is the launcher's alone
             for p in procs:
                 p.start()
-        while True:
+        while True:  # short polls: the suite's tables wait on the last worker's exit being noticed
             try:
-                deliver(*out.get(timeout=0.5))
+                deliver(*out.get(timeout=POLL_RESULTS))
             except queue.Empty:
                 if not any(p.is_alive() for p in procs):
                     break
         while True:  # what the last workers sent just before they exited
             try:
-                deliver(*out.get(timeout=0.2))
+                deliver(*out.get(timeout=POLL_RESULTS / 2))
             except queue.Empty:
                 break
     except BaseException:  # interrupted: stop the workers now (their runs resume from their checkpoints)
