@@ -9,7 +9,9 @@ folder, and splits the wall time since this script started into:
   result files);
 - report: results.csv/summary.csv and the HTML report;
 - other: whatever is left (suite loading and validation, printing).
-Timers are wrappers put around the harness's functions from here; the harness itself is not changed.
+Timers are wrappers put around the harness's functions from here; the harness itself is not changed. They
+only see this process, so the suite runs in it, in sequence (`jobs=1`): the split is of CPU work, and the wall
+time of the default `--jobs auto` is measured by timing `bench run` itself (see docs/guide.md, Performance).
 
     .venv/bin/python benchmarks/smoke_breakdown.py [--suite suites/smoke.yaml] [--device cpu]
 """
@@ -74,7 +76,7 @@ def main() -> None:
     timer(bench.api, "render_report", "report")
     with tempfile.TemporaryDirectory(prefix="bench-smoke-") as tmp:
         t_suite = time.perf_counter()
-        df = bench.api.run_suite(args.suite, out=Path(tmp) / "runs", reports=Path(tmp) / "reports", device=args.device, progress=False)
+        df = bench.api.run_suite(args.suite, out=Path(tmp) / "runs", reports=Path(tmp) / "reports", device=args.device, progress=False, jobs=1)
         t_suite = time.perf_counter() - t_suite
         results = [json.loads(p.read_text()) for p in sorted((Path(tmp) / "runs").glob("*/*/result.json"))]
     total = time.perf_counter() - T0
