@@ -70,7 +70,7 @@ def main() -> None:
                 print(f"  {mode} repeat {r + 1}: {walls[mode][-1]:.1f} s", flush=True)
     med = {m: statistics.median(v) for m, v in walls.items()}
     rows = [[m, f"{med[m]:.1f}", " ".join(f"{w:.1f}" for w in walls[m]), f"{med[m] / med['spawn']:.2f}"] for m in walls]
-    print(table(["workers", "median wall s", "each", "ratio to spawn"], rows))
+    print(table(rows, ["workers", "median wall s", "each", "ratio to spawn"]))
     print(f"end: {machine()}")
 
 
