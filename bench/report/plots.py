@@ -23,6 +23,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 MAX_PANELS = 4
 MAX_CURVES = 9  # learning-curve panels per adapter, three to a row
+SPARSE = 3  # a curve of fewer points is drawn as points with ±1 std bars, not as a line
 
 
 def _plain_text(fn: Callable[P, R]) -> Callable[P, R]:
@@ -117,6 +118,9 @@ def learning_curves(
         for strategy, hs in sorted(histories.items()):
             steps, mean, std = mean_curve(hs, col)
             if not steps:
+                continue
+            if len(steps) < SPARSE:  # two measurements say nothing about the steps between: no line through them
+                ax.errorbar(steps, mean, yerr=std if any(std) else None, color=colors[strategy], ls="none", marker="o", ms=4, capsize=3)
                 continue
             ax.plot(steps, mean, color=colors[strategy], lw=1.4, marker="o" if len(steps) < 6 else None, ms=3)
             if any(std):
