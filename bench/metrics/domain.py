@@ -115,7 +115,6 @@ def get_domain_classifier(
         net = train(data, cfg, device, share=share)  # the members trained before the lock load from their files
         seconds = time.perf_counter() - t0
         wsha = cache.save_weights(wpath, net, digest)
-        share.discard(cfg.members)
         return net.to(device), _describe(net.to(device), wsha, seconds)
 
     hit = _cached(False)

@@ -2,6 +2,7 @@
 
     <cache_dir>/domain/<sha256>.safetensors   the weights (safetensors; metadata holds the hash)
     <cache_dir>/domain/<sha256>.json          test accuracy, training seconds, weights sha256
+    <cache_dir>/domain/<sha256>.m<j>.safetensors  member j, as trained (bench.metrics.members)
     <cache_dir>/features/<sha256>.safetensors real-split features, keyed by split pixels × classifier weights
 
 The classifier's sha256 covers the data's fingerprint (pixels and labels, never its name), the architecture

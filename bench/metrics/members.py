@@ -10,8 +10,10 @@ only on its seed, its data and its config.
 
     <folder>/<digest>.m<j>.safetensors   member j: its state dict ("state.*") and its final loss ("loss")
 
-The files are intermediate. The caller stores the assembled ensemble under the ensemble's own lock, then calls
-`discard`. A member file that does not load, or was written for another ensemble, is trained again.
+The caller assembles the ensemble from them and stores it under the ensemble's own lock. The member files stay
+beside it (about as large as the ensemble): a process that was still collecting members when another stored the
+ensemble loads them, where a deleted file would have it train that member again (seen in tests/test_members.py).
+A member file that does not load, or was written for another member or seed, is trained again.
 """
 
 from __future__ import annotations
@@ -61,10 +63,6 @@ class MemberFiles:
         tensors = {f"state.{k}": v for k, v in net.state_dict().items()}
         tensors["loss"], tensors["seed"] = torch.tensor(loss, dtype=torch.float64), torch.tensor(seed, dtype=torch.int64)
         cachefile.save_tensors(self.path(j), tensors, metadata={"ensemble": self.digest})
-
-    def discard(self, count: int) -> None:
-        for j in range(count):
-            self.path(j).unlink(missing_ok=True)
 
 
 def shared_members(

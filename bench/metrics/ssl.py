@@ -222,7 +222,6 @@ def get_ssl_extractor(data: ImageData, device: torch.device | str, cache_dir: Pa
         net, losses = _train_shared(train_x, cfg, device, share)  # members trained before the lock load from files
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         wsha = save_weights(wpath, net, digest)
-        share.discard(cfg.members)
         rounded = [None if math.isnan(v) else round(v, 5) for v in losses]
         return net.to(device), _record(wsha, round(seconds, 3), rounded, round(cpu, 3))
 
