@@ -371,6 +371,7 @@ def entry() -> None:
     fork server to go; by then every file is written atomically and closed. So the exit handlers run and the
     streams are flushed here, and the process ends with os._exit."""
     import atexit
+    import contextlib
     import os
 
     try:
@@ -383,10 +384,9 @@ def entry() -> None:
         code = 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        # Closed under us (`| head`): nothing more can be said there.
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):  # closed under us (`| head`): nothing more can be said there
-            pass
     os._exit(code or 0)
 
 

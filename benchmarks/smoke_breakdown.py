@@ -76,7 +76,9 @@ def main() -> None:
     timer(bench.api, "render_report", "report")
     with tempfile.TemporaryDirectory(prefix="bench-smoke-") as tmp:
         t_suite = time.perf_counter()
-        df = bench.api.run_suite(args.suite, out=Path(tmp) / "runs", reports=Path(tmp) / "reports", device=args.device, progress=False, jobs=1)
+        df = bench.api.run_suite(
+            args.suite, out=Path(tmp) / "runs", reports=Path(tmp) / "reports", device=args.device, progress=False, jobs=1
+        )
         t_suite = time.perf_counter() - t_suite
         results = [json.loads(p.read_text()) for p in sorted((Path(tmp) / "runs").glob("*/*/result.json"))]
     total = time.perf_counter() - T0
