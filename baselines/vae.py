@@ -70,6 +70,18 @@ class Encoder(nn.Module):
         return self.fc(h)
 
 
+class Nearest2x(nn.Module):
+    """Nearest-neighbour 2× upsampling. Without gradients (sampling, the likelihood bound) rows and columns are
+    repeated: the same values as F.interpolate, which on CPU copies its input to another memory layout and took
+    a fifth of the bound's time. With gradients it is F.interpolate, so training stays what it was to the bit
+    (the two backward passes add the four gradients in different orders)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return F.interpolate(x, scale_factor=2, mode="nearest")
+        return x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+
+
 class Decoder(nn.Module):
     def __init__(self, z_dim: int, out_channels: int, image_size: int, width: int):
         super().__init__()
@@ -79,10 +91,7 @@ class Decoder(nn.Module):
         self.c0 = chans[0]
         self.fc = nn.Sequential(nn.Linear(z_dim, chans[0] * self.s0 * self.s0), nn.SiLU())
         self.ups = nn.ModuleList(
-            [
-                nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), _conv(chans[i], chans[i + 1]), _conv(chans[i + 1], chans[i + 1]))
-                for i in range(n)
-            ]
+            [nn.Sequential(Nearest2x(), _conv(chans[i], chans[i + 1]), _conv(chans[i + 1], chans[i + 1])) for i in range(n)]
         )
         self.out = nn.Conv2d(chans[-1], out_channels, 3, 1, 1)
 
@@ -183,7 +192,9 @@ class VAE(Adapter):
         mu, logvar = self._posterior(batch.x)
         std = (0.5 * logvar).exp()
         gen = torch.Generator(device=self.device).manual_seed(0)
-        chunk = max(1, min(k, 4096 // max(1, n)))  # bounds the decoder batch to ~4096 images
+        # The decoder batch is bounded to ~1,024 images: at 4,096 its activations (~27 MB a layer at 8×8) leave
+        # the cache, and 16 samples of 207 digits took 0.105 CPU s against 0.062 (same values to the bit).
+        chunk = max(1, min(k, 1024 // max(1, n)))
         log_w = []
         for j in range(0, k, chunk):
             m = min(chunk, k - j)

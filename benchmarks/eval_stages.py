@@ -217,13 +217,19 @@ def main() -> None:
     ap.add_argument(
         "--clock", choices=list(CLOCK), default="cpu", help="cpu: this process's CPU seconds (default); wall: wall-clock seconds"
     )
+    ap.add_argument(
+        "--default-heap", action="store_true", help="leave glibc's malloc thresholds alone (the runner before bench/core/heap.py)"
+    )
     args = ap.parse_args()
     global clock
     clock = CLOCK[args.clock]
     import baselines  # noqa: F401  (registers the bundled adapters)
 
     runs = suite_runs(args.suite, args.adapters.split(",") if args.adapters else None, args.strategy, args.seed, args.threads)
-    print(f"start: {machine()}")
+    from bench.core import heap
+
+    kept = False if args.default_heap else heap.keep_freed_memory()  # as the runner does, once per process
+    print(f"start: {machine()}; freed memory {'kept (bench/core/heap.py)' if kept else 'returned (glibc defaults)'}")
     print(f"suite {args.suite.name}, strategy {args.strategy}, seed {args.seed}; eval block: {runs[0].eval.num_samples} samples, "
           f"metrics {', '.join(runs[0].eval.metrics)}; median of {args.repeats} warm repeat(s); {args.clock} seconds"
           f"{'; reference → current' if args.reference else ''}\n")  # fmt: skip

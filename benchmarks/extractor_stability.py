@@ -216,8 +216,8 @@ def study(samples: dict[str, torch.Tensor], candidates: list[str], cache: Path) 
             clf, over, k = extractor(name, e, data, cache)
             seconds.append(float(clf.info.get("train_seconds") or math.nan))
             cpu.append(float(clf.info.get("train_cpu_seconds") or math.nan))
-            real = clf.real_features(data.test_x, cache, 500)["features"]
-            fake = {key: clf.features(samples[key], 500)["features"] for key in keys}
+            real = clf.real_features(data.test_x, cache)["features"]
+            fake = {key: clf.features(samples[key])["features"] for key in keys}
             for variant, out in fids.items():
                 if variant == "mean":
                     out[e] = {key: statistics.mean(member_fids(fake[key], real, k)) for key in keys}

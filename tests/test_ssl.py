@@ -157,7 +157,7 @@ def test_cache_hit_identical_and_untrusted_files_retrained(data, tmp_path):
     ssl.forget()
     again = ssl.get_ssl_extractor(data, "cpu", tmp_path)
     x = data.test_x[:40]
-    assert torch.equal(first.features(x, 500)["features"], again.features(x, 500)["features"])
+    assert torch.equal(first.features(x)["features"], again.features(x)["features"])
     assert again.info["train_seconds"] == first.info["train_seconds"]  # loaded, not retrained
 
     # Weights changed under their record (bit rot, a foreign file): retrained, and the record follows.

@@ -28,8 +28,8 @@ class EvalContext:
     """Everything a metric may read. Samples and features are computed once and shared.
 
     Samples are drawn with a generator seeded from the run seed, so an evaluation is repeatable, and
-    in chunks of the fixed SAMPLE_CHUNK, and features in chunks of `spec.batch_size`, so that the batch size
-    changes speed only, never the numbers.
+    in chunks of the fixed SAMPLE_CHUNK, and the harness's extractors see chunks of the fixed
+    registered.FEATURE_CHUNK, so that the batch size changes speed only, never the numbers.
     """
 
     def __init__(
@@ -141,15 +141,15 @@ class EvalContext:
     def real_features(self) -> dict[str, torch.Tensor]:
         """Domain features and logits of the real test split (cached on disk by content hash)."""
         domain = self.domain
-        return self._setup(lambda: domain.real_features(self.data.test_x, self.cache_dir, self.spec.batch_size))
+        return self._setup(lambda: domain.real_features(self.data.test_x, self.cache_dir))
 
     @cached_property
     def train_features(self) -> dict[str, torch.Tensor]:
         """Domain features and logits of the training split the model saw (the limited one in a few-shot suite),
         cached on disk like the test split's: the same for every run on the data set."""
         domain = self.domain
-        return self._setup(lambda: domain.real_features(self.data.train_x, self.cache_dir, self.spec.batch_size))
+        return self._setup(lambda: domain.real_features(self.data.train_x, self.cache_dir))
 
     @cached_property
     def fake_features(self) -> dict[str, torch.Tensor]:
-        return self.domain.features(self.samples, self.spec.batch_size)
+        return self.domain.features(self.samples)

@@ -72,9 +72,8 @@ def ssl_features(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
     if "ssl_features" not in ctx.cache:
         ext = get_ssl_extractor(ctx.data.reference(), ctx.device, ctx.cache_dir)
         ctx.info["ssl_extractor"] = ext.describe()
-        bs = ctx.spec.batch_size
-        fake = ext.features(ctx.samples, bs)["features"]
-        ctx.cache["ssl_features"] = (fake, ext.real_features(ctx.data.test_x, ctx.cache_dir, bs)["features"], ext)
+        fake = ext.features(ctx.samples)["features"]
+        ctx.cache["ssl_features"] = (fake, ext.real_features(ctx.data.test_x, ctx.cache_dir)["features"], ext)
     return ctx.cache["ssl_features"][:2]
 
 
@@ -82,7 +81,7 @@ def _ssl_train_features(ctx: EvalContext) -> torch.Tensor:
     from bench.metrics.ssl import has_labels
 
     ext = ctx.domain if not has_labels(ctx.data) else ctx.cache["ssl_features"][2]
-    return ext.features(ctx.data.train_x, ctx.spec.batch_size)["features"]
+    return ext.features(ctx.data.train_x)["features"]
 
 
 @register_metric("intra_ssl")

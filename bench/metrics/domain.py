@@ -55,8 +55,8 @@ class DomainClassifier(RegisteredExtractor):
 
     PREFIX, EXTRACTOR = "bench-domain", DomainFeatureExtractor
 
-    def predict(self, u8: torch.Tensor, batch_size: int) -> torch.Tensor:
-        return self.features(u8, batch_size)["logits"].argmax(1)
+    def predict(self, u8: torch.Tensor) -> torch.Tensor:
+        return self.features(u8)["logits"].argmax(1)
 
 
 def get_domain_classifier(

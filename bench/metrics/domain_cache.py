@@ -106,9 +106,9 @@ def cached_description(data: ImageData, cache_dir: Path, cfg: TrainConfig = Trai
 
 
 # --- features of the real reference --------------------------------------------------------------------
-def features_path(cache_dir: Path, test_x: torch.Tensor, clf_hash: str, weights_sha256: str) -> Path:
-    """Keyed by content (split pixels × classifier weights), never by a data set's name."""
-    return Path(cache_dir) / "features" / f"{digest(split_fingerprint(test_x), clf_hash, weights_sha256)}.safetensors"
+def features_path(cache_dir: Path, test_x: torch.Tensor, clf_hash: str, weights_sha256: str, recipe: str) -> Path:
+    """Keyed by content (split pixels × classifier weights × how features are computed), never by a data set's name."""
+    return Path(cache_dir) / "features" / f"{digest(split_fingerprint(test_x), clf_hash, weights_sha256, recipe)}.safetensors"
 
 
 def load_features(path: Path, names: tuple[str, ...], n: int) -> dict[str, torch.Tensor] | None:

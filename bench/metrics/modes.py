@@ -75,10 +75,8 @@ def _predicted(ctx: EvalContext) -> torch.Tensor:
         raise NotApplicable(NO_LABELS)
     if "modes_pred" not in ctx.cache:
         need = min_samples(ctx.data.reference())
-        if need > ctx.num_samples:
-            pred = ctx.domain.predict(ctx.samples_at_least(need), ctx.spec.batch_size)
-        else:
-            pred = ctx.fake_features["logits"].argmax(dim=1)
+        more = need > ctx.num_samples  # more samples than the other metrics use: their own pass
+        pred = ctx.domain.predict(ctx.samples_at_least(need)) if more else ctx.fake_features["logits"].argmax(dim=1)
         real = ctx.real_features["logits"].argmax(dim=1)
         ctx.info["modes_definition"] = MODES_DEFINITION
         # What "fewer modes than the real data" means in the report's collapse flag: classes present in the test split.

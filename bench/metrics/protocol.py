@@ -14,6 +14,7 @@ from bench.metrics.domain import ARCH_VERSION, TrainConfig, cached_description, 
 from bench.metrics.fidelity import DC_NEIGHBORHOOD, KID_SEED, KID_SUBSETS, PRC_NEIGHBORHOOD, kid_subset_size
 from bench.metrics.likelihood import BPD_CONVENTION
 from bench.metrics.modes import MODES_DEFINITION
+from bench.metrics.registered import RECIPE
 from bench.metrics.ssl import MODES_NO_LABELS, has_labels
 from bench.metrics.ssl import protocol_description as ssl_protocol_description
 from bench.suite.spec import PROTOCOL_VERSION
@@ -69,6 +70,7 @@ def describe(spec: EvalSpec, data: ImageData, cache_dir: Path | None = None) -> 
         "num_samples": spec.num_samples,
         "sample_chunk": SAMPLE_CHUNK,
         "extractor": extractor,
+        "extractor_pass": RECIPE,  # the same for every batch size (registered.FEATURE_CHUNK)
         "resizing": (
             f"domain metrics: pixels to [-1, 1], {_domain_resize(size)}; "
             "fid/kid/isc/precision/recall: torch-fidelity TF1 bilinear to 299 px (Inception) / 224 px (VGG16), grey repeated to RGB"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +29,30 @@ from bench.store.locks import build_once
 _NETS: OrderedDict[str, nn.Module] = OrderedDict()
 _NETS_MAX = 16  # both kinds share it: above twice the largest memo (8 each)
 
+# Every forward pass of an extractor sees exactly FEATURE_CHUNK images, the last chunk padded with blank ones
+# whose outputs are dropped. Why: convolution libraries pick their algorithm by the input's shape, and in float32
+# another algorithm moves a feature by ~1e-7, so without one shape an image's features would depend on how many
+# images came with it (tests/test_feature_chunks.py). Protocols ≤ 4 computed in float64 instead, where such
+# differences vanish when rounding to float32, at three times the cost of the evaluation's largest stage.
+# 250: the sample chunk, so 500 or 1,000 samples need no padding.
+FEATURE_CHUNK = 250
+RECIPE = f"float32 in chunks of {FEATURE_CHUNK}"  # part of the real features' cache key
+
+
+def in_chunks(fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], u8: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """fn over `u8` in chunks of exactly FEATURE_CHUNK images (padded), outputs concatenated along the batch.
+
+    fn must treat images independently (eval-mode BatchNorm, no batch statistics). On CUDA, cuDNN runs
+    deterministic and without TF32, whose 10-bit mantissa would move features by ~1e-3."""
+    outs: list[tuple[torch.Tensor, ...]] = []
+    with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
+        for chunk in u8.split(FEATURE_CHUNK):
+            n = len(chunk)
+            if n < FEATURE_CHUNK:
+                chunk = torch.cat([chunk, chunk.new_zeros((FEATURE_CHUNK - n, *chunk.shape[1:]))])
+            outs.append(tuple(o[:n] for o in fn(chunk)))
+    return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))
+
 
 class RegisteredFeatureExtractor(FeatureExtractorBase):
     """torch-fidelity view of a registered network: uint8 N×C×H×W in, a tuple of `features_list` out."""
@@ -39,20 +64,21 @@ class RegisteredFeatureExtractor(FeatureExtractorBase):
         super().__init__(name, features_list)
         if name not in _NETS:
             raise ValueError(f"{self.WHAT} '{name}' is not loaded in this process (call {self.LOADER} first)")
-        # float64 inside: convolution kernels pick algorithms by batch size, and in float32 that moves features
-        # by ~1e-6; in float64 the differences vanish when rounding to float32, so batch size never changes numbers.
-        self.net = copy.deepcopy(_NETS[name]).double().eval().requires_grad_(False)
+        self.net = copy.deepcopy(_NETS[name]).float().eval().requires_grad_(False)
 
     def outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The network's outputs by name (float64); the subclass says which names."""
+        """The network's outputs by name (float32); the subclass says which names."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if not (torch.is_tensor(x) and x.dtype == torch.uint8 and x.dim() == 4):
             raise ValueError("expecting uint8 images N×C×H×W")
-        with torch.no_grad():
-            out = self.outputs(x)
-        return tuple(out[k].float() for k in self.features_list)
+
+        def named(chunk: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            out = self.outputs(chunk)  # one pass for every name
+            return tuple(out[k] for k in self.features_list)
+
+        return tuple(o.float() for o in in_chunks(named, x))
 
     @staticmethod
     def can_be_compiled() -> bool:
@@ -88,22 +114,22 @@ class RegisteredExtractor:
     def describe(self) -> dict[str, Any]:
         return dict(self.info)
 
-    def features(self, u8: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
-        """Every provided output (CPU float32) of uint8 images, in chunks of `batch_size`."""
+    def features(self, u8: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every provided output (CPU float32) of uint8 images; no batch size: see FEATURE_CHUNK."""
         outs: dict[str, list[torch.Tensor]] = {k: [] for k in self.features_list}
         with one_thread(self.device):
-            for chunk in u8.split(max(1, batch_size)):
+            for chunk in u8.split(FEATURE_CHUNK):
                 beat("computing features for the evaluation")
                 for k, v in zip(self.features_list, self.extractor(chunk.to(self.device)), strict=True):
                     outs[k].append(v.cpu())
         return {k: torch.cat(v) for k, v in outs.items()}
 
-    def real_features(self, test_x: torch.Tensor, cache_dir: Path, batch_size: int) -> dict[str, torch.Tensor]:
+    def real_features(self, test_x: torch.Tensor, cache_dir: Path) -> dict[str, torch.Tensor]:
         """Features of the real reference, cached by content (split pixels × weights), never by name."""
-        path = cache.features_path(cache_dir, test_x, self.hash, self.info["weights_sha256"])
+        path = cache.features_path(cache_dir, test_x, self.hash, self.info["weights_sha256"], RECIPE)
 
         def _compute() -> dict[str, torch.Tensor]:
-            feats = self.features(test_x, batch_size)
+            feats = self.features(test_x)
             cache.save_features(path, feats, self.hash)
             return feats
 

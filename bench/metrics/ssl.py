@@ -135,7 +135,7 @@ class SSLExtractor(RegisteredExtractor):
     labels = False
     PREFIX, EXTRACTOR = "bench-ssl", SSLFeatureExtractor
 
-    def predict(self, u8: torch.Tensor, batch_size: int) -> torch.Tensor:
+    def predict(self, u8: torch.Tensor) -> torch.Tensor:
         raise ValueError(NO_LABELS)
 
 

@@ -24,6 +24,7 @@ from bench.metrics import register_metric
 from bench.metrics.context import EvalContext
 from bench.metrics.fidelity import fid_from_features
 from bench.metrics.info import NotApplicable
+from bench.metrics.registered import in_chunks
 
 REFERENCES = ("output=content", "output=style")
 SSIM_WINDOW, SSIM_SIGMA = 7, 1.5  # Wang et al. use 11 px, σ 1.5; 7 px fits 8–16 px images (reflect-padded)
@@ -72,14 +73,18 @@ def style_extractor(ctx: EvalContext):
 @torch.no_grad()
 def layer_stats(ext, u8: torch.Tensor) -> torch.Tensor:
     """Per image: the channel means and stds of every conv block of every member, side by side (N×D, float64)."""
-    out = []
-    for member in ext.extractor.net.members:
-        x = member.prepare(u8.to(next(member.parameters()).device))
-        for block in list(member.trunk)[:3]:
-            x = block(x)
-            f = x.flatten(2)
-            out += [f.mean(2), f.std(2, unbiased=False)]
-    return torch.cat(out, 1).cpu().double()
+
+    def stats(chunk: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = []
+        for member in ext.extractor.net.members:
+            x = member.prepare(chunk.to(next(member.parameters()).device))
+            for block in list(member.trunk)[:3]:
+                x = block(x)
+                f = x.flatten(2)
+                out += [f.mean(2), f.std(2, unbiased=False)]
+        return (torch.cat(out, 1),)
+
+    return in_chunks(stats, u8)[0].cpu().double()  # one input shape, so an image's numbers ignore its batch
 
 
 # --- one value per metric, for any outputs (the model's, or a trivial reference) ------------------------
@@ -87,7 +92,7 @@ def _content_acc(ctx: EvalContext, out: torch.Tensor) -> float:
     p = ctx.pairs
     if not bool((p.label >= 0).all()):
         raise NotApplicable("the content set has no labels, so no domain classifier reads the content's class")
-    pred = ctx.domain.predict(out, ctx.spec.batch_size)
+    pred = ctx.domain.predict(out)
     return float((pred.cpu() == p.label).double().mean())
 
 
@@ -99,15 +104,15 @@ def _style_features(ctx: EvalContext, out: torch.Tensor) -> torch.Tensor:
     """Style-extractor features of `out`, kept for the model's own samples (style_fid and style_diversity share them)."""
     ext = style_extractor(ctx)
     if out is not ctx.samples:
-        return ext.features(out, ctx.spec.batch_size)["features"]
+        return ext.features(out)["features"]
     if "style_features" not in ctx.cache:
-        ctx.cache["style_features"] = ext.features(out, ctx.spec.batch_size)["features"]
+        ctx.cache["style_features"] = ext.features(out)["features"]
     return ctx.cache["style_features"]
 
 
 def _style_fid(ctx: EvalContext, out: torch.Tensor) -> float:
     ext = style_extractor(ctx)
-    real = ext.real_features(ctx.data.style.test_x.cpu(), ctx.cache_dir, ctx.spec.batch_size)["features"]
+    real = ext.real_features(ctx.data.style.test_x.cpu(), ctx.cache_dir)["features"]
     return fid_from_features(_style_features(ctx, out), real)
 
 

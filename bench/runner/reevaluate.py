@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from bench.core import env
+from bench.core import env, heap
 from bench.data.datasets import load_dataset
 from bench.data.style import with_style
 from bench.metrics import EvalContext, evaluate
@@ -62,6 +62,7 @@ def reevaluate(run: RunSpec, run_dir: Path, device: torch.device | str, cache_di
     if names:
         device = torch.device(device)
         env.configure_threads(run.runner.threads)
+        heap.keep_freed_memory()  # freed tensors reused, not faulted in again (core/heap.py)
         data = with_style(load_dataset(run.dataset), run.style).to(device)
         adapter = build_adapter(run, data, device, fast_path(run, device))
         weights.load(run_dir, adapter)

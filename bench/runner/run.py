@@ -14,7 +14,7 @@ import torch
 
 from bench.adapter import contract
 from bench.adapter.base import CONDITIONAL_FAMILIES, Adapter, get_adapter
-from bench.core import env
+from bench.core import env, heap
 from bench.core.beat import beat
 from bench.core.errors import BenchError
 from bench.data.datasets import ImageData, load_dataset
@@ -69,6 +69,7 @@ class Runner:
         self.dir.mkdir(parents=True, exist_ok=True)
         store.remove_partial_writes(self.dir)  # a run is only ever written by one process at a time
         env.configure_threads(run.runner.threads)
+        heap.keep_freed_memory()  # freed tensors reused, not faulted in again (core/heap.py)
         env.seed_everything(run.init_seed)
         self.memory.reset()
         data = _planned_data(run).to(self.device)

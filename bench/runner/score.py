@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from bench.core import env
+from bench.core import env, heap
 from bench.core.errors import BenchError
 from bench.data.datasets import ImageData, load_dataset
 from bench.data.style import with_style
@@ -72,6 +72,7 @@ def draw(run: RunSpec, run_dir: Path, device: torch.device | str, cache_dir: Pat
     """The first `n` (default `eval.num_samples`) samples of the run's final evaluation, from its kept weights."""
     device = torch.device(device)
     env.configure_threads(run.runner.threads)
+    heap.keep_freed_memory()  # freed tensors reused, not faulted in again (core/heap.py)
     data = with_style(load_dataset(run.dataset), run.style).to(device)
     adapter = build_adapter(run, data, device, fast_path(run, device))
     weights.load(run_dir, adapter)

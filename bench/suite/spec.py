@@ -22,7 +22,7 @@ from bench.suite import sweep
 from bench.suite.schema import parse, to_dict
 
 MAX_NAME_BYTES = 128  # suite and strategy names (UTF-8)
-PROTOCOL_VERSION = "4"  # bump whenever evaluation changes; stored in every result, never mixed silently
+PROTOCOL_VERSION = "5"  # bump whenever evaluation changes; stored in every result, never mixed silently
 # 2: the domain extractor is an ensemble (its own variance recorded), data-copying test ct_domain, modes against the
 #    real data's coverage; pretraining seeded per run by default (derive_seed), independent training stream,
 #    identity covers the code.
