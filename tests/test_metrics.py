@@ -149,6 +149,17 @@ def test_batch_size_does_not_change_numbers(digits, cache_dir):
     assert small == large
 
 
+def test_batch_size_does_not_change_a_sampled_bound(digits, cache_dir):
+    """vae's bpd draws its importance samples per log_likelihood call: the calls have a fixed size."""
+    from baselines.vae import VAE
+
+    torch.manual_seed(0)
+    vae = VAE(VAE.Config(width=8, feature_dim=32, z_dim=8, iw_samples=4), digits.info, torch.device("cpu"))
+    small = run(vae, digits, cache_dir, 20, names=["bpd"], batch_size=7)
+    large = run(vae, digits, cache_dir, 20, names=["bpd"], batch_size=500)
+    assert small == large
+
+
 def test_modes_of_real_test_split(digits, cache_dir):
     v = run(Fixed(digits.test_x, digits.info), digits, cache_dir, len(digits.test_x), names=["modes", "modes_kl"])
     assert v["modes"] == 10

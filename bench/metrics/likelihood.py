@@ -15,6 +15,9 @@ from bench.adapter.base import Batch, validate_log_likelihood
 from bench.metrics import register_metric
 from bench.metrics.context import EvalContext, NotApplicable
 
+# Test images per log_likelihood call. Fixed, because a sampled bound (vae's importance samples) draws its noise per
+# call, so the batch would move the number; 500 was eval.batch_size's default, so default runs keep their values.
+LIKELIHOOD_CHUNK = 500
 BPD_CONVENTION = "bits/dim = -log2 P(x) / (C·H·W) over discrete pixel values (levels per channel as in the data); no dequantisation"
 
 
@@ -25,7 +28,7 @@ def bpd(ctx: EvalContext) -> float:
     adapter.train(False)
     try:
         with torch.inference_mode():
-            for u8, y in zip(ctx.data.test_x.split(ctx.spec.batch_size), ctx.data.test_y.split(ctx.spec.batch_size), strict=True):
+            for u8, y in zip(ctx.data.test_x.split(LIKELIHOOD_CHUNK), ctx.data.test_y.split(LIKELIHOOD_CHUNK), strict=True):
                 batch = Batch(u8.to(ctx.device), y.to(ctx.device), ctx.data.levels)
                 ll = validate_log_likelihood(adapter.log_likelihood(batch), len(u8), type(adapter).__name__)
                 if ll is None:

@@ -39,17 +39,19 @@ FEATURE_CHUNK = 250
 RECIPE = f"float32 in chunks of {FEATURE_CHUNK}"  # part of the real features' cache key
 
 
-def in_chunks(fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], u8: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """fn over `u8` in chunks of exactly FEATURE_CHUNK images (padded), outputs concatenated along the batch.
+def in_chunks(
+    fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], u8: torch.Tensor, size: int = FEATURE_CHUNK
+) -> tuple[torch.Tensor, ...]:
+    """fn over `u8` in chunks of exactly `size` images (padded), outputs concatenated along the batch.
 
     fn must treat images independently (eval-mode BatchNorm, no batch statistics). On CUDA, cuDNN runs
     deterministic and without TF32, whose 10-bit mantissa would move features by ~1e-3."""
     outs: list[tuple[torch.Tensor, ...]] = []
     with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
-        for chunk in u8.split(FEATURE_CHUNK):
+        for chunk in u8.split(size):
             n = len(chunk)
-            if n < FEATURE_CHUNK:
-                chunk = torch.cat([chunk, chunk.new_zeros((FEATURE_CHUNK - n, *chunk.shape[1:]))])
+            if n < size:
+                chunk = torch.cat([chunk, chunk.new_zeros((size - n, *chunk.shape[1:]))])
             outs.append(tuple(o[:n] for o in fn(chunk)))
     return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))
 

@@ -29,10 +29,14 @@ from bench.metrics import register_metric
 from bench.metrics.context import EvalContext, NotApplicable
 from bench.metrics.domain import split_fingerprint
 from bench.metrics.fidelity import fid_from_features, kid_from_features, prc_from_features
+from bench.metrics.registered import in_chunks
 from bench.store import cachefile
 
 INCEPTION_FILE = URL_INCEPTION_V3.rsplit("/", 1)[1]  # weights-inception-2015-12-05-6726825d.pth
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision VGG16_Weights.IMAGENET1K_V1, what torch-fidelity's vgg16 loads
+# Images per forward pass, the last chunk padded (registered.in_chunks): one input shape, so an image's features
+# never depend on the images computed with it. Smaller than the harness's own 250: these see 299 px inputs.
+STANDARD_CHUNK = 50
 ISC_SPLITS = 10
 ISC_SEED = 2020  # torch-fidelity's default rng_seed for the split shuffle
 
@@ -60,13 +64,11 @@ def to_rgb(u8: torch.Tensor) -> torch.Tensor:
 
 
 def _extract(extractor: torch.nn.Module, names: tuple[str, ...], u8: torch.Tensor, ctx: EvalContext) -> dict[str, torch.Tensor]:
-    outs: dict[str, list[torch.Tensor]] = {k: [] for k in names}
-    with torch.no_grad():
-        for chunk in u8.split(ctx.spec.batch_size):
-            beat("computing features for the evaluation")
-            for k, v in zip(names, extractor(to_rgb(chunk).to(ctx.device)), strict=True):
-                outs[k].append(v.cpu())
-    return {k: torch.cat(v) for k, v in outs.items()}
+    def forward(chunk: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        beat("computing features for the evaluation")
+        return tuple(v.cpu() for v in extractor(to_rgb(chunk).to(ctx.device)))
+
+    return dict(zip(names, in_chunks(forward, u8, STANDARD_CHUNK), strict=True))
 
 
 def _features(ctx: EvalContext, name: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -78,7 +80,8 @@ def _features(ctx: EvalContext, name: str) -> tuple[dict[str, torch.Tensor], dic
     extractor = create_feature_extractor(name, list(names), cuda=False, feature_extractor_weights_path=str(path), verbose=False)
     extractor.to(ctx.device)
     weights_id = [file_name, path.stat().st_size]  # the file name carries the weights' hash prefix
-    key = hashlib.sha256(json.dumps([split_fingerprint(ctx.data.test_x), name, weights_id]).encode()).hexdigest()
+    recipe = f"chunks of {STANDARD_CHUNK}"  # how the features were computed: part of the key
+    key = hashlib.sha256(json.dumps([split_fingerprint(ctx.data.test_x), name, weights_id, recipe]).encode()).hexdigest()
     cache = ctx.cache_dir / "features" / f"{key}.safetensors"
     what = f"real-split {name} features"
     real: dict[str, Any] | None = cachefile.load_tensors(cache, what)  # checked against its content hash

@@ -73,7 +73,7 @@ class Budget:
 class EvalSpec:
     num_samples: int = 1000
     metrics: list[str] = field(default_factory=lambda: ["fid_domain"])
-    batch_size: int = 500  # only changes speed, never the numbers
+    batch_size: int = 500  # unused since protocol 5 (every evaluation stage has a fixed chunk); accepted, so old suites load
     kid_subset_size: int = 1000
     weights_path: str | None = None  # a folder holding Inception/VGG weights for fid/kid/isc/precision/recall
     history_metrics: list[str] | None = None  # metrics at periodic evals; None: the cheap ones in `metrics`
