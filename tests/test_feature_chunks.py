@@ -77,3 +77,27 @@ def test_one_network_pass_gives_every_output(monkeypatch) -> None:
     monkeypatch.setattr(ext.extractor, "outputs", counted)
     feats = ext.features(_images(3))
     assert set(feats) == {"features", "logits"} and calls == [reg.FEATURE_CHUNK]
+
+
+def test_batchnorm_folded_into_the_convolutions() -> None:
+    ext = _extractor()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in ext.extractor.net.modules())
+    x = _images(40)
+    plain = reg._NETS[ext.name].eval()  # the registered network as trained: convolution, then BatchNorm
+    with torch.no_grad():
+        feats, logits = plain(x)
+    got = ext.features(x)
+    assert torch.allclose(got["features"], feats, rtol=1e-5, atol=1e-5 * float(feats.abs().max()))
+    assert torch.allclose(got["logits"], logits, rtol=1e-5, atol=1e-4)
+
+
+def test_folding_keeps_a_batchnorm_without_affine_parameters() -> None:
+    seq = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4, affine=False), torch.nn.ReLU())
+    seq[1].running_mean.normal_()
+    seq[1].running_var.uniform_(0.5, 2.0)
+    seq.eval()
+    x = torch.randn(5, 1, 8, 8)
+    with torch.no_grad():
+        before = seq(x)
+        after = reg.fold_batchnorm(seq)(x)
+    assert isinstance(seq[1], torch.nn.Identity) and torch.allclose(before, after, atol=1e-5)
