@@ -383,6 +383,9 @@ def entry() -> None:
         print(code, file=sys.stderr)
         code = 1
     atexit._run_exitfuncs()
+    from bench.exec import forkserver
+
+    forkserver.stop()
     for stream in (sys.stdout, sys.stderr):
         # Closed under us (`| head`): nothing more can be said there.
         with contextlib.suppress(OSError, ValueError):
