@@ -36,7 +36,7 @@ _NETS_MAX = 16  # both kinds share it: above twice the largest memo (8 each)
 # differences vanish when rounding to float32, at three times the cost of the evaluation's largest stage.
 # 250: the sample chunk, so 500 or 1,000 samples need no padding.
 FEATURE_CHUNK = 250
-RECIPE = f"float32 in chunks of {FEATURE_CHUNK}"  # part of the real features' cache key
+RECIPE = f"float32, BatchNorm folded, in chunks of {FEATURE_CHUNK}"  # part of the real features' cache key
 
 
 @torch.no_grad()
